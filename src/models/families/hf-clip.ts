@@ -1,0 +1,52 @@
+// Hugging Face CLIPModel key names -> canonical tower names.
+import type { TensorSource } from '../../io/tensor.js';
+import { concat0, read, TowerWeights, type Weight } from '../weights.js';
+
+const BLOCK = /^(visual|text)\.blocks\.(\d+)\.(.+)$/;
+const BLOCK_PARTS: Record<string, string> = {
+  'ln1.weight': 'layer_norm1.weight', 'ln1.bias': 'layer_norm1.bias',
+  'ln2.weight': 'layer_norm2.weight', 'ln2.bias': 'layer_norm2.bias',
+  'attn.out.weight': 'self_attn.out_proj.weight', 'attn.out.bias': 'self_attn.out_proj.bias',
+  'mlp.fc1.weight': 'mlp.fc1.weight', 'mlp.fc1.bias': 'mlp.fc1.bias',
+  'mlp.fc2.weight': 'mlp.fc2.weight', 'mlp.fc2.bias': 'mlp.fc2.bias',
+};
+const DIRECT: Record<string, string> = {
+  'visual.patch.weight': 'vision_model.embeddings.patch_embedding.weight',
+  'visual.cls': 'vision_model.embeddings.class_embedding',
+  'visual.pos': 'vision_model.embeddings.position_embedding.weight',
+  'visual.ln_pre.weight': 'vision_model.pre_layrnorm.weight',
+  'visual.ln_pre.bias': 'vision_model.pre_layrnorm.bias',
+  'visual.ln_post.weight': 'vision_model.post_layernorm.weight',
+  'visual.ln_post.bias': 'vision_model.post_layernorm.bias',
+  'visual.proj': 'visual_projection.weight',
+  'text.tok': 'text_model.embeddings.token_embedding.weight',
+  'text.pos': 'text_model.embeddings.position_embedding.weight',
+  'text.ln_final.weight': 'text_model.final_layer_norm.weight',
+  'text.ln_final.bias': 'text_model.final_layer_norm.bias',
+  'text.proj': 'text_projection.weight',
+  logit_scale: 'logit_scale',
+};
+
+/** Checkpoint key(s) behind a canonical name; qkv is packed from three HF tensors. */
+export function hfClipKeys(canonical: string): string[] | undefined {
+  if (DIRECT[canonical]) return [DIRECT[canonical]];
+  const m = BLOCK.exec(canonical);
+  if (!m) return undefined;
+  const [, tower, i, part] = m;
+  const prefix = `${tower === 'visual' ? 'vision_model' : 'text_model'}.encoder.layers.${i}.`;
+  if (part === 'attn.qkv.weight' || part === 'attn.qkv.bias') {
+    const kind = part.endsWith('weight') ? 'weight' : 'bias';
+    return ['q', 'k', 'v'].map((x) => `${prefix}self_attn.${x}_proj.${kind}`);
+  }
+  return BLOCK_PARTS[part!] ? [prefix + BLOCK_PARTS[part!]] : undefined;
+}
+
+export function hfClipWeights(src: TensorSource): TowerWeights {
+  return new TowerWeights((name) => {
+    const keys = hfClipKeys(name);
+    if (!keys) return undefined;
+    const ws = keys.map((k) => read(src, k));
+    if (ws.some((w) => !w)) return undefined;
+    return ws.length === 1 ? ws[0] : concat0(ws as Weight[]);
+  }, src.origin);
+}

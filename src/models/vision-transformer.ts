@@ -1,0 +1,40 @@
+// CLIP's ViT image tower: patch conv, class token, positional embedding, pre-LN, transformer,
+// post-LN on the class token. Canonical names under `visual.`:
+//   patch.weight [D,3,P,P], cls [D], pos [N+1,D], ln_pre.*, blocks.{i}.*, ln_post.*
+import type { Graph } from '../graph/graph.js';
+import { layerNorm } from '../graph/ops.js';
+import type { VitConfig } from './config.js';
+import { param, transformerBlock } from './transformer.js';
+import type { TowerWeights } from './weights.js';
+
+export interface TowerOutput {
+  pooled: string;
+  hidden: string[];
+}
+
+export function buildVit(g: Graph, pixels: string, w: TowerWeights, cfg: VitConfig, opts: { fused?: boolean } = {}): TowerOutput {
+  const D = cfg.width;
+  const patches = g.op('Conv', [pixels, param(g, w, 'visual.patch.weight')], {
+    kernel_shape: { ints: [cfg.patchSize, cfg.patchSize] },
+    strides: { ints: [cfg.patchSize, cfg.patchSize] },
+  });
+  // [B, D, g, g] -> [B, g*g, D]
+  const seq = g.op('Transpose', [g.op('Reshape', [patches, g.constI64([0, D, -1])])], { perm: { ints: [0, 2, 1] } });
+  // Prepend a zero row, then add one table that holds pos + class embedding in row 0:
+  // same numbers as concat(cls, patches) + pos, without a batch-dependent Expand.
+  const padded = g.op('Pad', [seq, g.constI64([0, 1, 0, 0, 0, 0])]);
+  const pos = w.get('visual.pos');
+  const cls = w.get('visual.cls');
+  const table = new Float32Array(pos.data);
+  for (let i = 0; i < D; i++) table[i] = table[i]! + cls.data[i]!;
+  let x = g.op('Add', [padded, g.init('visual.pos+cls', table, pos.shape)]);
+  x = layerNorm(g, x, param(g, w, 'visual.ln_pre.weight'), param(g, w, 'visual.ln_pre.bias'), cfg.eps);
+  const hidden = [x];
+  for (let i = 0; i < cfg.layers; i++) {
+    x = transformerBlock(g, x, w, `visual.blocks.${i}`, cfg, { fused: opts.fused });
+    hidden.push(x);
+  }
+  const clsTok = g.op('Gather', [x, g.constI64([0], [])], { axis: { i: 1 } });
+  const pooled = layerNorm(g, clsTok, param(g, w, 'visual.ln_post.weight'), param(g, w, 'visual.ln_post.bias'), cfg.eps);
+  return { pooled, hidden };
+}
