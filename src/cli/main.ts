@@ -1,0 +1,103 @@
+// The `clip` command.
+import { Command, Option } from 'commander';
+import { ClipModel, type LoadOptions } from '../runtime/clip-model.js';
+import { similarityLogits, softmax } from '../tasks/similarity.js';
+import { Progress } from './progress.js';
+import { table } from './table.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function modelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-m, --model <path>', 'checkpoint directory or file')
+    .option('--tokenizer <dir>', 'directory with tokenizer.json, for checkpoints that ship none')
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu']).default('cpu'))
+    .option('--threads <n>', 'intra-op threads', (v) => parseInt(v, 10))
+    .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10));
+}
+
+async function loadModel(o: Record<string, any>): Promise<ClipModel> {
+  const opts: LoadOptions = { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer };
+  return ClipModel.load(o.model, opts);
+}
+
+const fmt = (x: number) => x.toFixed(4);
+
+export function buildCli(): Command {
+  const program = new Command('clip').description('CLIP for TypeScript: embed, classify, search, train').showHelpAfterError();
+
+  modelOptions(program.command('embed'))
+    .description('embed images and texts')
+    .option('-i, --image <path>', 'image file (repeatable)', collect, [])
+    .option('-t, --text <text>', 'text (repeatable)', collect, [])
+    .option('--raw', 'unnormalized projected features instead of L2-normalized embeddings')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const model = await loadModel(o);
+      const normalize = !o.raw;
+      const progress = new Progress('images');
+      const images = o.image.length
+        ? await model.encodeImages(o.image, { normalize, batchSize: o.batchSize, onProgress: (d, t) => progress.update(d, t) })
+        : [];
+      const texts = o.text.length ? await model.encodeTexts(o.text, { normalize, batchSize: o.batchSize }) : [];
+      const failed = images.filter((r) => r.error);
+      for (const f of failed) process.stderr.write(`clip: ${f.error}\n`);
+      if (o.json) {
+        process.stdout.write(JSON.stringify({
+          images: images.map((r) => (r.embedding ? { input: r.input, embedding: Array.from(r.embedding) } : { input: r.input, error: r.error })),
+          texts: texts.map((e, i) => ({ input: o.text[i], embedding: Array.from(e) })),
+        }) + '\n');
+      } else {
+        const rows = [
+          ...images.map((r) => ['image', r.input, r.embedding ? `[${Array.from(r.embedding.slice(0, 4), fmt).join(', ')}, …] (${r.embedding.length})` : `error: ${r.error}`]),
+          ...texts.map((e, i) => ['text', o.text[i], `[${Array.from(e.slice(0, 4), fmt).join(', ')}, …] (${e.length})`]),
+        ];
+        process.stdout.write(table(['kind', 'input', 'embedding'], rows) + '\n');
+      }
+      await model.release();
+      if (failed.length) process.exitCode = failed.length === images.length && !texts.length ? 1 : 3;
+    });
+
+  modelOptions(program.command('classify'))
+    .description('zero-shot classification of images over labels')
+    .argument('<images...>', 'image files')
+    .requiredOption('-l, --labels <labels>', 'comma-separated labels')
+    .option('--template <template>', 'prompt template with {} for the label (default: the label itself)')
+    .option('--json', 'print JSON')
+    .action(async (images: string[], o) => {
+      const labels = String(o.labels).split(',').map((s) => s.trim()).filter(Boolean);
+      if (!labels.length) throw new Error('--labels is empty');
+      const model = await loadModel(o);
+      const prompts = labels.map((l) => (o.template ? String(o.template).replaceAll('{}', l) : l));
+      const textEmb = await model.encodeTexts(prompts);
+      const progress = new Progress('images');
+      const res = await model.encodeImages(images, { batchSize: o.batchSize, onProgress: (d, t) => progress.update(d, t) });
+      const out = res.map((r) => {
+        if (!r.embedding) return { image: r.input, error: r.error };
+        const probs = softmax(similarityLogits([r.embedding], textEmb, model.logitScale)[0]!);
+        const scores = Object.fromEntries(labels.map((l, i) => [l, probs[i]!]));
+        const best = probs.indexOf(Math.max(...probs));
+        return { image: r.input, scores, label: labels[best]! };
+      });
+      for (const r of out) if ('error' in r) process.stderr.write(`clip: ${r.error}\n`);
+      if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
+      else {
+        process.stdout.write(table(['image', 'label', ...labels], out.map((r) =>
+          'error' in r ? [r.image, 'error', ...labels.map(() => '')] : [r.image, r.label!, ...labels.map((l) => fmt(r.scores![l]!))])) + '\n');
+      }
+      await model.release();
+      const failed = out.filter((r) => 'error' in r).length;
+      if (failed) process.exitCode = failed === out.length ? 1 : 3;
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`clip: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,7 @@
+// Public library API.
+export { ClipModel, type LoadOptions, type EncodeOptions, type ImageResult } from './runtime/clip-model.js';
+export { openCheckpoint, type Checkpoint } from './models/checkpoint.js';
+export { similarityLogits, softmax, dot, l2normalize } from './tasks/similarity.js';
+export { loadTokenizer } from './text/index.js';
+export { decodeImage } from './image/decode.js';
+export { SafetensorsFile, writeSafetensors } from './io/safetensors.js';

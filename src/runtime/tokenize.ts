@@ -1,0 +1,12 @@
+// The tokenizer a checkpoint needs: its own tokenizer.json (or --tokenizer), in the mode its family was trained with.
+import type { Checkpoint } from '../models/checkpoint.js';
+import { loadTokenizer } from '../text/index.js';
+import type { TextTokenizer } from '../text/types.js';
+
+export function makeTokenizer(ck: Checkpoint): TextTokenizer {
+  if (!ck.tokenizerDir) {
+    throw new Error(`${ck.path}: no tokenizer.json next to the checkpoint; pass --tokenizer <dir> (a directory with a CLIP tokenizer.json)`);
+  }
+  const contextLength = ck.config.text.contextLength;
+  return loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength });
+}
