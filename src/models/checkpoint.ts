@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
+import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
 import { clipConfigFromHF, type ClipConfig } from './config.js';
 import { hfClipWeights } from './families/hf-clip.js';
@@ -63,6 +64,8 @@ export type WeightOpener = (path: string) => TensorSource;
 
 const openers: Array<{ test: (p: string) => boolean; open: WeightOpener }> = [
   { test: (p) => p.endsWith('.safetensors'), open: (p) => new SafetensorsFile(p) },
+  // torch.save zips and TorchScript archives, through the allowlisting unpickler.
+  { test: (p) => /\.(bin|pt|pth|ckpt)$/.test(p), open: (p) => loadTorchCheckpoint(p) },
 ];
 
 /** Register an opener for other weight formats (torch pickles, ...). */
