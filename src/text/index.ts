@@ -1,0 +1,133 @@
+// Text tokenizers: pick the right one for a model directory or for already-parsed tokenizer JSON.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { BertTokenizer } from './bert-tokenizer.js';
+import { ClipTokenizer } from './clip-tokenizer.js';
+import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
+import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
+import type { TextTokenizer } from './types.js';
+
+export { BertTokenizer, type BertTokenizerOptions } from './bert-tokenizer.js';
+export { ClipTokenizer, type ClipTokenizerOptions } from './clip-tokenizer.js';
+export { HfTextTokenizer, specialTokensOf, type TokenizerConfigJson, type TokenizerJson } from './hf-tokenizer.js';
+export { htmlUnescape } from './html-unescape.js';
+export {
+  bpeVocabFromOpenAIMerges, bytesToUnicode, EOT_TOKEN, OpenAIClipTokenizer, openaiCleanText, SOT_TOKEN,
+  type BpeVocab, type OpenAIClipTokenizerOptions,
+} from './openai-bpe.js';
+export { batchRow, buildBatch, wrapAndTruncate, type EncodeBatchOptions, type TextTokenizer, type TokenBatch, type TokenizerKind } from './types.js';
+
+export type TokenizerMode = 'hf' | 'openai';
+
+export interface TokenizerOptions {
+  /** 'hf' (default): HF tokenizer.json semantics. 'openai': OpenAI's SimpleTokenizer (for OpenAI / open_clip checkpoints); CLIP BPE only. */
+  mode?: TokenizerMode;
+  /** Row length including special tokens. Default: from the model's config files, else 77 (BPE) / 52 (WordPiece). */
+  contextLength?: number;
+}
+
+/** Vocabulary + merges of a CLIP BPE tokenizer.json, for OpenAI mode. */
+export function bpeVocabFromTokenizerJson(json: TokenizerJson): BpeVocab {
+  const m = json?.model;
+  if (m?.type !== 'BPE') throw new Error(`OpenAI mode needs a BPE tokenizer.json, got model type ${JSON.stringify(m?.type)}`);
+  const vocab = m.vocab as Record<string, number> | undefined;
+  const merges = m.merges as BpeVocab['merges'] | undefined;
+  if (!vocab || typeof vocab !== 'object' || !Array.isArray(merges)) throw new Error('tokenizer.json: BPE model lacks vocab or merges');
+  return { vocab, merges };
+}
+
+/** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE or BERT WordPiece. */
+export function tokenizerFromJson(json: TokenizerJson, config: TokenizerConfigJson = {}, opts: TokenizerOptions = {}): TextTokenizer {
+  const type = json?.model?.type;
+  if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), { contextLength: opts.contextLength });
+  if (type === 'BPE') return new ClipTokenizer(json, config, { contextLength: opts.contextLength });
+  if (type === 'WordPiece') return new BertTokenizer(json, config, { contextLength: opts.contextLength });
+  throw new Error(`unsupported tokenizer model type ${JSON.stringify(type)} (expected BPE or WordPiece)`);
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${what} not found: ${path}`);
+    throw e;
+  }
+}
+
+function readJson<T>(path: string, what: string): T {
+  const text = readText(path, what);
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`invalid JSON in ${path}: ${(e as Error).message}`);
+  }
+}
+
+function readJsonIfExists(path: string): Record<string, any> | undefined {
+  return existsSync(path) ? readJson<Record<string, any>>(path, 'config') : undefined;
+}
+
+// model_max_length is a 1e30 sentinel when the checkpoint sets no limit.
+const saneLength = (n: unknown): number | undefined => (typeof n === 'number' && Number.isInteger(n) && n > 0 && n <= 100_000 ? n : undefined);
+
+/** Context length a model directory implies, or undefined to use the tokenizer's default. */
+function contextLengthFor(modelDir: string, tokConfig: TokenizerConfigJson | undefined): number | undefined {
+  const cfg = readJsonIfExists(join(modelDir, 'config.json'));
+  // Chinese-CLIP was trained on 52 tokens; its HF config only carries BERT's 512 positions.
+  if (cfg?.model_type === 'chinese_clip') return 52;
+  const fromTok = saneLength(tokConfig?.model_max_length);
+  if (fromTok !== undefined) return fromTok;
+  if (cfg) {
+    const fromCfg = saneLength(cfg.text_config?.max_position_embeddings) ?? saneLength(cfg.max_position_embeddings);
+    if (fromCfg !== undefined) return fromCfg;
+  }
+  const oc = readJsonIfExists(join(modelDir, 'open_clip_config.json'));
+  return saneLength(oc?.model_cfg?.text_cfg?.context_length);
+}
+
+const OPENAI_MERGES_FILES = ['bpe_simple_vocab_16e6.txt.gz', 'bpe_simple_vocab_16e6.txt'];
+
+/** OpenAI-mode vocabulary from a directory: tokenizer.json, else HF merges.txt (+ vocab.json), else OpenAI's merges file. */
+function loadOpenAIVocab(modelDir: string): BpeVocab {
+  const tj = join(modelDir, 'tokenizer.json');
+  if (existsSync(tj)) return bpeVocabFromTokenizerJson(readJson<TokenizerJson>(tj, 'tokenizer.json'));
+  const mergesTxt = join(modelDir, 'merges.txt');
+  if (existsSync(mergesTxt)) {
+    const fromMerges = bpeVocabFromOpenAIMerges(readText(mergesTxt, 'merges.txt'));
+    const vj = join(modelDir, 'vocab.json');
+    return existsSync(vj) ? { vocab: readJson<Record<string, number>>(vj, 'vocab.json'), merges: fromMerges.merges } : fromMerges;
+  }
+  for (const name of OPENAI_MERGES_FILES) {
+    const p = join(modelDir, name);
+    if (!existsSync(p)) continue;
+    const raw = readFileSync(p);
+    return bpeVocabFromOpenAIMerges((name.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8'));
+  }
+  throw new Error(`no CLIP BPE vocabulary in ${modelDir}: looked for tokenizer.json, merges.txt, ${OPENAI_MERGES_FILES.join(', ')}` +
+    (existsSync(join(modelDir, 'open_clip_config.json')) ? ' (open_clip checkpoints ship none: point at a directory that has one)' : ''));
+}
+
+/**
+ * Loads the tokenizer of a model directory. HF mode reads tokenizer.json + tokenizer_config.json and picks CLIP BPE
+ * or BERT WordPiece from the model type. OpenAI mode (explicit, or implied by a directory holding only OpenAI's
+ * bpe_simple_vocab file) reads the BPE vocabulary from whichever file the directory has.
+ */
+export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): TextTokenizer {
+  const tjPath = join(modelDir, 'tokenizer.json');
+  const hasOpenAIMerges = OPENAI_MERGES_FILES.some((n) => existsSync(join(modelDir, n)));
+  const mode = opts.mode ?? (!existsSync(tjPath) && hasOpenAIMerges ? 'openai' : 'hf');
+  if (mode === 'openai') {
+    const contextLength = opts.contextLength ?? contextLengthFor(modelDir, readJsonIfExists(join(modelDir, 'tokenizer_config.json')));
+    return new OpenAIClipTokenizer(loadOpenAIVocab(modelDir), { contextLength });
+  }
+  if (!existsSync(tjPath)) {
+    const hint = existsSync(join(modelDir, 'open_clip_config.json'))
+      ? ' (an open_clip checkpoint: load an OpenAI-mode tokenizer from a directory with a CLIP vocabulary)' : '';
+    throw new Error(`tokenizer.json not found: ${tjPath}${hint}`);
+  }
+  const json = readJson<TokenizerJson>(tjPath, 'tokenizer.json');
+  const config = readJson<TokenizerConfigJson>(join(modelDir, 'tokenizer_config.json'), 'tokenizer_config.json');
+  const contextLength = opts.contextLength ?? contextLengthFor(modelDir, config);
+  return tokenizerFromJson(json, config, { mode, contextLength });
+}
