@@ -1,46 +1,76 @@
-// Recognize a checkpoint directory (or file) and describe it: family, tower configs, weights, and how its
-// texts are tokenized and images preprocessed. No graphs are built here.
+// Recognize a checkpoint directory (or file) and describe it: family, how to build each tower, how its
+// texts are tokenized and images preprocessed. Graphs are only built when a tower is first used.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
+import type { Graph } from '../graph/graph.js';
+import { buildImageGraph, buildTextGraph, type BuildOptions } from './clip-graph.js';
 import { clipConfigFromHF, type ClipConfig } from './config.js';
+import { buildBertTextGraph, buildResNetImageGraph } from './extra-graphs.js';
+import { chineseClipWeights } from './families/chinese-clip.js';
 import { hfClipWeights } from './families/hf-clip.js';
 import { openaiClipWeights } from './families/openai-clip.js';
+import { taiyiWeights } from './families/taiyi.js';
+import { chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
+import { openaiConfigFromStateDict } from './openai-state-dict.js';
 import type { TowerWeights } from './weights.js';
 
-export type Family = 'hf-clip' | 'open-clip';
+export type Family = 'hf-clip' | 'open-clip' | 'chinese-clip' | 'taiyi' | 'onnx';
 
 export interface PreprocessSpec {
   /** 'hf' = CLIPImageProcessor from preprocessor_config.json; 'openai' = torchvision Resize+CenterCrop. */
   kind: 'hf' | 'openai';
-  /** preprocessor_config.json contents for 'hf'. */
   hfConfig?: Record<string, unknown>;
   size: number;
   mean: number[];
   std: number[];
 }
 
+/** A tower is either built by us from weights, or an ONNX file run as it is. */
+export type TowerSpec =
+  | { kind: 'built'; build: (opts: BuildOptions) => Graph }
+  | { kind: 'onnx'; path: string };
+
+/**
+ * How the text tower takes its inputs: 'clip' = input_ids + pool_index (our causal tower, pooled at EOT);
+ * 'bert' = input_ids (+ attention_mask when masked); 'onnx-hf' = input_ids + attention_mask (HF exports).
+ */
+export type TextInputs = 'clip' | 'bert' | 'bert-masked' | 'onnx-hf';
+
 export interface Checkpoint {
   family: Family;
   path: string;
-  config: ClipConfig;
-  weights: TowerWeights;
-  /** Directory holding tokenizer.json, when one was found. */
+  projectionDim: number;
+  image: TowerSpec;
+  text: TowerSpec;
+  textInputs: TextInputs;
+  /** Names of the outputs holding unnormalized features and (if present) normalized embeddings. */
+  outputs: { image: string; imageNormalized?: string; text: string; textNormalized?: string };
   tokenizerDir?: string;
   tokenizerMode: 'hf' | 'openai';
+  contextLength: number;
   preprocess: PreprocessSpec;
-  /** The logit scale as stored (log space). */
+  /** logit_scale as stored (log space). */
   logitScale: number;
+  /** Tower configs and weights when we build the graphs (training, introspection). */
+  config?: ClipConfig;
+  weights?: TowerWeights;
 }
 
 export const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];
 
 export interface OpenOptions {
-  /** Tokenizer directory to use when the checkpoint has none (OpenAI-family checkpoints ship without one). */
+  /** Tokenizer directory for checkpoints that ship none (OpenAI / open_clip). */
   tokenizerDir?: string;
+  /** Prefer the transformers.js-style ONNX files in `onnx/` over the weights. */
+  format?: 'auto' | 'weights' | 'onnx';
+  /** ONNX variant: '' (fp32) or '_quantized', '_fp16', ... as transformers.js names them. */
+  onnxVariant?: string;
+  /** Taiyi: call the BERT tower with the attention mask (the seed's call has none). */
+  textMask?: boolean;
 }
 
 function readJson(path: string): Record<string, any> {
@@ -51,75 +81,180 @@ function readJson(path: string): Record<string, any> {
   }
 }
 
-function requireFile(dir: string, names: string[], what: string): string {
-  for (const n of names) {
-    const p = join(dir, n);
-    if (existsSync(p)) return p;
-  }
-  throw new Error(`checkpoint ${dir} is missing its ${what} (looked for ${names.join(', ')})`);
+function findFile(dir: string, names: string[]): string | undefined {
+  return names.map((n) => join(dir, n)).find((p) => existsSync(p));
 }
 
-/** Weight files by extension; torch pickles are handled by the torch loader. */
-export type WeightOpener = (path: string) => TensorSource;
-
-const openers: Array<{ test: (p: string) => boolean; open: WeightOpener }> = [
-  { test: (p) => p.endsWith('.safetensors'), open: (p) => new SafetensorsFile(p) },
-  // torch.save zips and TorchScript archives, through the allowlisting unpickler.
-  { test: (p) => /\.(bin|pt|pth|ckpt)$/.test(p), open: (p) => loadTorchCheckpoint(p) },
-];
-
-/** Register an opener for other weight formats (torch pickles, ...). */
-export function registerWeightOpener(test: (p: string) => boolean, open: WeightOpener): void {
-  openers.push({ test, open });
+function requireFile(dir: string, names: string[], what: string): string {
+  const p = findFile(dir, names);
+  if (!p) throw new Error(`checkpoint ${dir} is missing its ${what} (looked for ${names.join(', ')})`);
+  return p;
 }
 
 export function openWeights(path: string): TensorSource {
-  const o = openers.find((x) => x.test(path));
-  if (!o) throw new Error(`${path}: unsupported weight file format`);
-  return o.open(path);
+  if (path.endsWith('.safetensors')) return new SafetensorsFile(path);
+  // torch.save zips and TorchScript archives, through the allowlisting unpickler.
+  if (/\.(bin|pt|pth|ckpt)$/.test(path)) return loadTorchCheckpoint(path);
+  throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt or .pth)`);
 }
 
 function scalar(w: TowerWeights, name: string, fallback: number): number {
   return w.has(name) ? w.get(name).data[0]! : fallback;
 }
 
+const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
+  opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
+
+function hfPreprocess(dir: string, size: number): PreprocessSpec {
+  const ppPath = join(dir, 'preprocessor_config.json');
+  const hfConfig = existsSync(ppPath) ? readJson(ppPath) : undefined;
+  return {
+    kind: 'hf', hfConfig, size,
+    mean: (hfConfig?.image_mean as number[]) ?? OPENAI_MEAN,
+    std: (hfConfig?.image_std as number[]) ?? OPENAI_STD,
+  };
+}
+
+const built = (build: (opts: BuildOptions) => Graph): TowerSpec => ({ kind: 'built', build });
+const OURS = { image: 'image_features', imageNormalized: 'image_embeds', text: 'text_features', textNormalized: 'text_embeds' };
+
+function imageTower(cfg: ClipConfig, w: TowerWeights): TowerSpec {
+  return built((o) => (cfg.vision.kind === 'resnet' ? buildResNetImageGraph(cfg, w, o) : buildImageGraph(cfg, w, o)));
+}
+
+/** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
+function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions): Checkpoint {
+  const src = openWeights(weightsPath);
+  const w = openaiClipWeights(src);
+  const config = cfgJson ? openClipConfig(cfgJson, join(dirname(weightsPath), 'open_clip_config.json')) : openClipConfig(openaiConfigFromStateDict(src));
+  const pp = cfgJson?.preprocess_cfg ?? {};
+  return {
+    family: 'open-clip', path, projectionDim: config.projectionDim,
+    image: imageTower(config, w),
+    text: built((o) => buildTextGraph(config, w, o)),
+    textInputs: 'clip', outputs: OURS,
+    tokenizerDir: tokenizerIn(dirname(weightsPath), opts),
+    tokenizerMode: 'openai',
+    contextLength: config.text.contextLength,
+    preprocess: { kind: 'openai', size: config.vision.imageSize, mean: pp.mean ?? OPENAI_MEAN, std: pp.std ?? OPENAI_STD },
+    logitScale: scalar(w, 'logit_scale', Math.log(1 / 0.07)),
+    config, weights: w,
+  };
+}
+
+/** transformers.js layout: onnx/vision_model.onnx (pixel_values -> image_embeds), onnx/text_model.onnx. */
+function onnxFamily(dir: string, cfgJson: Record<string, any>, opts: OpenOptions): Checkpoint {
+  const variant = opts.onnxVariant ?? '';
+  const vision = requireFile(join(dir, 'onnx'), [`vision_model${variant}.onnx`], 'ONNX image tower');
+  const text = requireFile(join(dir, 'onnx'), [`text_model${variant}.onnx`], 'ONNX text tower');
+  const chinese = cfgJson.model_type === 'chinese_clip';
+  const config = chinese ? chineseClipConfig(cfgJson) : clipConfigFromHF(cfgJson, join(dir, 'config.json'));
+  return {
+    family: 'onnx', path: dir, projectionDim: config.projectionDim,
+    image: { kind: 'onnx', path: vision }, text: { kind: 'onnx', path: text },
+    textInputs: 'onnx-hf',
+    outputs: { image: 'image_embeds', text: 'text_embeds' },
+    tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
+    contextLength: config.text.contextLength,
+    preprocess: hfPreprocess(dir, config.vision.imageSize),
+    // The exported towers carry no logit_scale; read it from the weights when they are there too.
+    logitScale: readLogitScale(dir) ?? config.logitScaleInit,
+    config,
+  };
+}
+
+function readLogitScale(dir: string): number | undefined {
+  const p = findFile(dir, ['model.safetensors']);
+  if (!p) return undefined;
+  const f = new SafetensorsFile(p);
+  try {
+    return f.has('logit_scale') ? new Float32Array(f.get('logit_scale').bytes.buffer)[0] : undefined;
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Taiyi pairing file (`clip-pair.json`): a BERT classifier as the text tower and another CLIP checkpoint's
+ * image tower and logit_scale. {"text": "<dir>", "image": "<dir>", "attention_mask": false}
+ */
+function pairFamily(file: string, opts: OpenOptions): Checkpoint {
+  const spec = readJson(file);
+  if (!spec.text || !spec.image) throw new Error(`${file}: a pairing file needs "text" and "image" directories`);
+  const base = dirname(file);
+  const textDir = resolve(base, spec.text);
+  const image = openCheckpoint(resolve(base, spec.image), { ...opts, tokenizerDir: undefined });
+  const tcfg = taiyiBertConfig(readJson(requireFile(textDir, ['config.json'], 'config.json')), join(textDir, 'config.json'));
+  const w = taiyiWeights(openWeights(requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights')));
+  const masked = opts.textMask ?? spec.attention_mask === true;
+  if (tcfg.numLabels !== image.projectionDim) {
+    throw new Error(`${file}: text features have ${tcfg.numLabels} dimensions but the image tower gives ${image.projectionDim}`);
+  }
+  return {
+    ...image,
+    family: 'taiyi', path: file,
+    text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked })),
+    textInputs: masked ? 'bert-masked' : 'bert',
+    tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
+    // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
+    contextLength: spec.context_length ?? tcfg.contextLength,
+  };
+}
+
 export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint {
   if (!existsSync(path)) throw new Error(`model path ${path} does not exist`);
   const isDir = statSync(path).isDirectory();
+  if (!isDir && path.endsWith('.json')) return pairFamily(path, opts);
+  if (isDir && existsSync(join(path, 'clip-pair.json'))) return pairFamily(join(path, 'clip-pair.json'), opts);
   const dir = isDir ? path : dirname(path);
   const file = isDir ? undefined : path;
-  const tokenizerFrom = (d: string): string | undefined =>
-    opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
 
-  if (existsSync(join(dir, 'open_clip_config.json'))) {
-    throw new Error(`${dir}: open_clip checkpoints need the open-clip family module`);
+  const ocPath = join(dir, 'open_clip_config.json');
+  if (existsSync(ocPath)) {
+    const weightsPath = file ?? requireFile(dir, ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', 'model.safetensors'], 'weights');
+    return openaiFamily(path, readJson(ocPath), weightsPath, opts);
   }
-  if (existsSync(join(dir, 'config.json'))) {
-    const cfgJson = readJson(join(dir, 'config.json'));
-    if (cfgJson.model_type === 'clip' || cfgJson.text_config?.model_type === 'clip_text_model') {
-      const config = clipConfigFromHF(cfgJson, join(dir, 'config.json'));
-      const weightsPath = file ?? requireFile(dir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
-      const weights = hfClipWeights(openWeights(weightsPath));
-      const ppPath = join(dir, 'preprocessor_config.json');
-      const hfConfig = existsSync(ppPath) ? readJson(ppPath) : undefined;
-      return {
-        family: 'hf-clip',
-        path,
-        config,
-        weights,
-        tokenizerDir: tokenizerFrom(dir),
-        tokenizerMode: 'hf',
-        preprocess: {
-          kind: 'hf',
-          hfConfig,
-          size: config.vision.imageSize,
-          mean: (hfConfig?.image_mean as number[]) ?? OPENAI_MEAN,
-          std: (hfConfig?.image_std as number[]) ?? OPENAI_STD,
-        },
-        logitScale: scalar(weights, 'logit_scale', config.logitScaleInit),
-      };
-    }
-    throw new Error(`${join(dir, 'config.json')}: model_type "${cfgJson.model_type}" is not a supported CLIP family`);
+  const cfgPath = join(dir, 'config.json');
+  if (!existsSync(cfgPath)) {
+    // A bare OpenAI checkpoint (their released TorchScript .pt, or a state dict): the shapes say the config.
+    if (file) return openaiFamily(path, undefined, file, opts);
+    throw new Error(`${path}: not a recognized checkpoint (no config.json, open_clip_config.json or clip-pair.json)`);
   }
-  throw new Error(`${path}: not a recognized checkpoint (no config.json or open_clip_config.json${file ? '' : ' in the directory'}; file ${basename(path)})`);
+  const cfgJson = readJson(cfgPath);
+  const weightNames = ['model.safetensors', 'pytorch_model.bin'];
+  const hasWeights = !!file || !!findFile(dir, weightNames);
+  const wantOnnx = opts.format === 'onnx' || (opts.format !== 'weights' && !hasWeights && existsSync(join(dir, 'onnx')));
+  if (wantOnnx) return onnxFamily(dir, cfgJson, opts);
+
+  if (cfgJson.model_type === 'clip' || cfgJson.text_config?.model_type === 'clip_text_model') {
+    const config = clipConfigFromHF(cfgJson, cfgPath);
+    const w = hfClipWeights(openWeights(file ?? requireFile(dir, weightNames, 'weights')));
+    return {
+      family: 'hf-clip', path, projectionDim: config.projectionDim,
+      image: imageTower(config, w),
+      text: built((o) => buildTextGraph(config, w, o)),
+      textInputs: 'clip', outputs: OURS,
+      tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
+      contextLength: config.text.contextLength,
+      preprocess: hfPreprocess(dir, config.vision.imageSize),
+      logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
+      config, weights: w,
+    };
+  }
+  if (cfgJson.model_type === 'chinese_clip') {
+    const config = chineseClipConfig(cfgJson, cfgPath);
+    const w = chineseClipWeights(openWeights(file ?? requireFile(dir, weightNames, 'weights')));
+    return {
+      family: 'chinese-clip', path, projectionDim: config.projectionDim,
+      image: imageTower(config, w),
+      text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true })),
+      textInputs: 'bert-masked', outputs: OURS,
+      tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
+      contextLength: 52,
+      preprocess: hfPreprocess(dir, config.vision.imageSize),
+      logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
+      config, weights: w,
+    };
+  }
+  throw new Error(`${cfgPath}: model_type "${cfgJson.model_type}" is not a supported CLIP family (clip, chinese_clip; or a clip-pair.json for Taiyi)`);
 }

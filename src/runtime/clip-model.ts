@@ -1,11 +1,12 @@
 // A loaded CLIP model: sessions built lazily per tower, batching, and per-input error isolation.
 import type * as ortTypes from 'onnxruntime-node';
 import { openCheckpoint, type Checkpoint, type OpenOptions } from '../models/checkpoint.js';
-import { buildImageGraph, buildTextGraph } from '../models/clip-graph.js';
 import { createSession, ort, type Device } from './session.js';
 import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor } from './preprocess.js';
 import { makeTokenizer } from './tokenize.js';
-import type { TextTokenizer } from '../text/types.js';
+import type { TextTokenizer, TokenBatch } from '../text/types.js';
+import type { TowerSpec } from '../models/checkpoint.js';
+import { l2normalize } from './vectors.js';
 
 export interface LoadOptions extends OpenOptions {
   device?: Device;
@@ -45,7 +46,7 @@ export class ClipModel {
   }
 
   get dim(): number {
-    return this.checkpoint.config.projectionDim;
+    return this.checkpoint.projectionDim;
   }
 
   get tokenizer(): TextTokenizer {
@@ -61,12 +62,19 @@ export class ClipModel {
   private session(kind: 'image' | 'text'): Promise<ortTypes.InferenceSession> {
     const so = { device: this.opts.device, threads: this.opts.threads };
     const fused = this.opts.fused ?? true;
-    if (kind === 'image') {
-      this.imageSession ??= createSession(buildImageGraph(this.checkpoint.config, this.checkpoint.weights, { fused }), so);
-      return this.imageSession;
-    }
-    this.textSession ??= createSession(buildTextGraph(this.checkpoint.config, this.checkpoint.weights, { fused }), so);
-    return this.textSession;
+    const open = (t: TowerSpec) => createSession(t.kind === 'onnx' ? t.path : t.build({ fused }), so);
+    if (kind === 'image') return (this.imageSession ??= open(this.checkpoint.image));
+    return (this.textSession ??= open(this.checkpoint.text));
+  }
+
+  /** Pick the normalized output when the graph has one; otherwise normalize here (ONNX exports). */
+  private pick(out: ortTypes.InferenceSession.ReturnType, tower: 'image' | 'text', n: number, normalize: boolean): Float32Array[] {
+    const names = this.checkpoint.outputs;
+    const norm = tower === 'image' ? names.imageNormalized : names.textNormalized;
+    const raw = tower === 'image' ? names.image : names.text;
+    if (normalize && norm) return rows(out[norm]!.data as Float32Array, n);
+    const r = rows(out[raw]!.data as Float32Array, n);
+    return normalize ? r.map(l2normalize) : r;
   }
 
   /** Run the image tower on preprocessed pixels [n, 3, S, S]; returns one row per image. */
@@ -74,18 +82,21 @@ export class ClipModel {
     const s = this.checkpoint.preprocess.size;
     const session = await this.session('image');
     const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [n, 3, s, s]) });
-    return rows(out[normalize ? 'image_embeds' : 'image_features']!.data as Float32Array, n);
+    return this.pick(out, 'image', n, normalize);
   }
 
-  /** Run the text tower on token ids [n, T] (int64) pooled at the given per-row positions. */
-  async encodeTokens(ids: BigInt64Array, n: number, length: number, eotIndex: number[], normalize = true): Promise<Float32Array[]> {
+  /** Run the text tower on a tokenized batch. */
+  async encodeBatch(b: TokenBatch, normalize = true): Promise<Float32Array[]> {
     const session = await this.session('text');
-    const pool = BigInt64Array.from(eotIndex.map((t, b) => BigInt(b * length + t)));
-    const out = await session.run({
-      input_ids: new ort.Tensor('int64', ids, [n, length]),
-      pool_index: new ort.Tensor('int64', pool, [n]),
-    });
-    return rows(out[normalize ? 'text_embeds' : 'text_features']!.data as Float32Array, n);
+    const dims = [b.batch, b.length];
+    const feeds: Record<string, ortTypes.Tensor> = { input_ids: new ort.Tensor('int64', b.inputIds, dims) };
+    const inputs = this.checkpoint.textInputs;
+    if (inputs === 'clip') {
+      feeds.pool_index = new ort.Tensor('int64', BigInt64Array.from(b.eotIndex.map((t, i) => BigInt(i * b.length + t))), [b.batch]);
+    } else if (inputs === 'bert-masked' || inputs === 'onnx-hf') {
+      feeds.attention_mask = new ort.Tensor('int64', b.attentionMask, dims);
+    }
+    return this.pick(await session.run(feeds), 'text', b.batch, normalize);
   }
 
   async encodeTexts(texts: string[], opts: EncodeOptions = {}): Promise<Float32Array[]> {
@@ -96,8 +107,8 @@ export class ClipModel {
     const result: Float32Array[] = new Array(texts.length);
     for (let start = 0; start < order.length; start += batchSize) {
       const chunk = order.slice(start, start + batchSize);
-      const batch = this.tokenizer.encodeBatch(chunk.map((c) => texts[c.i]!), { pad: 'longest' });
-      const embs = await this.encodeTokens(batch.inputIds, batch.batch, batch.length, batch.eotIndex, opts.normalize ?? true);
+      const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: 'longest' });
+      const embs = await this.encodeBatch(batch, opts.normalize ?? true);
       chunk.forEach((c, k) => (result[c.i] = embs[k]!));
       opts.onProgress?.(Math.min(start + batchSize, texts.length), texts.length);
     }

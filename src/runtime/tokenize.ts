@@ -7,6 +7,5 @@ export function makeTokenizer(ck: Checkpoint): TextTokenizer {
   if (!ck.tokenizerDir) {
     throw new Error(`${ck.path}: no tokenizer.json next to the checkpoint; pass --tokenizer <dir> (a directory with a CLIP tokenizer.json)`);
   }
-  const contextLength = ck.config.text.contextLength;
-  return loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength });
+  return loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
 }

@@ -6,14 +6,7 @@ export function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-export function l2normalize(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  const n = Math.sqrt(s) || 1;
-  const out = new Float32Array(v.length);
-  for (let i = 0; i < v.length; i++) out[i] = v[i]! / n;
-  return out;
-}
+export { l2normalize } from '../runtime/vectors.js';
 
 /** logits[i][j] = scale * <image_i, text_j> for L2-normalized embeddings (CLIP's logits_per_image). */
 export function similarityLogits(images: Float32Array[], texts: Float32Array[], scale: number): number[][] {
