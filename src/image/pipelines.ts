@@ -1,0 +1,198 @@
+// The CLIP preprocessing pipelines, step for step:
+//  - 'openai': OpenAI clip.load()'s torchvision Compose: Resize(N, BICUBIC) on the PIL image in
+//    its original mode, CenterCrop(N) (round-half-even offsets), convert('RGB'), ToTensor, Normalize.
+//  - 'hf': transformers CLIPImageProcessor: convert('RGB') first, resize the shortest edge,
+//    center crop, rescale + normalize. Two backends:
+//      'torchvision' (transformers v5's default CLIPImageProcessor): torch uint8 antialiased
+//        resize (int16 taps), int() crop offsets, fused rescale/normalize;
+//      'pil' (CLIPImageProcessorPil, and v4's default): PIL resize, floor crop offsets, numpy math.
+// They differ on palette/RGBA images and by a pixel of crop offset on odd excesses, so a model
+// must be fed by the pipeline its reference numbers came from.
+import { toRGB } from './convert.js';
+import { centerCropHFNumpy, centerCropHFTorch, centerCropTorchvision } from './crop.js';
+import { decodeImage } from './decode.js';
+import { type NormalizeOptions, normalizeInto } from './normalize.js';
+import { PIL_RESAMPLE, type ResampleFilter } from './resample.js';
+import { pilResize, shortestEdgeSize, torchResize } from './resize.js';
+import type { DecodedImage } from './types.js';
+
+export type RGBTriple = [number, number, number];
+
+export const OPENAI_CLIP_MEAN: RGBTriple = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_CLIP_STD: RGBTriple = [0.26862954, 0.26130258, 0.27577711];
+
+export type HFBackend = 'torchvision' | 'pil';
+
+export interface PreprocessPipeline {
+  kind: 'hf' | 'openai';
+  /** hf only: which transformers backend to reproduce (default 'torchvision', transformers v5's default). */
+  backend?: HFBackend;
+  /** Resize target: a number is the shortest edge (aspect kept); {height, width} is exact. */
+  size: number | { height: number; width: number };
+  crop: { height: number; width: number };
+  mean: RGBTriple;
+  std: RGBTriple;
+  resample: ResampleFilter;
+  doResize: boolean;
+  doCenterCrop: boolean;
+  /** hf: multiply by rescaleFactor; openai: ToTensor's / 255 (rescaleFactor ignored). */
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+}
+
+export interface PreprocessedImage {
+  /** 3 * height * width floats, channels first, normalized. */
+  pixels: Float32Array;
+  /** height * width * 3 bytes: the RGB image after resize and crop, before rescale/normalize. */
+  uint8: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export type ImageInput = string | Uint8Array | DecodedImage;
+
+/** OpenAI CLIP's transform for input resolution `size` (224 for ViT-B/32, 336 for ViT-L/14@336px, ...). */
+export function openaiPipeline(size = 224, mean: RGBTriple = OPENAI_CLIP_MEAN, std: RGBTriple = OPENAI_CLIP_STD): PreprocessPipeline {
+  return {
+    kind: 'openai', size, crop: { height: size, width: size }, mean: [...mean], std: [...std],
+    resample: 'bicubic', doResize: true, doCenterCrop: true, doRescale: true, rescaleFactor: 1 / 255, doNormalize: true,
+  };
+}
+
+const num = (v: unknown, what: string): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`preprocessor config: ${what} must be a number, got ${JSON.stringify(v)}`);
+  return v;
+};
+
+function triple(v: unknown, what: string, dflt: RGBTriple): RGBTriple {
+  if (v === undefined || v === null) return [...dflt];
+  if (typeof v === 'number') return [v, v, v];
+  if (!Array.isArray(v) || v.length !== 3) throw new Error(`preprocessor config: ${what} must be 3 numbers, got ${JSON.stringify(v)}`);
+  return [num(v[0], what), num(v[1], what), num(v[2], what)];
+}
+
+function hw(v: Record<string, unknown>, what: string): { height: number; width: number } {
+  return { height: num(v.height, `${what}.height`), width: num(v.width, `${what}.width`) };
+}
+
+/** Backend transformers v5 would pick for a config: the class named in it, else torchvision. */
+function backendOf(json: Record<string, unknown>): HFBackend {
+  const cls = json.image_processor_type ?? json.feature_extractor_type;
+  return typeof cls === 'string' && /Pil$/.test(cls) ? 'pil' : 'torchvision';
+}
+
+/**
+ * Pipeline from a Hugging Face preprocessor_config.json (CLIPImageProcessor, and processors
+ * with the same steps such as ChineseCLIPImageProcessor). Missing keys take CLIPImageProcessor's
+ * defaults. `backend` overrides the transformers backend (e.g. 'pil' to match transformers v4).
+ */
+export function pipelineFromPreprocessorConfig(json: Record<string, unknown>, backend?: HFBackend): PreprocessPipeline {
+  const bool = (key: string, dflt: boolean): boolean => {
+    const v = json[key];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'boolean') throw new Error(`preprocessor config: ${key} must be true/false, got ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  let size: PreprocessPipeline['size'] = 224;
+  const s = json.size;
+  if (typeof s === 'number') size = s; // legacy CLIP configs: an int means the shortest edge
+  else if (s && typeof s === 'object') {
+    const o = s as Record<string, unknown>;
+    if (o.shortest_edge !== undefined) size = num(o.shortest_edge, 'size.shortest_edge');
+    else if (o.height !== undefined && o.width !== undefined) size = hw(o, 'size');
+    else throw new Error(`preprocessor config: unsupported size ${JSON.stringify(s)} (need shortest_edge or height/width)`);
+  } else if (s !== undefined && s !== null) throw new Error(`preprocessor config: unsupported size ${JSON.stringify(s)}`);
+
+  let crop = { height: 224, width: 224 };
+  const c = json.crop_size;
+  if (typeof c === 'number') crop = { height: c, width: c };
+  else if (c && typeof c === 'object') crop = hw(c as Record<string, unknown>, 'crop_size');
+  else if (c !== undefined && c !== null) throw new Error(`preprocessor config: unsupported crop_size ${JSON.stringify(c)}`);
+
+  const code = json.resample === undefined || json.resample === null ? 3 : num(json.resample, 'resample');
+  const resample = PIL_RESAMPLE[code];
+  if (!resample) throw new Error(`preprocessor config: unknown PIL resample code ${code}`);
+
+  return {
+    kind: 'hf', backend: backend ?? backendOf(json), size, crop,
+    mean: triple(json.image_mean, 'image_mean', OPENAI_CLIP_MEAN),
+    std: triple(json.image_std, 'image_std', OPENAI_CLIP_STD),
+    resample,
+    doResize: bool('do_resize', true),
+    doCenterCrop: bool('do_center_crop', true),
+    doRescale: bool('do_rescale', true),
+    rescaleFactor: json.rescale_factor === undefined || json.rescale_factor === null ? 1 / 255 : num(json.rescale_factor, 'rescale_factor'),
+    doNormalize: bool('do_normalize', true),
+    // do_convert_rgb is not modelled: the output is always RGB (the model needs 3 channels).
+  };
+}
+
+const torchBackend = (p: PreprocessPipeline): boolean => p.kind === 'hf' && (p.backend ?? 'torchvision') === 'torchvision';
+
+function resizeStep(img: DecodedImage, p: PreprocessPipeline): DecodedImage {
+  if (!p.doResize) return img;
+  const t = typeof p.size === 'number' ? shortestEdgeSize(img.width, img.height, p.size) : p.size;
+  return (torchBackend(p) ? torchResize : pilResize)(img, t.width, t.height, p.resample);
+}
+
+/** The uint8 stage: resized, cropped RGB image (HWC), before rescale and normalize. */
+export function preprocessToUint8(img: DecodedImage, p: PreprocessPipeline): DecodedImage {
+  if (p.kind === 'hf') {
+    // transformers converts to RGB before anything else.
+    let im = resizeStep(toRGB(img), p);
+    if (p.doCenterCrop) im = (torchBackend(p) ? centerCropHFTorch : centerCropHFNumpy)(im, p.crop.height, p.crop.width);
+    return im;
+  }
+  // torchvision works on the PIL image in its own mode; RGB comes last.
+  let im = resizeStep(img, p);
+  if (p.doCenterCrop) im = centerCropTorchvision(im, p.crop.height, p.crop.width);
+  return toRGB(im);
+}
+
+function normalizeOptions(p: PreprocessPipeline): NormalizeOptions {
+  return {
+    mean: p.mean, std: p.std, normalize: p.doNormalize,
+    rescale: p.doRescale ? p.rescaleFactor : null,
+    arithmetic: p.kind === 'openai' ? 'totensor' : torchBackend(p) ? 'fused' : 'numpy',
+  };
+}
+
+/** Full preprocessing of a decoded image. */
+export function preprocessImage(img: DecodedImage, p: PreprocessPipeline): PreprocessedImage {
+  const rgb = preprocessToUint8(img, p);
+  const pixels = new Float32Array(3 * rgb.width * rgb.height);
+  normalizeInto(rgb.data, rgb.width, rgb.height, normalizeOptions(p), pixels);
+  return { pixels, uint8: rgb.data, width: rgb.width, height: rgb.height };
+}
+
+async function load(input: ImageInput): Promise<DecodedImage> {
+  return typeof input === 'string' || input instanceof Uint8Array ? decodeImage(input) : input;
+}
+
+/** Decode (if needed) and preprocess one image. */
+export async function preprocess(input: ImageInput, p: PreprocessPipeline): Promise<PreprocessedImage> {
+  return preprocessImage(await load(input), p);
+}
+
+/** Preprocess several images into one [B, 3, H, W] float32 tensor (all must end at the same size). */
+export async function preprocessBatch(
+  inputs: readonly ImageInput[], p: PreprocessPipeline,
+): Promise<{ data: Float32Array; dims: [number, number, number, number] }> {
+  if (inputs.length === 0) throw new Error('preprocessBatch: no images');
+  let data: Float32Array | null = null;
+  let h = 0, w = 0;
+  for (let i = 0; i < inputs.length; i++) {
+    const rgb = preprocessToUint8(await load(inputs[i]!), p);
+    if (!data) {
+      h = rgb.height; w = rgb.width;
+      data = new Float32Array(inputs.length * 3 * h * w);
+    } else if (rgb.height !== h || rgb.width !== w) {
+      const what = typeof inputs[i] === 'string' ? ` (${inputs[i] as string})` : '';
+      throw new Error(`preprocessBatch: image ${i}${what} is ${rgb.width}x${rgb.height}, others are ${w}x${h}; enable center crop`);
+    }
+    normalizeInto(rgb.data, w, h, normalizeOptions(p), data, i * 3 * h * w);
+  }
+  return { data: data!, dims: [inputs.length, 3, h, w] };
+}

@@ -1,0 +1,201 @@
+// Pillow's 8-bit resampling, reproduced operation for operation so results are bit-identical:
+// separable convolution (horizontal pass, then vertical), coefficients normalized in double
+// precision, then quantized to 22-bit fixed point; each pass clips to 0..255.
+// Plus Pillow's NEAREST resize, which is an affine nearest-neighbour scale, not a convolution.
+
+export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
+
+/** PIL's integer codes (Image.Resampling), as found in `resample` of preprocessor_config.json. */
+export const PIL_RESAMPLE: Readonly<Record<number, ResampleFilter>> = {
+  0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming',
+};
+
+interface Kernel { fn: (x: number) => number; support: number }
+
+const sinc = (x: number): number => {
+  if (x === 0) return 1;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
+};
+
+// Pillow writes the hamming constants as C floats; keep their float32 values.
+const H054 = Math.fround(0.54);
+const H046 = Math.fround(0.46);
+
+const KERNELS: Record<Exclude<ResampleFilter, 'nearest'>, Kernel> = {
+  box: { support: 0.5, fn: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
+  bilinear: {
+    support: 1,
+    fn: (x) => {
+      x = Math.abs(x);
+      return x < 1 ? 1 - x : 0;
+    },
+  },
+  hamming: {
+    support: 1,
+    fn: (x) => {
+      x = Math.abs(x);
+      if (x === 0) return 1;
+      if (x >= 1) return 0;
+      const px = x * Math.PI;
+      return (Math.sin(px) / px) * (H054 + H046 * Math.cos(px));
+    },
+  },
+  bicubic: {
+    support: 2,
+    // Keys cubic with a = -0.5, in the same operation order as Pillow.
+    fn: (x) => {
+      const a = -0.5;
+      x = Math.abs(x);
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+  },
+  lanczos: { support: 3, fn: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) },
+};
+
+const PRECISION_BITS = 32 - 8 - 2;
+const ONE = 1 << PRECISION_BITS;
+const HALF = 1 << (PRECISION_BITS - 1);
+
+interface Coeffs {
+  /** Per output index: first input index and number of taps. */
+  start: Int32Array;
+  count: Int32Array;
+  /** Fixed-point taps, `ksize` slots per output index. */
+  k: Int32Array;
+  ksize: number;
+}
+
+/** Filter taps for one axis (Pillow's precompute_coeffs + normalize_coeffs_8bpc, box = whole image). */
+function coefficients(inSize: number, outSize: number, kernel: Kernel): Coeffs {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1); // upscaling keeps the kernel at its natural width
+  const support = kernel.support * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const k = new Int32Array(outSize * ksize);
+  const w = new Float64Array(ksize);
+  const ss = 1 / filterscale;
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    // C casts truncate toward zero; the clamp makes the difference for negatives harmless.
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let sum = 0;
+    for (let x = 0; x < xmax; x++) {
+      w[x] = kernel.fn((x + xmin - center + 0.5) * ss);
+      sum += w[x]!;
+    }
+    for (let x = 0; x < xmax; x++) {
+      const v = sum !== 0 ? w[x]! / sum : w[x]!;
+      // Round half away from zero into fixed point, as Pillow does.
+      k[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
+    }
+    start[xx] = xmin;
+    count[xx] = xmax;
+  }
+  return { start, count, k, ksize };
+}
+
+/** Fixed-point sum -> byte. `>>` is an arithmetic shift (floor), like Pillow's clip8 table lookup. */
+function clip8(acc: number): number {
+  const v = acc >> PRECISION_BITS;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+function horizontal(
+  src: Uint8Array, inW: number, ch: number, rowFirst: number, rows: number, outW: number, c: Coeffs,
+): Uint8Array {
+  const out = new Uint8Array(outW * rows * ch);
+  for (let y = 0; y < rows; y++) {
+    const rowIn = (y + rowFirst) * inW * ch;
+    const rowOut = y * outW * ch;
+    for (let xx = 0; xx < outW; xx++) {
+      const xmin = c.start[xx]!, n = c.count[xx]!, kOff = xx * c.ksize;
+      for (let b = 0; b < ch; b++) {
+        let acc = HALF;
+        let p = rowIn + xmin * ch + b;
+        for (let x = 0; x < n; x++, p += ch) acc += src[p]! * c.k[kOff + x]!;
+        out[rowOut + xx * ch + b] = clip8(acc);
+      }
+    }
+  }
+  return out;
+}
+
+function vertical(src: Uint8Array, w: number, ch: number, rowShift: number, outH: number, c: Coeffs): Uint8Array {
+  const stride = w * ch;
+  const out = new Uint8Array(outH * stride);
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = c.start[yy]! - rowShift, n = c.count[yy]!, kOff = yy * c.ksize;
+    for (let i = 0; i < stride; i++) {
+      let acc = HALF;
+      let p = ymin * stride + i;
+      for (let y = 0; y < n; y++, p += stride) acc += src[p]! * c.k[kOff + y]!;
+      out[yy * stride + i] = clip8(acc);
+    }
+  }
+  return out;
+}
+
+/**
+ * Pillow ImagingResample on interleaved 8-bit bands (each band independently).
+ * No mode logic here: see resize.ts for what Image.resize() does around it.
+ */
+export function resampleBands(
+  src: Uint8Array, inW: number, inH: number, ch: number, outW: number, outH: number, filter: ResampleFilter,
+): Uint8Array {
+  if (filter === 'nearest') return resizeNearest(src, inW, inH, ch, outW, outH);
+  if (outW <= 0 || outH <= 0) throw new Error(`invalid resize target ${outW}x${outH}`);
+  const kernel = KERNELS[filter];
+  if (!kernel) throw new Error(`unknown resample filter "${filter}"`);
+  const needH = outW !== inW;
+  const needV = outH !== inH;
+  const vc = coefficients(inH, outH, kernel);
+  let cur = src;
+  let rowShift = 0;
+  if (needH) {
+    // Only the rows the vertical pass reads are resampled horizontally (values unchanged).
+    const first = vc.start[0]!;
+    const last = vc.start[outH - 1]! + vc.count[outH - 1]!;
+    cur = horizontal(src, inW, ch, needV ? first : 0, needV ? last - first : inH, outW, coefficients(inW, outW, kernel));
+    if (needV) rowShift = first;
+  }
+  if (needV) cur = vertical(cur, outW, ch, rowShift, outH, vc);
+  return cur === src ? src.slice() : cur;
+}
+
+/**
+ * Pillow's NEAREST resize (ImagingScaleAffine): source position starts at scale/2 and is
+ * advanced by repeated addition, truncated to an index; anything outside is filled with 0.
+ */
+export function resizeNearest(src: Uint8Array, inW: number, inH: number, ch: number, outW: number, outH: number): Uint8Array {
+  if (outW <= 0 || outH <= 0) throw new Error(`invalid resize target ${outW}x${outH}`);
+  const index = (inSize: number, outSize: number): Int32Array => {
+    const a = inSize / outSize;
+    const idx = new Int32Array(outSize);
+    let pos = a * 0.5;
+    for (let i = 0; i < outSize; i++) {
+      const v = pos < 0 ? -1 : Math.trunc(pos);
+      idx[i] = v >= 0 && v < inSize ? v : -1;
+      pos += a; // accumulated, not (i + 0.5) * a: rounding drift must match Pillow
+    }
+    return idx;
+  };
+  const xs = index(inW, outW), ys = index(inH, outH);
+  const out = new Uint8Array(outW * outH * ch);
+  for (let y = 0; y < outH; y++) {
+    const yi = ys[y]!;
+    if (yi < 0) continue;
+    for (let x = 0; x < outW; x++) {
+      const xi = xs[x]!;
+      if (xi < 0) continue;
+      const o = (y * outW + x) * ch, s = (yi * inW + xi) * ch;
+      for (let b = 0; b < ch; b++) out[o + b] = src[s + b]!;
+    }
+  }
+  return out;
+}
