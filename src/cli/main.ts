@@ -11,13 +11,15 @@ function modelOptions(cmd: Command): Command {
   return cmd
     .requiredOption('-m, --model <path>', 'checkpoint directory or file')
     .option('--tokenizer <dir>', 'directory with tokenizer.json, for checkpoints that ship none')
+    .option('--config <file>', 'open_clip_config.json for a bare OpenAI .pt/.bin file')
+    .addOption(new Option('--format <format>', 'use the weights or the ONNX files of a directory that has both').choices(['auto', 'weights', 'onnx']).default('auto'))
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu']).default('cpu'))
     .option('--threads <n>', 'intra-op threads', (v) => parseInt(v, 10))
     .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10));
 }
 
 async function loadModel(o: Record<string, any>): Promise<ClipModel> {
-  const opts: LoadOptions = { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer };
+  const opts: LoadOptions = { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format };
   return ClipModel.load(o.model, opts);
 }
 

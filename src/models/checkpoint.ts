@@ -1,7 +1,7 @@
 // Recognize a checkpoint directory (or file) and describe it: family, how to build each tower, how its
 // texts are tokenized and images preprocessed. Graphs are only built when a tower is first used.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
@@ -51,6 +51,8 @@ export interface Checkpoint {
   tokenizerDir?: string;
   tokenizerMode: 'hf' | 'openai';
   contextLength: number;
+  /** 'longest' when the text tower takes any length (ours); 'max' for exports with a fixed sequence length. */
+  textPadding: 'longest' | 'max';
   preprocess: PreprocessSpec;
   /** logit_scale as stored (log space). */
   logitScale: number;
@@ -69,6 +71,11 @@ export interface OpenOptions {
   format?: 'auto' | 'weights' | 'onnx';
   /** ONNX variant: '' (fp32) or '_quantized', '_fp16', ... as transformers.js names them. */
   onnxVariant?: string;
+  /**
+   * open_clip_config.json for a bare OpenAI file. Without it the config is read off the tensor shapes with
+   * OpenAI's own rule (heads = width / 64), which is right for every released model.
+   */
+  configPath?: string;
   /** Taiyi: call the BERT tower with the attention mask (the seed's call has none). */
   textMask?: boolean;
 }
@@ -132,7 +139,7 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     family: 'open-clip', path, projectionDim: config.projectionDim,
     image: imageTower(config, w),
     text: built((o) => buildTextGraph(config, w, o)),
-    textInputs: 'clip', outputs: OURS,
+    textInputs: 'clip', outputs: OURS, textPadding: 'longest',
     tokenizerDir: tokenizerIn(dirname(weightsPath), opts),
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
@@ -152,7 +159,7 @@ function onnxFamily(dir: string, cfgJson: Record<string, any>, opts: OpenOptions
   return {
     family: 'onnx', path: dir, projectionDim: config.projectionDim,
     image: { kind: 'onnx', path: vision }, text: { kind: 'onnx', path: text },
-    textInputs: 'onnx-hf',
+    textInputs: 'onnx-hf', textPadding: 'max',
     outputs: { image: 'image_embeds', text: 'text_embeds' },
     tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
     contextLength: config.text.contextLength,
@@ -194,7 +201,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
     ...image,
     family: 'taiyi', path: file,
     text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked })),
-    textInputs: masked ? 'bert-masked' : 'bert',
+    textInputs: masked ? 'bert-masked' : 'bert', textPadding: 'longest',
     tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
     // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
     contextLength: spec.context_length ?? tcfg.contextLength,
@@ -205,6 +212,12 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
   if (!existsSync(path)) throw new Error(`model path ${path} does not exist`);
   const isDir = statSync(path).isDirectory();
   if (!isDir && path.endsWith('.json')) return pairFamily(path, opts);
+  // The `onnx/` folder (or a file in it) of a transformers.js-layout directory.
+  const onnxParent = isDir && basename(path) === 'onnx' ? dirname(path) : !isDir && path.endsWith('.onnx') ? dirname(dirname(path)) : undefined;
+  if (onnxParent && existsSync(join(onnxParent, 'config.json'))) {
+    const variant = !isDir ? /_(quantized|fp16|int8|uint8|q4|bnb4|q4f16)\.onnx$/.exec(path)?.[0].replace('.onnx', '') : undefined;
+    return onnxFamily(onnxParent, readJson(join(onnxParent, 'config.json')), { ...opts, onnxVariant: opts.onnxVariant ?? variant });
+  }
   if (isDir && existsSync(join(path, 'clip-pair.json'))) return pairFamily(join(path, 'clip-pair.json'), opts);
   const dir = isDir ? path : dirname(path);
   const file = isDir ? undefined : path;
@@ -217,7 +230,13 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) {
     // A bare OpenAI checkpoint (their released TorchScript .pt, or a state dict): the shapes say the config.
-    if (file) return openaiFamily(path, undefined, file, opts);
+    if (file) {
+      const src = openWeights(file);
+      if (!src.has('token_embedding.weight') && !src.has('visual.proj') && !src.has('visual.attnpool.c_proj.weight')) {
+        throw new Error(`${file}: not an OpenAI CLIP state dict, and no config.json beside it to say what it is (put it in its model directory)`);
+      }
+      return openaiFamily(path, opts.configPath ? readJson(opts.configPath) : undefined, file, opts);
+    }
     throw new Error(`${path}: not a recognized checkpoint (no config.json, open_clip_config.json or clip-pair.json)`);
   }
   const cfgJson = readJson(cfgPath);
@@ -233,7 +252,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       family: 'hf-clip', path, projectionDim: config.projectionDim,
       image: imageTower(config, w),
       text: built((o) => buildTextGraph(config, w, o)),
-      textInputs: 'clip', outputs: OURS,
+      textInputs: 'clip', outputs: OURS, textPadding: 'longest',
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: config.text.contextLength,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
@@ -248,7 +267,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       family: 'chinese-clip', path, projectionDim: config.projectionDim,
       image: imageTower(config, w),
       text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true })),
-      textInputs: 'bert-masked', outputs: OURS,
+      textInputs: 'bert-masked', outputs: OURS, textPadding: 'longest',
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: 52,
       preprocess: hfPreprocess(dir, config.vision.imageSize),

@@ -32,7 +32,7 @@ export function openaiConfigFromStateDict(src: TensorSource): Record<string, any
       text_cfg: {
         context_length: shape(src, 'positional_embedding')[0],
         vocab_size: shape(src, 'token_embedding.weight')[0],
-        width, heads: width / 64,
+        width, heads: Math.max(1, Math.floor(width / 64)),
         layers: count(/^transformer\.resblocks\.(\d+)\./),
       },
     },

@@ -107,7 +107,7 @@ export class ClipModel {
     const result: Float32Array[] = new Array(texts.length);
     for (let start = 0; start < order.length; start += batchSize) {
       const chunk = order.slice(start, start + batchSize);
-      const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: 'longest' });
+      const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: this.checkpoint.textPadding });
       const embs = await this.encodeBatch(batch, opts.normalize ?? true);
       chunk.forEach((c, k) => (result[c.i] = embs[k]!));
       opts.onProgress?.(Math.min(start + batchSize, texts.length), texts.length);
