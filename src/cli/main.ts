@@ -1,7 +1,10 @@
 // The `clip` command.
 import { Command, Option } from 'commander';
 import { ClipModel, type LoadOptions } from '../runtime/clip-model.js';
-import { similarityLogits, softmax } from '../tasks/similarity.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadTemplates, TEMPLATE_SETS, type TemplateSpec } from '../tasks/templates.js';
+import { buildClassifier, predict } from '../tasks/zeroshot.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
 
@@ -62,28 +65,40 @@ export function buildCli(): Command {
 
   modelOptions(program.command('classify'))
     .description('zero-shot classification of images over labels')
-    .argument('<images...>', 'image files')
-    .requiredOption('-l, --labels <labels>', 'comma-separated labels')
-    .option('--template <template>', 'prompt template with {} for the label (default: the label itself)')
+    .argument('<images...>', 'image files (or file:// URLs)')
+    .option('-l, --labels <labels>', 'comma-separated labels')
+    .option('--labels-file <file>', 'labels, one per line')
+    .option('--template <template>', 'one prompt template with {} for the label')
+    .option('--templates <set|file>', `template set (${Object.keys(TEMPLATE_SETS).join(', ')}) or a file (JSON or one template per line); averaged per class`)
+    .option('--dataset <name>', 'with a multi-set templates file: which set (its classes are used when no labels are given)')
+    .option('-k, --top <k>', 'also list the top k labels', (v) => parseInt(v, 10))
     .option('--json', 'print JSON')
     .action(async (images: string[], o) => {
-      const labels = String(o.labels).split(',').map((s) => s.trim()).filter(Boolean);
-      if (!labels.length) throw new Error('--labels is empty');
+      const spec: TemplateSpec = o.templates ? loadTemplates(o.templates, o.dataset) : { templates: [o.template ?? '{}'] };
+      let labels: string[] = o.labels ? String(o.labels).split(',') : [];
+      if (o.labelsFile) labels = labels.concat(readFileSync(o.labelsFile, 'utf8').split(/\r?\n/));
+      labels = labels.map((s) => s.trim()).filter(Boolean);
+      if (!labels.length && spec.classes) labels = spec.classes;
+      if (!labels.length) throw new Error('no labels: give --labels, --labels-file, or a --templates file with classes');
       const model = await loadModel(o);
-      const prompts = labels.map((l) => (o.template ? String(o.template).replaceAll('{}', l) : l));
-      const textEmb = await model.encodeTexts(prompts);
+      const clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
+      const files = images.map((i) => (i.startsWith('file://') ? fileURLToPath(i) : i));
       const progress = new Progress('images');
-      const res = await model.encodeImages(images, { batchSize: o.batchSize, onProgress: (d, t) => progress.update(d, t) });
+      const res = await model.encodeImages(files, { batchSize: o.batchSize, onProgress: (d, t) => progress.update(d, t) });
       const out = res.map((r) => {
         if (!r.embedding) return { image: r.input, error: r.error };
-        const probs = softmax(similarityLogits([r.embedding], textEmb, model.logitScale)[0]!);
+        const { probs, ranking } = predict(clf, r.embedding);
         const scores = Object.fromEntries(labels.map((l, i) => [l, probs[i]!]));
-        const best = probs.indexOf(Math.max(...probs));
-        return { image: r.input, scores, label: labels[best]! };
+        const top = o.top ? ranking.slice(0, o.top).map((i) => ({ label: labels[i]!, score: probs[i]! })) : undefined;
+        return { image: r.input, scores, label: labels[ranking[0]!]!, ...(top ? { top } : {}) };
       });
       for (const r of out) if ('error' in r) process.stderr.write(`clip: ${r.error}\n`);
       if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
-      else {
+      else if (o.top || labels.length > 8) {
+        const k = o.top ?? 5;
+        process.stdout.write(table(['image', ...Array.from({ length: Math.min(k, labels.length) }, (_, i) => `#${i + 1}`)], out.map((r) =>
+          'error' in r ? [r.image, `error: ${r.error}`] : [r.image, ...Object.entries(r.scores!).sort((a, b) => b[1] - a[1]).slice(0, k).map(([l, p]) => `${l} ${fmt(p)}`)])) + '\n');
+      } else {
         process.stdout.write(table(['image', 'label', ...labels], out.map((r) =>
           'error' in r ? [r.image, 'error', ...labels.map(() => '')] : [r.image, r.label!, ...labels.map((l) => fmt(r.scores![l]!))])) + '\n');
       }
