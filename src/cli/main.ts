@@ -18,11 +18,12 @@ function modelOptions(cmd: Command): Command {
     .addOption(new Option('--format <format>', 'use the weights or the ONNX files of a directory that has both').choices(['auto', 'weights', 'onnx']).default('auto'))
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu']).default('cpu'))
     .option('--threads <n>', 'intra-op threads', (v) => parseInt(v, 10))
+    .addOption(new Option('--dtype <dtype>', 'weights: fp32, fp16 (storage), int8 (quantized at load)').choices(['fp32', 'fp16', 'int8']).default('fp32'))
     .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10));
 }
 
 async function loadModel(o: Record<string, any>): Promise<ClipModel> {
-  const opts: LoadOptions = { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format };
+  const opts: LoadOptions = { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format, dtype: o.dtype };
   return ClipModel.load(o.model, opts);
 }
 

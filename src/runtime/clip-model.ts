@@ -7,12 +7,17 @@ import { makeTokenizer } from './tokenize.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
 import { l2normalize } from './vectors.js';
+import type { Graph } from '../graph/graph.js';
+import { quantizeGraph, storeWeightsAsHalf } from '../graph/quantize.js';
+import { floatToHalf } from '../io/tensor.js';
 
 export interface LoadOptions extends OpenOptions {
   device?: Device;
   threads?: number;
   /** Fused ORT attention kernels (default true); false builds plain ONNX ops. */
   fused?: boolean;
+  /** Weights: fp32 (default); int8 = weights quantized per channel at load (DynamicQuantizeMatMul); fp16 = stored as half. */
+  dtype?: 'fp32' | 'fp16' | 'int8';
 }
 
 export interface EncodeOptions {
@@ -62,9 +67,15 @@ export class ClipModel {
   private session(kind: 'image' | 'text'): Promise<ortTypes.InferenceSession> {
     const so = { device: this.opts.device, threads: this.opts.threads };
     const fused = this.opts.fused ?? true;
-    const open = (t: TowerSpec) => createSession(t.kind === 'onnx' ? t.path : t.build({ fused }), so);
+    const open = (t: TowerSpec) => createSession(t.kind === 'onnx' ? t.path : this.transform(t.build({ fused })), so);
     if (kind === 'image') return (this.imageSession ??= open(this.checkpoint.image));
     return (this.textSession ??= open(this.checkpoint.text));
+  }
+
+  private transform(g: Graph): Graph {
+    if (this.opts.dtype === 'int8') quantizeGraph(g);
+    else if (this.opts.dtype === 'fp16') storeWeightsAsHalf(g, floatToHalf);
+    return g;
   }
 
   /** Pick the normalized output when the graph has one; otherwise normalize here (ONNX exports). */
