@@ -5,3 +5,8 @@ export { similarityLogits, softmax, dot, l2normalize } from './tasks/similarity.
 export { loadTokenizer } from './text/index.js';
 export { decodeImage } from './image/decode.js';
 export { SafetensorsFile, writeSafetensors } from './io/safetensors.js';
+export * from './hub/index.js';
+export { buildClassifier, predict, classEmbeddings } from './tasks/zeroshot.js';
+export { loadTemplates } from './tasks/templates.js';
+export { evalZeroShot } from './tasks/eval-zeroshot.js';
+export { evalRetrieval } from './tasks/eval-retrieval.js';

@@ -1,31 +1,16 @@
 // The `clip` command.
-import { Command, Option } from 'commander';
-import { ClipModel, type LoadOptions } from '../runtime/clip-model.js';
+import { Command } from 'commander';
+import { loadModel, modelOptions } from './model-options.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadTemplates, TEMPLATE_SETS, type TemplateSpec } from '../tasks/templates.js';
 import { buildClassifier, predict } from '../tasks/zeroshot.js';
+import { registerEval } from './commands/eval.js';
+import { registerModels } from './commands/models.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-function modelOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption('-m, --model <path>', 'checkpoint directory or file')
-    .option('--tokenizer <dir>', 'directory with tokenizer.json, for checkpoints that ship none')
-    .option('--config <file>', 'open_clip_config.json for a bare OpenAI .pt/.bin file')
-    .addOption(new Option('--format <format>', 'use the weights or the ONNX files of a directory that has both').choices(['auto', 'weights', 'onnx']).default('auto'))
-    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu']).default('cpu'))
-    .option('--threads <n>', 'intra-op threads', (v) => parseInt(v, 10))
-    .addOption(new Option('--dtype <dtype>', 'weights: fp32, fp16 (storage), int8 (quantized at load)').choices(['fp32', 'fp16', 'int8']).default('fp32'))
-    .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10));
-}
-
-async function loadModel(o: Record<string, any>): Promise<ClipModel> {
-  const opts: LoadOptions = { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format, dtype: o.dtype };
-  return ClipModel.load(o.model, opts);
-}
 
 const fmt = (x: number) => x.toFixed(4);
 
@@ -75,7 +60,7 @@ export function buildCli(): Command {
     .option('-k, --top <k>', 'also list the top k labels', (v) => parseInt(v, 10))
     .option('--json', 'print JSON')
     .action(async (images: string[], o) => {
-      const spec: TemplateSpec = o.templates ? loadTemplates(o.templates, o.dataset) : { templates: [o.template ?? '{}'] };
+      const spec: TemplateSpec = o.templates || o.dataset ? loadTemplates(o.templates, o.dataset) : { source: 'option', templates: [o.template ?? '{}'] };
       let labels: string[] = o.labels ? String(o.labels).split(',') : [];
       if (o.labelsFile) labels = labels.concat(readFileSync(o.labelsFile, 'utf8').split(/\r?\n/));
       labels = labels.map((s) => s.trim()).filter(Boolean);
@@ -108,6 +93,8 @@ export function buildCli(): Command {
       if (failed) process.exitCode = failed === out.length ? 1 : 3;
     });
 
+  registerEval(program);
+  registerModels(program);
   return program;
 }
 

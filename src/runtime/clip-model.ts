@@ -7,6 +7,7 @@ import { makeTokenizer } from './tokenize.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
 import { l2normalize } from './vectors.js';
+import { resolveModel, type ResolveOptions } from '../hub/resolve.js';
 import type { Graph } from '../graph/graph.js';
 import { quantizeGraph, storeWeightsAsHalf } from '../graph/quantize.js';
 import { floatToHalf } from '../io/tensor.js';
@@ -18,6 +19,8 @@ export interface LoadOptions extends OpenOptions {
   fused?: boolean;
   /** Weights: fp32 (default); int8 = weights quantized per channel at load (DynamicQuantizeMatMul); fp16 = stored as half. */
   dtype?: 'fp32' | 'fp16' | 'int8';
+  /** Hub download settings (endpoint, token, cache, offline); env variables are read otherwise. */
+  hub?: ResolveOptions;
 }
 
 export interface EncodeOptions {
@@ -41,8 +44,10 @@ export class ClipModel {
 
   private constructor(readonly checkpoint: Checkpoint, private readonly opts: LoadOptions) {}
 
+  /** A local directory or file, or a hub id / alias (downloaded once into the HF cache, then offline). */
   static async load(path: string, opts: LoadOptions = {}): Promise<ClipModel> {
-    return new ClipModel(openCheckpoint(path, opts), opts);
+    const dir = await resolveModel(path, { ...opts.hub, format: opts.format, onnxVariant: opts.onnxVariant });
+    return new ClipModel(openCheckpoint(dir, opts), opts);
   }
 
   /** exp(logit_scale): multiplies cosine similarities into logits. */

@@ -1,8 +1,19 @@
-// Prompt templates for zero-shot classification: named sets, or a user file.
-import { existsSync, readFileSync } from 'node:fs';
+// Prompt templates for zero-shot classification and evaluation: built-in sets, a prompts JSON (per-dataset `classes` and
+// `templates`, the layout of CLIP's published prompt lists), or a text file with one template per line.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
 
-/** Built-in sets. `{}` is replaced by the class name. */
-export const TEMPLATE_SETS: Record<string, string[]> = {
+export interface TemplateSet {
+  /** Where the templates came from, for reports. */
+  source: string;
+  templates: string[];
+  /** Class names when the prompts file gives them for the chosen dataset. */
+  classes?: string[];
+}
+
+/** Small built-in sets; the full per-dataset lists come from a prompts JSON file. */
+export const BUILTIN_TEMPLATES: Record<string, string[]> = {
+  label: ['{}'],
   plain: ['{}'],
   photo: ['a photo of a {}.'],
   // A small ensemble of everyday phrasings; averaging several prompts makes scores less sensitive to wording.
@@ -17,51 +28,76 @@ export const TEMPLATE_SETS: Record<string, string[]> = {
   ],
   zh: ['{}', '一张{}的照片。', '{}的图片。', '一幅{}的画。'],
 };
+/** Alias kept for the CLI's help text. */
+export const TEMPLATE_SETS = BUILTIN_TEMPLATES;
+export type TemplateSpec = TemplateSet;
 
-export interface TemplateSpec {
-  templates: string[];
-  /** Class names, when the file carried them (per-dataset sets). */
-  classes?: string[];
+function checkTemplates(templates: unknown, where: string): string[] {
+  if (!Array.isArray(templates) || !templates.length) throw new Error(`${where}: expected a non-empty list of templates`);
+  templates.forEach((t, i) => {
+    if (typeof t !== 'string' || !t.includes('{}')) throw new Error(`${where}: template ${i + 1} ${JSON.stringify(t)} has no {} for the class name`);
+  });
+  return templates as string[];
+}
+
+function fromJson(json: any, file: string, dataset?: string): TemplateSet {
+  if (Array.isArray(json)) {
+    if (dataset) throw new Error(`--dataset ${dataset}: ${file} is a plain list of templates, not per-dataset sets`);
+    return { source: file, templates: checkTemplates(json, file) };
+  }
+  if (!json || typeof json !== 'object') throw new Error(`${file}: expected a JSON object of datasets or a list of templates`);
+  if (Array.isArray(json.templates)) {
+    return { source: file, templates: checkTemplates(json.templates, file), classes: json.classes };
+  }
+  const names = Object.keys(json);
+  let name: string | undefined;
+  if (dataset) {
+    name = names.find((n) => n === dataset) ?? names.find((n) => n.toLowerCase() === dataset.toLowerCase());
+    if (!name) throw new Error(`--dataset ${dataset}: not in ${file} (it has ${names.join(', ')})`);
+  } else if (names.length === 1) {
+    name = names[0]!;
+  } else {
+    throw new Error(`${file} holds ${names.length} prompt sets; pick one with --dataset NAME (${names.join(', ')})`);
+  }
+  const set = json[name];
+  const where = `${file} [${name}]`;
+  const classes = set?.classes;
+  if (classes !== undefined && (!Array.isArray(classes) || !classes.every((c: unknown) => typeof c === 'string'))) {
+    throw new Error(`${where}: "classes" must be a list of strings`);
+  }
+  return { source: where, templates: checkTemplates(set?.templates, where), classes };
 }
 
 /**
- * A template set by name, or from a file: JSON in the zero-shot prompts layout
- * (`{ "<dataset>": { "classes": [...], "templates": [...] } }`, pick one with `dataset`), a JSON
- * array / `{ "templates": [...] }`, or text with one template per line.
+ * Resolve `--templates NAME|FILE` (default: the label itself). A `.json` file (or one starting with `{`/`[`)
+ * is a prompts file; any other file has one template per line (blank lines and `#` comments skipped).
  */
-export function loadTemplates(spec: string, dataset?: string): TemplateSpec {
-  if (TEMPLATE_SETS[spec]) return { templates: TEMPLATE_SETS[spec]! };
-  if (!existsSync(spec)) {
-    throw new Error(`templates "${spec}" is neither a built-in set (${Object.keys(TEMPLATE_SETS).join(', ')}) nor a file`);
+export function loadTemplates(spec?: string, dataset?: string): TemplateSet {
+  if (spec === undefined) {
+    if (dataset) throw new Error(`--dataset ${dataset} needs --templates FILE (a prompts JSON)`);
+    return { source: 'label', templates: BUILTIN_TEMPLATES.label! };
   }
-  const text = readFileSync(spec, 'utf8');
-  let out: TemplateSpec;
-  if (spec.endsWith('.json')) {
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`templates file ${spec} is not valid JSON: ${(e as Error).message}`);
-    }
-    if (Array.isArray(json)) out = { templates: json };
-    else if (Array.isArray(json.templates)) out = { templates: json.templates, classes: json.classes };
-    else {
-      const sets = Object.keys(json);
-      const name = dataset ?? (sets.length === 1 ? sets[0] : undefined);
-      if (!name || !json[name]) {
-        throw new Error(`templates file ${spec} holds several sets; choose one with --dataset (${sets.slice(0, 10).join(', ')}${sets.length > 10 ? ', ...' : ''})`);
+  if (existsSync(spec) && statSync(spec).isFile()) {
+    const text = readFileSync(spec, 'utf8');
+    const head = text.trimStart()[0];
+    if (extname(spec).toLowerCase() === '.json' || head === '{' || head === '[') {
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (e) {
+        throw new Error(`${spec}: not valid JSON (${(e as Error).message})`);
       }
-      out = { templates: json[name].templates, classes: json[name].classes };
+      return fromJson(json, spec, dataset);
     }
-  } else {
-    out = { templates: text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) };
+    if (dataset) throw new Error(`--dataset ${dataset}: ${spec} is a plain template list, not a prompts JSON`);
+    const templates = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    return { source: spec, templates: checkTemplates(templates, spec) };
   }
-  if (!out.templates?.length || !out.templates.every((t) => typeof t === 'string')) throw new Error(`templates file ${spec} has no templates`);
-  const bad = out.templates.find((t) => !t.includes('{}'));
-  if (bad !== undefined) throw new Error(`template "${bad}" in ${spec} has no {} for the class name`);
-  return out;
+  const builtin = BUILTIN_TEMPLATES[spec];
+  if (!builtin) throw new Error(`--templates ${spec}: no such file, and not a built-in set (${Object.keys(BUILTIN_TEMPLATES).join(', ')})`);
+  if (dataset) throw new Error(`--dataset ${dataset} needs --templates FILE (a prompts JSON), not the built-in set ${spec}`);
+  return { source: spec, templates: builtin };
 }
 
-export function fillTemplate(template: string, label: string): string {
-  return template.replaceAll('{}', label);
-}
+/** Fill a template with a class name (every `{}`). */
+export const fillTemplate = (template: string, name: string): string => template.replaceAll('{}', name);

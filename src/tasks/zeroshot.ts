@@ -13,20 +13,27 @@ export interface ZeroShotClassifier {
   logitScale: number;
 }
 
-export async function buildClassifier(model: ClipModel, classes: string[], templates: string[] = ['{}'], batchSize?: number): Promise<ZeroShotClassifier> {
+/** One embedding per class: the renormalized mean of the normalized embeddings of every filled template. */
+export async function classEmbeddings(
+  model: Pick<ClipModel, 'encodeTexts'>, classes: string[], templates: string[],
+  opts: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<Float32Array[]> {
   if (!classes.length) throw new Error('no class labels given');
   if (!templates.length) throw new Error('no prompt templates given');
   const prompts = classes.flatMap((c) => templates.map((t) => fillTemplate(t, c)));
-  const emb = await model.encodeTexts(prompts, { batchSize });
-  const weights = classes.map((_, ci) => {
-    const mean = new Float32Array(model.dim);
+  const embs = await model.encodeTexts(prompts, { normalize: true, batchSize: opts.batchSize, onProgress: opts.onProgress });
+  return classes.map((_, c) => {
+    const mean = new Float32Array(embs[0]!.length);
     for (let t = 0; t < templates.length; t++) {
-      const e = emb[ci * templates.length + t]!;
-      for (let k = 0; k < mean.length; k++) mean[k]! += e[k]! / templates.length;
+      const e = embs[c * templates.length + t]!;
+      for (let d = 0; d < mean.length; d++) mean[d]! += e[d]!;
     }
     return l2normalize(mean);
   });
-  return { classes, templates, weights, logitScale: model.logitScale };
+}
+
+export async function buildClassifier(model: ClipModel, classes: string[], templates: string[] = ['{}'], batchSize?: number): Promise<ZeroShotClassifier> {
+  return { classes, templates, weights: await classEmbeddings(model, classes, templates, { batchSize }), logitScale: model.logitScale };
 }
 
 export interface Prediction {

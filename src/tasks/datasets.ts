@@ -1,0 +1,236 @@
+// Dataset readers for evaluation: labeled images (class folders, `path,label` CSV) and image-caption
+// pairs for retrieval (EasyNLP TSV with base64 images, CSV, JSONL). Structural problems (missing file,
+// bad line) throw with the file and line; unreadable images are left for the encoder to report.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ImageInput } from '../runtime/preprocess.js';
+import { parseCsv } from './csv.js';
+
+/** Extensions taken as images in class folders; formats we cannot decode still show up as failed images. */
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif', '.heic']);
+
+export interface LabeledDataset {
+  classes: string[];
+  /** `label` indexes `classes`. */
+  samples: { input: string; label: number }[];
+}
+
+export interface RetrievalDataset {
+  /** `name` is what reports show: the path, or `file:line` for embedded images. */
+  images: { input: ImageInput; name: string }[];
+  /** Each caption belongs to one image (`image` indexes `images`). */
+  texts: { text: string; image: number }[];
+}
+
+/** Class names in a stable order: numerically when all are integers ("2" before "10"), else by code point. */
+export function sortClassNames(names: Iterable<string>): string[] {
+  const u = [...new Set(names)];
+  if (u.length && u.every((n) => /^\d+$/.test(n))) return u.sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return u.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function requireFile(path: string, what: string): void {
+  if (!existsSync(path)) throw new Error(`${what} ${path}: no such file`);
+  if (!statSync(path).isFile()) throw new Error(`${what} ${path}: not a file`);
+}
+
+function imagesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    // statSync follows symlinks, so linked files and folders count like real ones.
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st?.isDirectory()) out.push(...imagesUnder(p));
+    else if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(p);
+  }
+  return out;
+}
+
+/** torchvision ImageFolder layout: DIR/<class>/**\/<image>. Empty class folders are kept as classes. */
+export function readLabeledFolder(dir: string): LabeledDataset {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`dataset folder ${dir}: no such directory`);
+  const classDirs = readdirSync(dir).filter((n) => !n.startsWith('.') && statSync(join(dir, n)).isDirectory());
+  const classes = sortClassNames(classDirs);
+  if (!classes.length) throw new Error(`dataset folder ${dir}: no class subfolders (expected ${dir}/<class>/<image>)`);
+  const samples = classes.flatMap((c, label) => imagesUnder(join(dir, c)).sort().map((input) => ({ input, label })));
+  if (!samples.length) throw new Error(`dataset folder ${dir}: no image files in its ${classes.length} class folders`);
+  return { classes, samples };
+}
+
+const PATH_COLUMNS = ['path', 'image', 'image_path', 'filepath', 'file', 'filename', 'img', 'image_file'];
+const LABEL_COLUMNS = ['label', 'class', 'class_name', 'classname', 'category', 'target'];
+const CAPTION_COLUMNS = ['caption', 'text', 'title', 'sentence', 'raw', 'description'];
+
+/** Column indices from a header row naming them, or the first two columns when the first row is data. */
+function pickColumns(first: string[], second: string[]): { a: number; b: number; header: boolean } {
+  const low = first.map((f) => f.trim().toLowerCase());
+  const a = low.findIndex((f) => PATH_COLUMNS.includes(f));
+  const b = low.findIndex((f) => second.includes(f));
+  return a >= 0 && b >= 0 ? { a, b, header: true } : { a: 0, b: 1, header: false };
+}
+
+function readRows(file: string, secondColumn: string[], what: string) {
+  requireFile(file, what);
+  const rows = parseCsv(readFileSync(file, 'utf8'), file);
+  if (!rows.length) throw new Error(`${what} ${file}: empty`);
+  const { a, b, header } = pickColumns(rows[0]!.fields, secondColumn);
+  const base = dirname(resolve(file));
+  return (header ? rows.slice(1) : rows).map(({ fields, line }) => {
+    const p = fields[a]?.trim();
+    const v = fields[b];
+    if (!p || v === undefined || !v.trim()) throw new Error(`${file}:${line}: expected an image path and a ${what === 'labels CSV' ? 'label' : 'caption'}`);
+    // Relative paths are relative to the index file, so the dataset folder can move as a whole.
+    return { path: resolve(base, p), value: v.trim(), line };
+  });
+}
+
+/** `path,label` rows (optional header naming the columns, e.g. `path,label` or `filepath,class`). */
+export function readLabeledCsv(file: string): LabeledDataset {
+  const rows = readRows(file, LABEL_COLUMNS, 'labels CSV');
+  if (!rows.length) throw new Error(`labels CSV ${file}: no rows after the header`);
+  const classes = sortClassNames(rows.map((r) => r.value));
+  const index = new Map(classes.map((c, i) => [c, i]));
+  return { classes, samples: rows.map((r) => ({ input: r.path, label: index.get(r.value)! })) };
+}
+
+/** Group (image path, caption) pairs by image, in order of first appearance. */
+function groupPairs(pairs: { path: string; caption: string }[]): RetrievalDataset {
+  const byPath = new Map<string, number>();
+  const ds: RetrievalDataset = { images: [], texts: [] };
+  for (const { path, caption } of pairs) {
+    let i = byPath.get(path);
+    if (i === undefined) {
+      i = ds.images.push({ input: path, name: path }) - 1;
+      byPath.set(path, i);
+    }
+    ds.texts.push({ text: caption, image: i });
+  }
+  return ds;
+}
+
+/** CSV (or tab-separated) rows `image,caption`; several rows may name the same image. */
+export function readRetrievalCsv(file: string): RetrievalDataset {
+  const rows = readRows(file, CAPTION_COLUMNS, 'captions CSV');
+  if (!rows.length) throw new Error(`captions CSV ${file}: no rows after the header`);
+  return groupPairs(rows.map((r) => ({ path: r.path, caption: r.value })));
+}
+
+async function* lines(file: string): AsyncGenerator<{ text: string; line: number }> {
+  const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  let line = 0;
+  for await (const text of rl) {
+    line++;
+    if (text.trim()) yield { text, line };
+  }
+}
+
+const JSON_IMAGE_KEYS = ['image', 'image_path', 'path', 'filepath', 'file', 'filename', 'img'];
+const JSON_CAPTION_KEYS = ['captions', 'caption', 'texts', 'text', 'sentences', 'title'];
+
+/** A caption field may be a string, a list of strings, or Karpathy-style objects `{raw}` / `{text}`. */
+function captionsOf(v: unknown): string[] | undefined {
+  const one = (x: unknown): string | undefined => {
+    if (typeof x === 'string') return x;
+    if (x && typeof x === 'object') for (const k of ['raw', 'text', 'caption']) if (typeof (x as any)[k] === 'string') return (x as any)[k];
+    return undefined;
+  };
+  const list = Array.isArray(v) ? v.map(one) : [one(v)];
+  return list.every((s) => s !== undefined) ? (list as string[]) : undefined;
+}
+
+/**
+ * JSONL, one object per line: an image path (`image`, `path`, `filepath`, ...) and its captions
+ * (`captions` list, `caption`, `text`, or `sentences` as strings or `{raw}` objects). Lines naming the
+ * same image are merged; an image with an empty caption list stays in the pool as a distractor.
+ */
+export async function readRetrievalJsonl(file: string): Promise<RetrievalDataset> {
+  requireFile(file, 'captions JSONL');
+  const base = dirname(resolve(file));
+  const pairs: { path: string; caption: string }[] = [];
+  const distractors: string[] = [];
+  for await (const { text, line } of lines(file)) {
+    let obj: any;
+    try {
+      obj = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${file}:${line}: not valid JSON (${(e as Error).message})`);
+    }
+    const imageKey = JSON_IMAGE_KEYS.find((k) => typeof obj?.[k] === 'string');
+    const captionKey = JSON_CAPTION_KEYS.find((k) => obj?.[k] !== undefined);
+    const caps = captionKey ? captionsOf(obj[captionKey]) : undefined;
+    if (!imageKey || !caps) {
+      throw new Error(`${file}:${line}: expected an object with an image path (${JSON_IMAGE_KEYS.join('/')}) and captions (${JSON_CAPTION_KEYS.join('/')})`);
+    }
+    const path = resolve(base, obj[imageKey]);
+    if (!caps.length) distractors.push(path);
+    for (const caption of caps) pairs.push({ path, caption });
+  }
+  const ds = groupPairs(pairs);
+  const known = new Set(ds.images.map((im) => im.name));
+  for (const p of distractors) if (!known.has(p)) { known.add(p); ds.images.push({ input: p, name: p }); }
+  if (!ds.images.length) throw new Error(`captions JSONL ${file}: no images`);
+  return ds;
+}
+
+const MAGIC: [number, number[]][] = [
+  [0, [0xff, 0xd8, 0xff]], // JPEG
+  [0, [0x89, 0x50, 0x4e, 0x47]], // PNG
+  [0, [0x47, 0x49, 0x46, 0x38]], // GIF
+  [0, [0x42, 0x4d]], // BMP
+  [8, [0x57, 0x45, 0x42, 0x50]], // WebP (RIFF....WEBP)
+];
+
+function looksLikeImage(b: Uint8Array): boolean {
+  return MAGIC.some(([off, sig]) => sig.every((x, i) => b[off + i] === x));
+}
+
+/** base64 of an image: decodes to a known image signature (checks only the first bytes). */
+function isBase64Image(field: string): boolean {
+  return field.length > 16 && /^[A-Za-z0-9+/_-]/.test(field) && looksLikeImage(Buffer.from(field.slice(0, 24), 'base64'));
+}
+
+export interface TsvOptions {
+  /**
+   * Merge lines whose decoded image bytes are identical into one image with several captions (default
+   * true). EasyNLP's files repeat the image on every caption line (Flickr30k: 5 lines per image); without
+   * merging, a caption's copies of its own image compete with each other and text→image recall is capped.
+   * false keeps one image per line (the pairwise evaluation, each line its own positive).
+   */
+  dedupe?: boolean;
+}
+
+/**
+ * EasyNLP TSV: `text<TAB>base64-image` per line. The image column is found from the first line whose
+ * field decodes to an image signature (either column order works); lines must have exactly two fields.
+ */
+export async function readRetrievalTsv(file: string, opts: TsvOptions = {}): Promise<RetrievalDataset> {
+  requireFile(file, 'TSV');
+  const dedupe = opts.dedupe ?? true;
+  const ds: RetrievalDataset = { images: [], texts: [] };
+  const byHash = new Map<string, number>();
+  let imageCol: 0 | 1 | undefined;
+  for await (const { text, line } of lines(file)) {
+    const fields = text.split('\t');
+    if (fields.length !== 2) throw new Error(`${file}:${line}: expected 2 tab-separated fields (text, base64 image), got ${fields.length}`);
+    imageCol ??= isBase64Image(fields[1]!) ? 1 : isBase64Image(fields[0]!) ? 0 : undefined;
+    const col = imageCol ?? 1; // EasyNLP's order until some line shows otherwise
+    const caption = fields[1 - col]!.trim();
+    if (!caption) throw new Error(`${file}:${line}: empty text`);
+    const bytes = new Uint8Array(Buffer.from(fields[col]!.trim(), 'base64'));
+    const name = `${basename(file)}:${line}`;
+    let i: number | undefined;
+    if (dedupe) {
+      const h = createHash('sha1').update(bytes).digest('hex');
+      i = byHash.get(h);
+      if (i === undefined) byHash.set(h, (i = ds.images.push({ input: bytes, name }) - 1));
+    } else {
+      i = ds.images.push({ input: bytes, name }) - 1;
+    }
+    ds.texts.push({ text: caption, image: i });
+  }
+  if (!ds.texts.length) throw new Error(`TSV ${file}: no lines`);
+  return ds;
+}
