@@ -10,3 +10,5 @@ export { buildClassifier, predict, classEmbeddings } from './tasks/zeroshot.js';
 export { loadTemplates } from './tasks/templates.js';
 export { evalZeroShot } from './tasks/eval-zeroshot.js';
 export { evalRetrieval } from './tasks/eval-retrieval.js';
+export { runEmbedJob } from './tasks/embed-job.js';
+export { enumerateInputs } from './tasks/inputs.js';

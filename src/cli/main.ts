@@ -1,11 +1,13 @@
 // The `clip` command.
 import { Command } from 'commander';
 import { loadModel, modelOptions } from './model-options.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { enumerateInputs, hasGlobMagic } from '../tasks/inputs.js';
 import { fileURLToPath } from 'node:url';
 import { loadTemplates, TEMPLATE_SETS, type TemplateSpec } from '../tasks/templates.js';
 import { buildClassifier, predict } from '../tasks/zeroshot.js';
 import { registerEval } from './commands/eval.js';
+import { addEmbedBatchOptions, runEmbedBatch } from './commands/embed-batch.js';
 import { registerModels } from './commands/models.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
@@ -14,16 +16,34 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 const fmt = (x: number) => x.toFixed(4);
 
+/** Image arguments: files as given (a missing one is reported per image), folders walked, globs expanded. */
+function expandImageArgs(args: string[]): string[] {
+  return args.flatMap((a) => {
+    const p = a.startsWith('file://') ? fileURLToPath(a) : a;
+    if (existsSync(p) && statSync(p).isFile()) return [p];
+    if ((existsSync(p) && statSync(p).isDirectory()) || (!existsSync(p) && hasGlobMagic(p))) {
+      const { items } = enumerateInputs([existsSync(p) ? p : `glob:${p}`]);
+      return items.flatMap((it) => (it.kind === 'image' && 'path' in it ? [it.path] : []));
+    }
+    return [p];
+  });
+}
+
 export function buildCli(): Command {
   const program = new Command('clip').description('CLIP for TypeScript: embed, classify, search, train').showHelpAfterError();
 
-  modelOptions(program.command('embed'))
-    .description('embed images and texts')
+  addEmbedBatchOptions(modelOptions(program.command('embed')))
+    .description('embed images and texts (with --out: folders, globs, lists or EasyNLP TSV into TSV/.npy/JSONL, resumable)')
     .option('-i, --image <path>', 'image file (repeatable)', collect, [])
     .option('-t, --text <text>', 'text (repeatable)', collect, [])
     .option('--raw', 'unnormalized projected features instead of L2-normalized embeddings')
     .option('--json', 'print JSON')
     .action(async (o) => {
+      if (o.out) {
+        process.exitCode = await runEmbedBatch(o, () => loadModel(o));
+        return;
+      }
+      if (o.input?.length) throw new Error('--input needs --out FILE (the batch job writes TSV, .npy or JSONL)');
       const model = await loadModel(o);
       const normalize = !o.raw;
       const progress = new Progress('images');
@@ -51,7 +71,7 @@ export function buildCli(): Command {
 
   modelOptions(program.command('classify'))
     .description('zero-shot classification of images over labels')
-    .argument('<images...>', 'image files (or file:// URLs)')
+    .argument('<images...>', 'image files, folders, globs or file:// URLs')
     .option('-l, --labels <labels>', 'comma-separated labels')
     .option('--labels-file <file>', 'labels, one per line')
     .option('--template <template>', 'one prompt template with {} for the label')
@@ -68,7 +88,7 @@ export function buildCli(): Command {
       if (!labels.length) throw new Error('no labels: give --labels, --labels-file, or a --templates file with classes');
       const model = await loadModel(o);
       const clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
-      const files = images.map((i) => (i.startsWith('file://') ? fileURLToPath(i) : i));
+      const files = expandImageArgs(images);
       const progress = new Progress('images');
       const res = await model.encodeImages(files, { batchSize: o.batchSize, onProgress: (d, t) => progress.update(d, t) });
       const out = res.map((r) => {

@@ -1,0 +1,341 @@
+// Input enumeration for batch embedding. Each `--input` spec (folder, glob, list file, EasyNLP TSV or a
+// single image) expands into items with a stable id: the id is the resume key, so the same command
+// must give the same ids on every run (sorted walks, order-preserving lists).
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, type Dirent } from 'node:fs';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+
+/** Extensions a folder walk picks up: the formats the image decoder reads. */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
+
+/** Where a base64 image cell lies in a TSV file: read at embedding time, so big tables never sit in memory. */
+export interface CellRef { file: string; offset: number; length: number }
+
+export type InputItem =
+  | { kind: 'image'; id: string; path: string }
+  | { kind: 'image'; id: string; cell: CellRef }
+  | { kind: 'text'; id: string; text: string };
+
+/** A row that could not become an input (e.g. a TSV line with the wrong number of columns). */
+export interface InvalidInput { id: string; kind: 'row'; error: string }
+
+export interface Inputs { items: InputItem[]; invalid: InvalidInput[] }
+
+export type SpecKind = 'folder' | 'glob' | 'list' | 'tsv' | 'image';
+
+export interface ExtraInputs {
+  /** Image paths taken as they are (the `--image` flag). */
+  images?: string[];
+  /** Texts to embed; their id is the text itself (the `--text` flag). */
+  texts?: string[];
+}
+
+const PREFIXES: Record<string, SpecKind> = { 'glob:': 'glob', 'list:': 'list', 'tsv:': 'tsv' };
+
+export const hasGlobMagic = (s: string): boolean => /[*?[{]/.test(s);
+
+/**
+ * What a spec names. An explicit `glob:`, `list:` or `tsv:` prefix wins. Otherwise: an existing folder is
+ * walked; an existing file is an image if its bytes or extension say so, an EasyNLP table if it ends in
+ * .tsv, and a list file otherwise; a missing path with * ? [ { in it is a glob.
+ */
+export function classifySpec(spec: string): { kind: SpecKind; target: string } {
+  for (const [p, kind] of Object.entries(PREFIXES)) if (spec.startsWith(p)) return { kind, target: spec.slice(p.length) };
+  if (existsSync(spec)) {
+    if (statSync(spec).isDirectory()) return { kind: 'folder', target: spec };
+    const ext = extname(spec).toLowerCase();
+    if (sniffImage(readHead(spec, 16))) return { kind: 'image', target: spec };
+    if (ext === '.tsv') return { kind: 'tsv', target: spec };
+    if (IMAGE_EXTENSIONS.includes(ext)) return { kind: 'image', target: spec };
+    return { kind: 'list', target: spec };
+  }
+  if (hasGlobMagic(spec)) return { kind: 'glob', target: spec };
+  throw new Error(`input not found: ${spec}`);
+}
+
+/** Expand specs into de-duplicated items (first occurrence wins), in the order given. */
+export function enumerateInputs(specs: string[], extra: ExtraInputs = {}): Inputs {
+  const items: InputItem[] = [];
+  const invalid: InvalidInput[] = [];
+  const seen = new Set<string>();
+  const add = (it: InputItem) => {
+    // Paths compare resolved, so `./a.png` from a list and `a.png` from a glob are one input.
+    const key = 'path' in it ? `image\0${resolve(it.path)}` : `${it.kind}\0${it.id}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    items.push(it);
+  };
+  const addPath = (p: string) => add({ kind: 'image', id: p, path: p });
+
+  for (const spec of specs) {
+    const { kind, target } = classifySpec(spec);
+    if (kind === 'image') addPath(target);
+    else if (kind === 'folder') {
+      const files = walkFolder(target);
+      if (!files.length) throw new Error(`no images (${IMAGE_EXTENSIONS.join(', ')}) under ${target}`);
+      files.forEach(addPath);
+    } else if (kind === 'glob') {
+      const files = expandGlob(target);
+      if (!files.length) throw new Error(`no files match ${target}`);
+      files.forEach(addPath);
+    } else if (kind === 'list') {
+      readListFile(target).forEach(addPath);
+    } else {
+      const t = scanTsv(target);
+      t.items.forEach(add);
+      invalid.push(...t.invalid);
+    }
+  }
+  for (const p of extra.images ?? []) addPath(p);
+  for (const t of extra.texts ?? []) add({ kind: 'text', id: t, text: t });
+  return { items, invalid };
+}
+
+// ---- folders and lists ----
+
+const byName = (a: Dirent, b: Dirent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** Files under `dir` (recursive, sorted, hidden entries skipped) for which `keep(relative posix path)` holds. */
+function walk(dir: string, keep: (rel: string) => boolean, maxDepth = Infinity, rel = '', out: string[] = []): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true }).sort(byName);
+  } catch (e) {
+    throw new Error(`cannot read folder ${dir}: ${(e as Error).message}`);
+  }
+  for (const e of entries) {
+    // Hidden entries are skipped: `.git`, and macOS `._x.jpg` resource forks that look like images but are not.
+    if (e.name.startsWith('.')) continue;
+    const path = join(dir, e.name);
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      // Symlinked files count; symlinked folders are not followed, so a link cycle cannot loop the walk.
+      try { isFile = statSync(path).isFile(); } catch { isFile = false; }
+      isDir = false;
+    }
+    if (isDir && maxDepth > 1) walk(path, keep, maxDepth - 1, r, out);
+    else if (isFile && keep(r)) out.push(path);
+  }
+  return out;
+}
+
+export function walkFolder(dir: string): string[] {
+  return walk(dir, (r) => IMAGE_EXTENSIONS.includes(extname(r).toLowerCase()));
+}
+
+/** One image path per line; blank lines and `#` comments skipped; relative paths are relative to the list file. */
+export function readListFile(file: string): string[] {
+  const base = dirname(file);
+  return readFileSync(file, 'utf8').split('\n')
+    .map((l) => l.replace(/\r$/, '').trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => (isAbsolute(l) ? l : join(base, l)));
+}
+
+// ---- globs ----
+
+/**
+ * A glob as a RegExp over posix paths relative to the glob's base folder. Supports `*`, `?`, `[abc]`,
+ * `[!abc]`, `{a,b}` and `**` as a whole path segment. Like the shell, wildcards do not match a leading dot.
+ */
+export function globToRegExp(pattern: string): RegExp {
+  const segs = pattern.split('/');
+  let re = '';
+  segs.forEach((seg, i) => {
+    const last = i === segs.length - 1;
+    if (seg === '**') {
+      re += last ? '(?!\\.)[^/]+(?:/(?!\\.)[^/]+)*' : '(?:(?!\\.)[^/]+/)*';
+      return;
+    }
+    re += segmentToRegExp(seg) + (last ? '' : '/');
+  });
+  return new RegExp(`^${re}$`);
+}
+
+function segmentToRegExp(seg: string): string {
+  let re = /^[*?[{]/.test(seg) ? '(?!\\.)' : '';
+  let braces = 0;
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = seg.indexOf(']', i + 2);
+      if (end < 0) { re += '\\['; continue; }
+      let body = seg.slice(i + 1, end);
+      const neg = body.startsWith('!') || body.startsWith('^');
+      if (neg) body = body.slice(1);
+      re += `[${neg ? '^' : ''}${body.replace(/[\\\]]/g, '\\$&')}]`;
+      i = end;
+    } else if (c === '{') { braces++; re += '(?:'; }
+    else if (c === '}' && braces) { braces--; re += ')'; }
+    else if (c === ',' && braces) re += '|';
+    else re += c.replace(/[.+^$()|\\\]}]/g, '\\$&');
+  }
+  if (braces) throw new Error(`unbalanced { in glob segment "${seg}"`);
+  return re;
+}
+
+/** Files matching a glob, sorted. The walk starts at the longest leading part without wildcards. */
+export function expandGlob(pattern: string): string[] {
+  const segs = pattern.split('/');
+  const firstMagic = segs.findIndex(hasGlobMagic);
+  if (firstMagic < 0) return existsSync(pattern) && statSync(pattern).isFile() ? [pattern] : [];
+  const baseSegs = segs.slice(0, firstMagic);
+  const base = baseSegs.length === 0 ? '.' : baseSegs.join('/') || '/';
+  const rest = segs.slice(firstMagic);
+  if (!existsSync(base) || !statSync(base).isDirectory()) return [];
+  const re = globToRegExp(rest.join('/'));
+  const depth = rest.includes('**') ? Infinity : rest.length;
+  // walk() joins with path.join, which drops a leading `./`: `*.png` yields `a.png`, as a shell would.
+  return walk(base, (r) => re.test(r), depth);
+}
+
+// ---- EasyNLP TSV ----
+
+export type TsvLayout = 'text' | 'image' | 'text+image' | 'image+text';
+
+const SIGNATURES: number[][] = [
+  [0x89, 0x50, 0x4e, 0x47], // PNG
+  [0xff, 0xd8, 0xff], // JPEG
+  [0x52, 0x49, 0x46, 0x46], // RIFF (WebP)
+  [0x47, 0x49, 0x46, 0x38], // GIF8
+  [0x42, 0x4d], // BMP
+  [0x49, 0x49, 0x2a, 0x00], [0x4d, 0x4d, 0x00, 0x2a], // TIFF
+];
+
+export function sniffImage(bytes: Uint8Array): boolean {
+  return SIGNATURES.some((sig) => sig.every((b, i) => bytes[i] === b));
+}
+
+function readHead(file: string, n: number): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    return buf.subarray(0, readSync(fd, buf, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/** True when a cell is base64 (standard or URL-safe, as EasyNLP writes) of bytes with an image signature. */
+export function looksLikeBase64Image(raw: string): boolean {
+  const cell = raw.trim();
+  if (cell.length < 16 || !BASE64.test(cell)) return false;
+  return sniffImage(Buffer.from(cell.slice(0, 24), 'base64'));
+}
+
+/** Decode a base64 image cell; a clear error when it is not base64 at all. */
+export function decodeBase64Cell(cell: string, id: string): Uint8Array {
+  const s = cell.trim();
+  if (!s || !BASE64.test(s)) throw new Error(`${id}: image column is not base64`);
+  return Buffer.from(s, 'base64');
+}
+
+/** Lines of a file with their byte offsets, read in blocks so multi-GB tables stream. */
+function* lines(file: string): Generator<{ no: number; offset: number; bytes: Buffer }> {
+  const fd = openSync(file, 'r');
+  try {
+    const block = Buffer.allocUnsafe(1 << 20);
+    let carry = Buffer.alloc(0);
+    let carryAt = 0; // file offset of carry[0]
+    let pos = 0;
+    let no = 0;
+    for (;;) {
+      const n = readSync(fd, block, 0, block.length, pos);
+      pos += n;
+      const data = carry.length ? Buffer.concat([carry, block.subarray(0, n)]) : block.subarray(0, n);
+      let s = 0;
+      for (let nl = data.indexOf(10, s); nl >= 0; nl = data.indexOf(10, s)) {
+        yield { no: ++no, offset: carryAt + s, bytes: data.subarray(s, nl) };
+        s = nl + 1;
+      }
+      if (n === 0) {
+        if (s < data.length) yield { no: ++no, offset: carryAt + s, bytes: data.subarray(s) };
+        return;
+      }
+      // Copy: `block` is reused by the next read.
+      carry = Buffer.from(data.subarray(s));
+      carryAt += s;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Split a line at tabs into [start, end) byte ranges, dropping a trailing CR. */
+function columns(bytes: Buffer): Array<[number, number]> {
+  let end = bytes.length;
+  if (end && bytes[end - 1] === 13) end--;
+  const cols: Array<[number, number]> = [];
+  let s = 0;
+  for (let t = bytes.indexOf(9, s); t >= 0 && t < end; t = bytes.indexOf(9, s)) {
+    cols.push([s, t]);
+    s = t + 1;
+  }
+  cols.push([s, end]);
+  return cols;
+}
+
+/**
+ * Decide a TSV file's layout from its first non-empty line, as EasyNLP's CLIP app uses them:
+ * two columns = a text and a base64 image (normally text first; the column whose cell decodes to an
+ * image signature is taken as the image), one column = base64 images if that cell is one, else texts.
+ */
+export function detectTsvLayout(cells: string[], where: string): TsvLayout {
+  if (cells.length === 1) return looksLikeBase64Image(cells[0]!) ? 'image' : 'text';
+  if (cells.length === 2) {
+    if (looksLikeBase64Image(cells[1]!)) return 'text+image';
+    if (looksLikeBase64Image(cells[0]!)) return 'image+text';
+    throw new Error(`${where}: two columns, but neither is a base64 image (expected text<TAB>base64-image)`);
+  }
+  throw new Error(`${where}: ${cells.length} tab-separated columns; expected text<TAB>base64-image, or one column of texts or of base64 images`);
+}
+
+/**
+ * Items of an EasyNLP TSV file. Ids are FILE:LINE (1-based); a two-column line gives two inputs,
+ * FILE:LINE:text and FILE:LINE:image. Empty lines are skipped, and so is an empty cell of a two-column line.
+ */
+export function scanTsv(file: string): Inputs {
+  const items: InputItem[] = [];
+  const invalid: InvalidInput[] = [];
+  let layout: TsvLayout | undefined;
+  for (const { no, offset, bytes } of lines(file)) {
+    const cols = columns(bytes);
+    if (cols.length === 1 && cols[0]![1] === cols[0]![0]) continue;
+    const cell = (k: number) => bytes.toString('utf8', cols[k]![0], cols[k]![1]);
+    const ref = (k: number): CellRef => ({ file, offset: offset + cols[k]![0], length: cols[k]![1] - cols[k]![0] });
+    const where = `${file}:${no}`;
+    layout ??= detectTsvLayout(cols.map((_, k) => cell(k)), where);
+    const want = layout.includes('+') ? 2 : 1;
+    if (cols.length !== want) {
+      invalid.push({ id: where, kind: 'row', error: `${where}: ${cols.length} columns, but this file's first line has ${want}` });
+      continue;
+    }
+    if (layout === 'text') items.push({ kind: 'text', id: where, text: cell(0) });
+    else if (layout === 'image') items.push({ kind: 'image', id: where, cell: ref(0) });
+    else {
+      const [t, im] = layout === 'text+image' ? [0, 1] : [1, 0];
+      if (cols[t]![1] > cols[t]![0]) items.push({ kind: 'text', id: `${where}:text`, text: cell(t) });
+      if (cols[im]![1] > cols[im]![0]) items.push({ kind: 'image', id: `${where}:image`, cell: ref(im) });
+    }
+  }
+  if (!layout) throw new Error(`${file}: empty TSV file`);
+  return { items, invalid };
+}
+
+/** Read a base64 cell's bytes back from its file. */
+export function readCell(ref: CellRef, id: string): Uint8Array {
+  const fd = openSync(ref.file, 'r');
+  try {
+    const buf = Buffer.alloc(ref.length);
+    const n = readSync(fd, buf, 0, ref.length, ref.offset);
+    if (n !== ref.length) throw new Error(`${id}: ${ref.file} changed since it was read (short read)`);
+    return decodeBase64Cell(buf.toString('latin1'), id);
+  } finally {
+    closeSync(fd);
+  }
+}
