@@ -291,3 +291,20 @@ describe('batching and loading', { skip: SKIP_FIXTURES }, () => {
     }
   });
 });
+
+it('a BERT directory with only vocab.txt tokenizes like its tokenizer.json (Chinese-CLIP hub layout)', { skip: SKIP_FIXTURES }, async () => {
+  const { symlinkSync } = await import('node:fs');
+  const { loadTokenizer: load } = await import('../src/text/index.js');
+  const d = mkdtempSync(join(tmpdir(), 'clip-vocab-'));
+  try {
+    symlinkSync(fixture('common', 'tokenizer-zh', 'vocab.txt'), join(d, 'vocab.txt'));
+    symlinkSync(fixture('common', 'tokenizer-zh', 'tokenizer_config.json'), join(d, 'tokenizer_config.json'));
+    const fromVocab = load(d, { contextLength: 52 });
+    const cases = JSON.parse(readFileSync(fixture('common', 'tokens-zh.json'), 'utf8')) as Array<{ text: string; input_ids: number[]; padded_52: number[] }>;
+    for (const c of cases) if (c.input_ids.length <= 52) assert.deepEqual(fromVocab.encode(c.text), c.input_ids, c.text);
+    const padded = fromVocab.encodeBatch(cases.map((c) => c.text));
+    cases.forEach((c, i) => assert.deepEqual(Array.from(padded.inputIds.subarray(i * 52, (i + 1) * 52), Number), c.padded_52, c.text));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

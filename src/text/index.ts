@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { bertTokenizerJsonFromVocab } from './bert-vocab.js';
 import { BertTokenizer } from './bert-tokenizer.js';
 import { ClipTokenizer } from './clip-tokenizer.js';
 import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
@@ -12,6 +13,7 @@ export { BertTokenizer, type BertTokenizerOptions } from './bert-tokenizer.js';
 export { ClipTokenizer, type ClipTokenizerOptions } from './clip-tokenizer.js';
 export { HfTextTokenizer, specialTokensOf, type TokenizerConfigJson, type TokenizerJson } from './hf-tokenizer.js';
 export { htmlUnescape } from './html-unescape.js';
+export { bertTokenizerJsonFromVocab } from './bert-vocab.js';
 export {
   bpeVocabFromOpenAIMerges, bytesToUnicode, EOT_TOKEN, OpenAIClipTokenizer, openaiCleanText, SOT_TOKEN,
   type BpeVocab, type OpenAIClipTokenizerOptions,
@@ -120,6 +122,12 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
   if (mode === 'openai') {
     const contextLength = opts.contextLength ?? contextLengthFor(modelDir, readJsonIfExists(join(modelDir, 'tokenizer_config.json')));
     return new OpenAIClipTokenizer(loadOpenAIVocab(modelDir), { contextLength });
+  }
+  const vocabTxt = join(modelDir, 'vocab.txt');
+  if (!existsSync(tjPath) && existsSync(vocabTxt)) {
+    const config = readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {};
+    const json = bertTokenizerJsonFromVocab(readText(vocabTxt, 'vocab.txt'), config);
+    return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config) });
   }
   if (!existsSync(tjPath)) {
     const hint = existsSync(join(modelDir, 'open_clip_config.json'))
