@@ -1,0 +1,143 @@
+// AdamW (decoupled weight decay, PyTorch's update order) as ONNX nodes appended to the training graph,
+// so the update over ~100M parameters runs in ORT's multithreaded kernels next to the backward pass and
+// the gradients never leave the session. Per-step scalars (schedule LR, bias corrections) come in as
+// inputs computed here in JS. Optional global-norm clipping happens in the graph before the update.
+import { attr, Graph } from '../graph/graph.js';
+import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { toFloat32, type RawTensor } from '../io/tensor.js';
+
+export interface AdamWConfig {
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this (torch.nn.utils.clip_grad_norm_); undefined = no clipping. */
+  maxGradNorm?: number;
+}
+
+export interface AdamWParam {
+  /** Parameter name (the graph input holding its current value). */
+  name: string;
+  grad: string;
+  decay: boolean;
+  /** Clamp after the update (open_clip clamps logit_scale to [0, ln 100]). */
+  clamp?: [number, number];
+}
+
+/** Graph names of the per-step scalar inputs and the per-parameter state inputs/outputs. */
+export const ADAMW_INPUTS = { decay: 'adamw.decay_factor', stepSize: 'adamw.step_size', bc2Sqrt: 'adamw.bias_correction2_sqrt' };
+export const GRAD_NORM = 'grad_norm';
+export const stateNames = (p: string) => ({ m: `adamw.m/${p}`, v: `adamw.v/${p}`, newParam: `new/${p}`, newM: `new.m/${p}`, newV: `new.v/${p}` });
+
+/**
+ * Append one AdamW step for `params`. Adds inputs `adamw.m/<p>`, `adamw.v/<p>` (shaped like p) and the
+ * scalars of ADAMW_INPUTS; outputs `new/<p>`, `new.m/<p>`, `new.v/<p>` and `grad_norm` (before clipping).
+ */
+export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, dims: (p: string) => number[]): void {
+  const f = (x: number) => g.constF([x], []);
+  const scalar = (name: string) => g.input(name, 'float32', []);
+  const decay = scalar(ADAMW_INPUTS.decay);
+  const stepSize = scalar(ADAMW_INPUTS.stepSize);
+  const bc2Sqrt = scalar(ADAMW_INPUTS.bc2Sqrt);
+
+  const sq = params.map((p) => g.op('ReduceSumSquare', [p.grad], { keepdims: attr.i(0) }));
+  const norm = g.op('Sqrt', [sq.length === 1 ? sq[0]! : g.op('Sum', sq)]);
+  g.output(norm, GRAD_NORM, 'float32', []);
+  let coef: string | undefined;
+  if (cfg.maxGradNorm !== undefined) {
+    coef = g.op('Min', [f(1), g.op('Div', [f(cfg.maxGradNorm), g.op('Add', [norm, f(1e-6)])])]);
+  }
+
+  const [b1, b2] = cfg.betas;
+  for (const p of params) {
+    const n = stateNames(p.name);
+    const shape = dims(p.name);
+    const m = g.input(n.m, 'float32', shape);
+    const v = g.input(n.v, 'float32', shape);
+    const grad = coef ? g.op('Mul', [p.grad, coef]) : p.grad;
+    // torch: exp_avg.lerp_(grad, 1 - b1); exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2).
+    // The last node of each result writes the output name itself: an Identity to an output would copy.
+    const m1 = g.node('Add', [m, g.op('Mul', [g.op('Sub', [grad, m]), f(1 - b1)])], {}, { outputs: [n.newM] })[0]!;
+    const v1 = g.node('Add', [g.op('Mul', [v, f(b2)]), g.op('Mul', [g.op('Mul', [grad, f(1 - b2)]), grad])], {}, { outputs: [n.newV] })[0]!;
+    // denom = sqrt(v) / sqrt(1 - b2^t) + eps;  p = p * (1 - lr wd) - (lr / (1 - b1^t)) * m / denom
+    const denom = g.op('Add', [g.op('Div', [g.op('Sqrt', [v1]), bc2Sqrt]), f(cfg.eps)]);
+    const decayed = p.decay && cfg.weightDecay !== 0 ? g.op('Mul', [p.name, decay]) : p.name;
+    const update = g.op('Mul', [g.op('Div', [m1, denom]), stepSize]);
+    if (p.clamp) g.node('Clip', [g.op('Sub', [decayed, update]), f(p.clamp[0]), f(p.clamp[1])], {}, { outputs: [n.newParam] });
+    else g.node('Sub', [decayed, update], {}, { outputs: [n.newParam] });
+    for (const o of [n.newParam, n.newM, n.newV]) g.output(o, o, 'float32', shape);
+  }
+}
+
+/**
+ * A standalone optimizer step: inputs `<p>` and `grad/<p>` per parameter besides the state and scalars.
+ * For gradients computed elsewhere (accumulated micro-batches, checking the update against a reference).
+ */
+export function buildAdamWGraph(params: (Omit<AdamWParam, 'grad'> & { dims: number[] })[], cfg: AdamWConfig): Graph {
+  const g = new Graph('adamw');
+  const dims = new Map(params.map((p) => [p.name, p.dims]));
+  const specs = params.map((p) => {
+    g.input(p.name, 'float32', p.dims);
+    return { ...p, grad: g.input(`grad/${p.name}`, 'float32', p.dims) };
+  });
+  appendAdamW(g, specs, cfg, (n) => dims.get(n)!);
+  return g;
+}
+
+/** The per-step scalar inputs for step t (1-based) at learning rate lr, as torch computes them. */
+export function adamwScalars(cfg: AdamWConfig, lr: number, t: number): Record<string, number> {
+  return {
+    [ADAMW_INPUTS.decay]: 1 - lr * cfg.weightDecay,
+    [ADAMW_INPUTS.stepSize]: lr / (1 - cfg.betas[0] ** t),
+    [ADAMW_INPUTS.bc2Sqrt]: Math.sqrt(1 - cfg.betas[1] ** t),
+  };
+}
+
+/** Optimizer state: first and second moments per parameter, and the number of steps taken. */
+export interface AdamWState {
+  step: number;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+export function newAdamWState(shapes: Map<string, number[]>): AdamWState {
+  const zeros = () => new Map([...shapes].map(([k, s]) => [k, new Float32Array(s.reduce((a, b) => a * b, 1))]));
+  return { step: 0, m: zeros(), v: zeros() };
+}
+
+const raw = (data: Float32Array, shape: number[]): RawTensor => ({ dtype: 'float32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+
+/**
+ * Save as safetensors: `exp_avg/<name>`, `exp_avg_sq/<name>` (torch's state keys) and the step in the
+ * metadata. `toFile` maps a state name + tensor to the stored name(s) and layout (e.g. HF layout).
+ */
+export function saveAdamWState(
+  path: string, state: AdamWState, shapes: Map<string, number[]>,
+  toFile: (name: string, data: Float32Array, shape: number[]) => { name: string; data: Float32Array; shape: number[] }[] = (name, data, shape) => [{ name, data, shape }],
+): void {
+  const out = new Map<string, RawTensor>();
+  for (const [key, moments] of [['exp_avg', state.m], ['exp_avg_sq', state.v]] as const) {
+    for (const [name, data] of moments) {
+      for (const t of toFile(name, data, shapes.get(name)!)) out.set(`${key}/${t.name}`, raw(t.data, t.shape));
+    }
+  }
+  writeSafetensors(path, out, { format: 'clip-ts-adamw', step: String(state.step) });
+}
+
+/** Load a state saved by saveAdamWState; `fromFile` gathers one state tensor from stored tensors. */
+export function loadAdamWState(
+  path: string, names: string[],
+  fromFile: (name: string, get: (stored: string) => { data: Float32Array; shape: number[] }) => { data: Float32Array } = (name, get) => get(name),
+): AdamWState {
+  const f = new SafetensorsFile(path);
+  try {
+    const step = Number(f.metadata.step);
+    if (!Number.isInteger(step) || step < 0) throw new Error(`${path}: not an AdamW state file (no step in its metadata)`);
+    const read = (prefix: string) => new Map(names.map((n) => [n, fromFile(n, (stored) => {
+      const t = f.get(`${prefix}/${stored}`);
+      return { data: toFloat32(t), shape: t.shape };
+    }).data]));
+    return { step, m: read('exp_avg'), v: read('exp_avg_sq') };
+  } finally {
+    f.close();
+  }
+}
