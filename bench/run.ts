@@ -1,0 +1,121 @@
+// `npm run bench`: ours vs transformers.js on a full-size ViT-B/32, side by side.
+// The parent only prepares inputs and spawns one child per side/dtype, so that each child's peak RSS is
+// its own and one library's arenas never slow the other. Children print one JSON line on stdout.
+//   node dist/bench/run.js [--json]            full run: table (or JSON only) + bench/results/latest.json
+//   node dist/bench/run.js --worker <name>     one side: ours-fp32 | tjs-fp32 | tjs-q8
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { REPO_ROOT, benchInputs, ensureCheckpoint, sharedAvailable, SHARED, type BenchPaths } from './prepare.js';
+import { buildReport, renderTable } from './report.js';
+import { IMAGE_BATCH, TEXT_BATCH, progress, type WorkerResult } from './timing.js';
+
+const WORKERS = ['ours-fp32', 'tjs-fp32', 'tjs-q8'] as const;
+type WorkerName = (typeof WORKERS)[number];
+
+/** Both sides get this intra-op thread count explicitly (ORT's default is also all cores). */
+const THREADS = Number(process.env.CLIP_BENCH_THREADS ?? availableParallelism());
+
+async function runWorker(name: WorkerName): Promise<void> {
+  const paths = ensureCheckpoint(progress);
+  const inputs = benchInputs();
+  let result: WorkerResult;
+  if (name === 'ours-fp32') {
+    const { benchOurs } = await import('./ours.js');
+    result = await benchOurs(paths, inputs, THREADS);
+  } else {
+    const { benchTransformersJs } = await import('./transformersjs.js');
+    result = await benchTransformersJs(paths, inputs, THREADS, name === 'tjs-q8' ? 'q8' : 'fp32');
+  }
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+/** The running worker, so an interrupted bench stops it instead of leaving it hogging the CPU. */
+let current: ChildProcess | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (current?.pid !== undefined && current.exitCode === null) current.kill('SIGTERM');
+    process.exit(130);
+  });
+}
+
+function spawnWorker(name: WorkerName): Promise<WorkerResult> {
+  return new Promise((resolvePromise, reject) => {
+    const script = fileURLToPath(import.meta.url);
+    // stderr passes straight through: that is the progress stream.
+    const child = spawn(process.execPath, [script, '--worker', name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    current = child;
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code !== 0) return reject(new Error(`worker ${name} exited with ${signal ?? code}`));
+      try {
+        resolvePromise(JSON.parse(last) as WorkerResult);
+      } catch {
+        reject(new Error(`worker ${name} printed no result line`));
+      }
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const wi = args.indexOf('--worker');
+  if (wi >= 0) {
+    const name = args[wi + 1] as WorkerName;
+    if (!WORKERS.includes(name)) throw new Error(`unknown worker "${name}" (expected ${WORKERS.join(', ')})`);
+    return runWorker(name);
+  }
+  const jsonOnly = args.includes('--json');
+  if (!sharedAvailable()) {
+    process.stderr.write(`bench: skipped, the benchmark checkpoint is not available (${SHARED}/bench/vitb32-tiled.tar.xz; ../shared is absent)\n`);
+    if (jsonOnly) process.stdout.write(JSON.stringify({ skipped: 'shared bench files absent' }) + '\n');
+    return;
+  }
+  const paths: BenchPaths = ensureCheckpoint(progress); // once here, so workers never race to extract
+  const inputs = benchInputs();
+  progress(`model ${paths.modelDir}; ${inputs.images.length} images per timing, ${inputs.captions.length} captions; ${THREADS} threads each side`);
+
+  const busy = loadavg()[0]!;
+  if (busy > availableParallelism() - 0.5) {
+    progress(`warning: load average is ${busy.toFixed(1)} on ${availableParallelism()} cores before starting; other processes will skew the numbers`);
+  }
+  // One at a time: two heavy processes on a small machine would measure the contention, not the code.
+  const workers: WorkerResult[] = [];
+  const t0 = performance.now();
+  for (const name of WORKERS) {
+    progress(`--- ${name} ---`);
+    workers.push(await spawnWorker(name));
+  }
+  progress(`all workers done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+
+  const report = buildReport({
+    date: new Date().toISOString(),
+    machine: { cpus: availableParallelism(), threads: THREADS, node: process.version, platform: `${process.platform}-${process.arch}` },
+    model: paths.modelDir,
+    inputs: {
+      images: inputs.images.length, distinctImages: new Set(inputs.images).size,
+      texts: inputs.captions.length, imageBatch: IMAGE_BATCH, textBatch: TEXT_BATCH,
+    },
+    workers,
+  });
+  const resultsDir = join(REPO_ROOT, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, 'latest.json');
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  if (jsonOnly) {
+    process.stdout.write(JSON.stringify(report) + '\n');
+  } else {
+    process.stdout.write(renderTable(report) + '\n');
+    process.stdout.write(`\nwritten ${file}\n`);
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
