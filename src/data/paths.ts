@@ -1,0 +1,26 @@
+// Where the prepared benchmark lives. It is rebuilt from packages by `npm run data` and never
+// committed, so it sits in the user's cache next to the other clip-ts caches.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** `$CLIP_CACHE`, else `$XDG_CACHE_HOME/clip-ts`, else `~/.cache/clip-ts` (the convention bench/ uses too). */
+export function clipCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CLIP_CACHE) return env.CLIP_CACHE;
+  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'clip-ts');
+  return join(homedir(), '.cache', 'clip-ts');
+}
+
+export function dataRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return join(clipCacheRoot(env), 'data');
+}
+
+/** Fixed layout under the data root; see the comment at the top of manifests.ts. */
+export const layout = (root: string) => ({
+  root,
+  packages: join(root, 'packages'),
+  pkg: (id: string) => join(root, 'packages', id),
+  images: (style: string) => join(root, 'images', style),
+  manifests: join(root, 'manifests'),
+  manifest: (split: string) => join(root, 'manifests', `${split}.jsonl`),
+  summary: join(root, 'manifests', 'summary.json'),
+});
