@@ -5,6 +5,7 @@
 // Reproduced from ATen's UpSampleKernel.cpp (_compute_indices_min_size_weights_aa,
 // _compute_index_ranges_int16_weights, basic_loop_aa_horizontal/vertical<uint8_t>).
 import type { ResampleFilter } from './resample.js';
+import { horizontalPass, verticalPass } from './fixed-point-passes.js';
 
 type Filter = (x: number) => number;
 
@@ -67,11 +68,6 @@ function int16Taps(inSize: number, outSize: number, filter: Filter, interpSize: 
   return { start, count, k, ksize, precision };
 }
 
-function clampShift(acc: number, precision: number): number {
-  const v = acc >> precision;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-}
-
 /**
  * torch uint8 antialiased resize of interleaved bands: horizontal pass, then vertical, each
  * rounding to uint8. Supports 'bicubic' and 'bilinear' (the modes torch runs natively on uint8).
@@ -89,37 +85,12 @@ export function resampleBandsTorch(
   let w = inW;
   if (outW !== inW) {
     const t = int16Taps(inW, outW, fn, interp);
-    const half = 1 << (t.precision - 1);
-    const out = new Uint8Array(outW * inH * ch);
-    for (let y = 0; y < inH; y++) {
-      for (let xx = 0; xx < outW; xx++) {
-        const n = t.count[xx]!, kOff = xx * t.ksize;
-        for (let b = 0; b < ch; b++) {
-          let acc = half;
-          let p = (y * inW + t.start[xx]!) * ch + b;
-          for (let x = 0; x < n; x++, p += ch) acc += cur[p]! * t.k[kOff + x]!;
-          out[(y * outW + xx) * ch + b] = clampShift(acc, t.precision);
-        }
-      }
-    }
-    cur = out;
+    cur = horizontalPass(src, inW, ch, 0, inH, outW, t, 1 << (t.precision - 1), t.precision);
     w = outW;
   }
   if (outH !== inH) {
     const t = int16Taps(inH, outH, fn, interp);
-    const half = 1 << (t.precision - 1);
-    const stride = w * ch;
-    const out = new Uint8Array(outH * stride);
-    for (let yy = 0; yy < outH; yy++) {
-      const n = t.count[yy]!, kOff = yy * t.ksize;
-      for (let i = 0; i < stride; i++) {
-        let acc = half;
-        let p = t.start[yy]! * stride + i;
-        for (let y = 0; y < n; y++, p += stride) acc += cur[p]! * t.k[kOff + y]!;
-        out[yy * stride + i] = clampShift(acc, t.precision);
-      }
-    }
-    cur = out;
+    cur = verticalPass(cur, w, ch, 0, outH, t, 1 << (t.precision - 1), t.precision);
   }
   return cur === src ? src.slice() : cur;
 }

@@ -3,6 +3,7 @@
 // precision, then quantized to 22-bit fixed point; each pass clips to 0..255.
 // Plus Pillow's NEAREST resize, which is an affine nearest-neighbour scale, not a convolution.
 
+import { horizontalPass, verticalPass } from './fixed-point-passes.js';
 export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
 
 /** PIL's integer codes (Image.Resampling), as found in `resample` of preprocessor_config.json. */
@@ -100,47 +101,6 @@ function coefficients(inSize: number, outSize: number, kernel: Kernel): Coeffs {
   return { start, count, k, ksize };
 }
 
-/** Fixed-point sum -> byte. `>>` is an arithmetic shift (floor), like Pillow's clip8 table lookup. */
-function clip8(acc: number): number {
-  const v = acc >> PRECISION_BITS;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-}
-
-function horizontal(
-  src: Uint8Array, inW: number, ch: number, rowFirst: number, rows: number, outW: number, c: Coeffs,
-): Uint8Array {
-  const out = new Uint8Array(outW * rows * ch);
-  for (let y = 0; y < rows; y++) {
-    const rowIn = (y + rowFirst) * inW * ch;
-    const rowOut = y * outW * ch;
-    for (let xx = 0; xx < outW; xx++) {
-      const xmin = c.start[xx]!, n = c.count[xx]!, kOff = xx * c.ksize;
-      for (let b = 0; b < ch; b++) {
-        let acc = HALF;
-        let p = rowIn + xmin * ch + b;
-        for (let x = 0; x < n; x++, p += ch) acc += src[p]! * c.k[kOff + x]!;
-        out[rowOut + xx * ch + b] = clip8(acc);
-      }
-    }
-  }
-  return out;
-}
-
-function vertical(src: Uint8Array, w: number, ch: number, rowShift: number, outH: number, c: Coeffs): Uint8Array {
-  const stride = w * ch;
-  const out = new Uint8Array(outH * stride);
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = c.start[yy]! - rowShift, n = c.count[yy]!, kOff = yy * c.ksize;
-    for (let i = 0; i < stride; i++) {
-      let acc = HALF;
-      let p = ymin * stride + i;
-      for (let y = 0; y < n; y++, p += stride) acc += src[p]! * c.k[kOff + y]!;
-      out[yy * stride + i] = clip8(acc);
-    }
-  }
-  return out;
-}
-
 /**
  * Pillow ImagingResample on interleaved 8-bit bands (each band independently).
  * No mode logic here: see resize.ts for what Image.resize() does around it.
@@ -161,10 +121,10 @@ export function resampleBands(
     // Only the rows the vertical pass reads are resampled horizontally (values unchanged).
     const first = vc.start[0]!;
     const last = vc.start[outH - 1]! + vc.count[outH - 1]!;
-    cur = horizontal(src, inW, ch, needV ? first : 0, needV ? last - first : inH, outW, coefficients(inW, outW, kernel));
+    cur = horizontalPass(src, inW, ch, needV ? first : 0, needV ? last - first : inH, outW, coefficients(inW, outW, kernel), HALF, PRECISION_BITS);
     if (needV) rowShift = first;
   }
-  if (needV) cur = vertical(cur, outW, ch, rowShift, outH, vc);
+  if (needV) cur = verticalPass(cur, needH ? outW : inW, ch, rowShift, outH, vc, HALF, PRECISION_BITS);
   return cur === src ? src.slice() : cur;
 }
 
