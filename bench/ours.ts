@@ -1,18 +1,21 @@
-// Bench worker for this library: fp32 ClipModel with the default (fused) graphs.
-import { ClipModel } from '../src/index.js';
+// Bench worker for this library: ClipModel (fp32 or int8) with the default (fused) graphs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClipModel, runEmbedJob } from '../src/index.js';
 import type { BenchInputs, BenchPaths } from './prepare.js';
 import { IMAGE_BATCH, TARGET_S, TEXT77_BATCH, TEXT_BATCH, measureRate, memory, progress, timed, type WorkerResult } from './timing.js';
 
 /** The private lazy session getter, reached only to force session creation without running a batch. */
 type SessionForcer = { session?: (kind: 'image' | 'text') => Promise<unknown> };
 
-export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads: number): Promise<WorkerResult> {
-  const log = (m: string) => progress(`ours fp32: ${m}`);
+export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads: number, dtype: 'fp32' | 'int8' = 'fp32'): Promise<WorkerResult> {
+  const log = (m: string) => progress(`ours ${dtype}: ${m}`);
   log('loading');
   const loadDetail: Record<string, number | string> = {};
   const t0 = performance.now();
   // format 'weights': measure graphs we build from model.safetensors, not the ONNX files also in the dir.
-  const [m, openS] = await timed(() => ClipModel.load(paths.modelDir, { threads, format: 'weights' }));
+  const [m, openS] = await timed(() => ClipModel.load(paths.modelDir, { threads, format: 'weights', dtype }));
   loadDetail.openCheckpointS = openS;
   loadDetail.towers = `image ${m.checkpoint.image.kind}, text ${m.checkpoint.text.kind}`;
   // Sessions are lazy; create both now so load time = graph build + session creation, like from_pretrained.
@@ -63,6 +66,17 @@ export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads:
   await m.encodeImages(batchPaths, { batchSize: IMAGE_BATCH });
   const files = await measureRate(encodeFiles, { targetS: TARGET_S });
 
+  log('clip embed job, files -> TSV');
+  const dir = mkdtempSync(join(tmpdir(), 'clip-bench-embed-'));
+  let run = 0;
+  const embedTsv = await measureRate(async () => {
+    const items = inputs.images.map((p, i) => ({ kind: 'image' as const, id: `${i}:${p}`, path: p }));
+    const r = await runEmbedJob(m, { items, out: join(dir, `run${run++}.tsv`), batchSize: IMAGE_BATCH });
+    if (r.errors.length) throw new Error(r.errors[0]!.error);
+    return r.embedded;
+  }, { targetS: TARGET_S });
+  rmSync(dir, { recursive: true, force: true });
+
   log('texts');
   const caps = inputs.captions;
   const sampleText = (await m.encodeTexts(caps, { batchSize: TEXT_BATCH }))[0]!;
@@ -77,9 +91,9 @@ export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads:
 
   await m.release();
   return {
-    worker: 'ours-fp32', side: 'ours', dtype: 'fp32', threads,
+    worker: `ours-${dtype}`, side: 'ours', dtype, threads,
     loadS, loadDetail, rssAfterLoadMB,
-    imageModel, preprocess, files, texts, textTokens, textModel77,
+    imageModel, preprocess, files, embedTsv, texts, textTokens, textModel77,
     peakRssMB: memory().peakRssMB,
     sample: { image: Array.from(sampleImage), text: Array.from(sampleText) },
   };

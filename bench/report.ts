@@ -8,7 +8,7 @@ export interface BenchReport {
   inputs: { images: number; distinctImages: number; texts: number; imageBatch: number; textBatch: number };
   /** Worker results without their sample embeddings (only the cosines in `checks` are kept). */
   workers: Array<Omit<WorkerResult, 'sample'>>;
-  rows: Array<{ metric: string; ours: number | null; theirs: number | null; theirsQ8: number | null; ratio: number | null; better: 'higher' | 'lower' }>;
+  rows: Array<{ metric: string; ours: number | null; theirs: number | null; oursInt8: number | null; theirsQ8: number | null; ratio: number | null; better: 'higher' | 'lower' }>;
   checks: Record<string, number | null>;
   notes: string[];
 }
@@ -21,6 +21,7 @@ const METRICS: Array<{ metric: string; pick: Pick; better: 'higher' | 'lower'; o
   { metric: 'image tower, model only (images/s, batch 32)', pick: rate((w) => w.imageModel), better: 'higher' },
   { metric: 'decode + preprocess only (images/s)', pick: rate((w) => w.preprocess), better: 'higher' },
   { metric: 'files -> embeddings (images/s, batch 32)', pick: rate((w) => w.files), better: 'higher' },
+  { metric: 'clip embed job, files -> TSV (images/s)', pick: (w) => (w.embedTsv ? w.embedTsv.bestPerSec : NaN), better: 'higher' },
   { metric: 'short captions -> embeddings (texts/s, batch 256)', pick: rate((w) => w.texts), better: 'higher' },
   { metric: '  tokens per row fed to the text tower', pick: (w) => w.textTokens, better: 'lower' },
   { metric: 'text tower, model only, 77 tokens (texts/s, batch 64)', pick: rate((w) => w.textModel77), better: 'higher' },
@@ -45,10 +46,16 @@ export function buildReport(base: Omit<BenchReport, 'rows' | 'checks' | 'notes' 
   const ours = by('ours-fp32');
   const theirs = by('tjs-fp32');
   const q8 = by('tjs-q8');
+  const oursQ8 = by('ours-int8');
+  const val = (w: WorkerResult | undefined, pick: Pick): number | null => {
+    if (!w) return null;
+    const v = pick(w);
+    return Number.isFinite(v) ? v : null;
+  };
   const rows = METRICS.map(({ metric, pick, better }) => {
-    const o = ours ? pick(ours) : null;
-    const t = theirs ? pick(theirs) : null;
-    return { metric, ours: o, theirs: t, theirsQ8: q8 ? pick(q8) : null, ratio: o !== null && t ? o / t : null, better };
+    const o = val(ours, pick);
+    const t = val(theirs, pick);
+    return { metric, ours: o, theirs: t, oursInt8: val(oursQ8, pick), theirsQ8: val(q8, pick), ratio: o !== null && t ? o / t : null, better };
   });
   const checks: Record<string, number | null> = {
     'cos(ours, tjs fp32) first image': ours && theirs ? cosine(ours.sample.image, theirs.sample.image) : null,
@@ -90,7 +97,11 @@ export function buildReport(base: Omit<BenchReport, 'rows' | 'checks' | 'notes' 
   }
   notes.push('rates are the best of the timed runs (median and mean are in the JSON) (each run = 128 images or 256 captions, or one batch of 32 for model-only).');
   notes.push('ratio = ours / transformers.js fp32; for rates higher is better, for times and memory lower is better.');
-  notes.push('ours has no int8 variant yet: the q8 column is transformers.js on its _quantized ONNX files.');
+  notes.push('int8: ours = weights quantized per channel at load (7-bit, DynamicQuantizeMatMul); transformers.js = its _quantized ONNX files.');
+  if (oursQ8 && ours) {
+    checks['cos(ours int8, ours fp32) first image'] = cosine(oursQ8.sample.image, ours.sample.image);
+    checks['cos(ours int8, ours fp32) first caption'] = cosine(oursQ8.sample.text, ours.sample.text);
+  }
   const workers = base.workers.map(({ sample: _sample, ...rest }) => rest);
   return { ...base, workers, rows, checks, notes };
 }
@@ -110,7 +121,7 @@ export function renderTable(r: BenchReport): string {
     fmt(row.ours, row.metric),
     fmt(row.theirs, row.metric),
     row.ratio === null ? 'n/a' : `${row.ratio.toFixed(2)}x`,
-    'n/a',
+    fmt(row.oursInt8, row.metric),
     fmt(row.theirsQ8, row.metric),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

@@ -12,7 +12,7 @@ import { REPO_ROOT, benchInputs, ensureCheckpoint, sharedAvailable, SHARED, type
 import { buildReport, renderTable } from './report.js';
 import { IMAGE_BATCH, TEXT_BATCH, progress, type WorkerResult } from './timing.js';
 
-const WORKERS = ['ours-fp32', 'tjs-fp32', 'tjs-q8'] as const;
+const WORKERS = ['ours-fp32', 'tjs-fp32', 'ours-int8', 'tjs-q8'] as const;
 type WorkerName = (typeof WORKERS)[number];
 
 /** Both sides get this intra-op thread count explicitly (ORT's default is also all cores). */
@@ -22,9 +22,9 @@ async function runWorker(name: WorkerName): Promise<void> {
   const paths = ensureCheckpoint(progress);
   const inputs = benchInputs();
   let result: WorkerResult;
-  if (name === 'ours-fp32') {
+  if (name === 'ours-fp32' || name === 'ours-int8') {
     const { benchOurs } = await import('./ours.js');
-    result = await benchOurs(paths, inputs, THREADS);
+    result = await benchOurs(paths, inputs, THREADS, name === 'ours-int8' ? 'int8' : 'fp32');
   } else {
     const { benchTransformersJs } = await import('./transformersjs.js');
     result = await benchTransformersJs(paths, inputs, THREADS, name === 'tjs-q8' ? 'q8' : 'fp32');

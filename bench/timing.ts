@@ -85,7 +85,7 @@ export const TEXT77_BATCH = 64;
 export interface WorkerResult {
   worker: string;
   side: 'ours' | 'transformers.js';
-  dtype: 'fp32' | 'q8';
+  dtype: 'fp32' | 'q8' | 'int8';
   threads: number;
   /** Build + session creation (ours) / from_pretrained of both towers, processor and tokenizer (theirs). */
   loadS: number;
@@ -97,6 +97,8 @@ export interface WorkerResult {
   preprocess: Rate;
   /** Files -> embeddings, batch 32, as a user of each library would write it. */
   files: Rate;
+  /** `clip embed --out x.tsv` job: files -> EasyNLP TSV on disk (ours only). */
+  embedTsv?: Rate;
   /** Captions -> embeddings (tokenize + text tower), one batch of 256. */
   texts: Rate;
   /** Row length the text tower was fed for the caption batch. */
