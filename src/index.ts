@@ -12,3 +12,5 @@ export { evalZeroShot } from './tasks/eval-zeroshot.js';
 export { evalRetrieval } from './tasks/eval-retrieval.js';
 export { runEmbedJob } from './tasks/embed-job.js';
 export { enumerateInputs } from './tasks/inputs.js';
+export * from './search/index.js';
+export * from './train/index.js';

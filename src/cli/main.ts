@@ -10,6 +10,8 @@ import { registerEval } from './commands/eval.js';
 import { addEmbedBatchOptions, runEmbedBatch } from './commands/embed-batch.js';
 import { registerModels } from './commands/models.js';
 import { registerServe } from './commands/serve.js';
+import { registerIndexSearch } from './commands/index-search.js';
+import { registerTrain } from './commands/train.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
 
@@ -117,6 +119,8 @@ export function buildCli(): Command {
   registerEval(program);
   registerModels(program);
   registerServe(program);
+  registerIndexSearch(program);
+  registerTrain(program);
   return program;
 }
 

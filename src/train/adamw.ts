@@ -48,6 +48,14 @@ export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, di
   }
 
   const [b1, b2] = cfg.betas;
+  // Scalars that make every update node wait for the global norm (x + 0 * norm == x bit for bit when the
+  // norm is finite). Then every read of a parameter or moment by the forward and backward passes (all
+  // ancestors of the norm) happens before any new value is written, so the trainer can have ORT write
+  // the new values over the old ones; and the elementwise p * decay, v * b2 do not run early and hold a
+  // model-sized buffer each through the whole backward pass.
+  const zero = g.op('Mul', [norm, f(0)]);
+  const late = (x: string) => g.op('Add', [x, zero]);
+  const [decayL, stepSizeL, b2L] = [late(decay), late(stepSize), late(f(b2))];
   for (const p of params) {
     const n = stateNames(p.name);
     const shape = dims(p.name);
@@ -57,11 +65,11 @@ export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, di
     // torch: exp_avg.lerp_(grad, 1 - b1); exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2).
     // The last node of each result writes the output name itself: an Identity to an output would copy.
     const m1 = g.node('Add', [m, g.op('Mul', [g.op('Sub', [grad, m]), f(1 - b1)])], {}, { outputs: [n.newM] })[0]!;
-    const v1 = g.node('Add', [g.op('Mul', [v, f(b2)]), g.op('Mul', [g.op('Mul', [grad, f(1 - b2)]), grad])], {}, { outputs: [n.newV] })[0]!;
+    const v1 = g.node('Add', [g.op('Mul', [v, b2L]), g.op('Mul', [g.op('Mul', [grad, f(1 - b2)]), grad])], {}, { outputs: [n.newV] })[0]!;
     // denom = sqrt(v) / sqrt(1 - b2^t) + eps;  p = p * (1 - lr wd) - (lr / (1 - b1^t)) * m / denom
     const denom = g.op('Add', [g.op('Div', [g.op('Sqrt', [v1]), bc2Sqrt]), f(cfg.eps)]);
-    const decayed = p.decay && cfg.weightDecay !== 0 ? g.op('Mul', [p.name, decay]) : p.name;
-    const update = g.op('Mul', [g.op('Div', [m1, denom]), stepSize]);
+    const decayed = p.decay && cfg.weightDecay !== 0 ? g.op('Mul', [p.name, decayL]) : p.name;
+    const update = g.op('Mul', [g.op('Div', [m1, denom]), stepSizeL]);
     if (p.clamp) g.node('Clip', [g.op('Sub', [decayed, update]), f(p.clamp[0]), f(p.clamp[1])], {}, { outputs: [n.newParam] });
     else g.node('Sub', [decayed, update], {}, { outputs: [n.newParam] });
     for (const o of [n.newParam, n.newM, n.newV]) g.output(o, o, 'float32', shape);

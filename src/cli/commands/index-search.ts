@@ -1,0 +1,113 @@
+// `clip index` (embed image folders into a vector store, incrementally) and `clip search` (query it by text,
+// image, or a signed sum of both).
+import { type Command, Option } from 'commander';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { ClipModel } from '../../runtime/clip-model.js';
+import { indexFolders } from '../../search/indexer.js';
+import { lockWriter } from '../../search/lock.js';
+import { defaultDbPath, openStore, type StoreKind } from '../../search/open.js';
+import { detectPreview, previewSequence } from '../../search/preview.js';
+import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
+import { parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
+import { loadModel, modelOptions, positiveInt } from '../model-options.js';
+import { Progress } from '../progress.js';
+import { table } from '../table.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+const collectCondition = (v: string, prev: Condition[]) => [...prev, parseCondition(v)];
+
+/** Model as recorded in the store: a local path made absolute (so cwd does not matter), a hub id as given. */
+const modelId = (m: string) => (existsSync(m) ? resolve(m) : m);
+
+function checkModel(store: VectorStore, model: ClipModel, modelArg: string): void {
+  const info: StoreInfo = store.info;
+  if (info.dim !== model.dim) throw new Error(`the index holds ${info.dim}-dim embeddings (model ${info.model ?? '?'}); ${modelArg} makes ${model.dim}-dim ones`);
+  if (info.model && info.model !== modelId(modelArg)) process.stderr.write(`clip: warning: the index was built with ${info.model}, not ${modelId(modelArg)}; scores mix two models\n`);
+}
+
+export function registerIndexSearch(program: Command): Command {
+  modelOptions(program.command('index'))
+    .description('embed the images under folders into a searchable index; reruns only embed new or changed files')
+    .argument('<dirs...>', 'folders (or single image files) to index')
+    .option('--db <path>', `index location: a directory (LanceDB) or a .clipvec file (exact search) (default ${defaultDbPath()})`)
+    .addOption(new Option('--store <kind>', 'kind of a new index (default: exact for *.clipvec, else lance)').choices(['lance', 'exact']))
+    .option('--rehash', 'hash every file, even ones whose size and mtime are unchanged')
+    .option('--json', 'print the run statistics as JSON')
+    .action(async (dirs: string[], o) => {
+      const db = resolve(o.db ?? defaultDbPath());
+      const model = await loadModel(o);
+      mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
+      const release = await lockWriter(db);
+      // Ctrl-C: every commit is atomic, so stopping is safe; just don't leave the lock file behind.
+      const onSignal = (sig: NodeJS.Signals) => {
+        rmSync(`${db}.lock`, { force: true });
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      let store: VectorStore | undefined;
+      try {
+        store = await openStore(db, { kind: o.store as StoreKind | undefined, create: { dim: model.dim, model: modelId(o.model) } });
+        checkModel(store, model, o.model);
+        const progress = new Progress('indexing');
+        const stats = await indexFolders(model, store, dirs, { batchSize: o.batchSize, rehash: o.rehash, onProgress: (d, t) => progress.update(d, t) });
+        for (const f of stats.failed) process.stderr.write(`clip: skipped ${f.path}: ${f.error}\n`);
+        const count = await store.count();
+        if (o.json) process.stdout.write(JSON.stringify({ db, ...stats, count }) + '\n');
+        else {
+          process.stdout.write(`${db}: ${count} images indexed (${stats.files} found: ${stats.embedded} embedded, ${stats.reused} reused, ` +
+            `${stats.unchanged} unchanged, ${stats.deleted} removed, ${stats.failed.length} failed)\n`);
+        }
+        if (stats.failed.length) process.exitCode = 3;
+      } finally {
+        await store?.close();
+        await model.release();
+        await release();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+
+  modelOptions(program.command('search'))
+    .description('search an index: text, --image, or a sum like "beach" + "sunset" - "people"')
+    .argument('[query...]', 'query terms joined by + and -; a term that is an existing image file is an image')
+    .option('-i, --image <path>', 'query image (repeatable; added to the query)', collect, [])
+    .option('-k, --k <n>', 'number of results', positiveInt('--k'), 10)
+    .option('--db <path>', `index location (default ${defaultDbPath()})`)
+    .option('--filter <cond>', 'metadata condition, e.g. width>=512, path^=/photos/ (repeatable; all must hold)', collectCondition, [])
+    .option('--json', 'print JSON: [{path, score, size, mtime, width, height, hash}]')
+    .option('--preview', 'show thumbnails inline (iTerm2, WezTerm, kitty, Ghostty)')
+    .action(async (query: string[], o) => {
+      const terms: QueryTerm[] = [...parseQuery(query), ...o.image.map((p: string) => ({ sign: 1, kind: 'image', value: p }) as QueryTerm)];
+      if (!terms.length) throw new Error('nothing to search for: give a query or --image');
+      const db = resolve(o.db ?? defaultDbPath());
+      if (!existsSync(db)) throw new Error(`no index at ${db} (run clip index first)`);
+      const store = await openStore(db);
+      const model = await loadModel(o);
+      try {
+        checkModel(store, model, o.model);
+        const q = await embedQuery(model, terms);
+        const hits = await store.search(q, o.k, o.filter.length ? o.filter : undefined);
+        const out = hits.map((h) => ({ path: h.meta.path, score: h.score, size: h.meta.size, mtime: h.meta.mtime, width: h.meta.width, height: h.meta.height, hash: h.meta.hash }));
+        if (o.json) {
+          process.stdout.write(JSON.stringify(out) + '\n');
+          return;
+        }
+        const protocol = o.preview ? detectPreview() : undefined;
+        if (o.preview && !protocol) process.stderr.write('clip: --preview: this terminal has no known inline image protocol (iTerm2, WezTerm, kitty, Ghostty)\n');
+        if (protocol && process.stdout.isTTY) {
+          for (const [i, r] of out.entries()) {
+            process.stdout.write(`${i + 1}. ${r.score.toFixed(4)}  ${r.path}\n`);
+            process.stdout.write(await previewSequence(r.path, protocol).catch((e) => `   (no preview: ${(e as Error).message})\n`));
+          }
+        } else {
+          process.stdout.write(table(['#', 'score', 'path', 'size'], out.map((r, i) => [i + 1, r.score.toFixed(4), r.path, `${r.width}x${r.height}`])) + '\n');
+        }
+      } finally {
+        await store.close();
+        await model.release();
+      }
+    });
+  return program;
+}

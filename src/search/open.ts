@@ -1,0 +1,34 @@
+// Pick a store by what is on disk: a directory is a LanceDB database, a file an ExactStore log.
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { LanceStoreOptions } from './lance-store.js';
+import type { StoreInfo, VectorStore } from './store.js';
+
+export type StoreKind = 'lance' | 'exact';
+
+export interface OpenStoreOptions extends LanceStoreOptions {
+  /** Create the store with this info when nothing exists at the path yet. */
+  create?: StoreInfo;
+  /** Kind for a new store (default: exact when the path ends in .clipvec, else lance). Ignored when it exists. */
+  kind?: StoreKind;
+}
+
+export function storeKindAt(path: string, fallback?: StoreKind): StoreKind {
+  if (existsSync(path)) return statSync(path).isDirectory() ? 'lance' : 'exact';
+  return fallback ?? (path.endsWith('.clipvec') ? 'exact' : 'lance');
+}
+
+export async function openStore(path: string, opts: OpenStoreOptions = {}): Promise<VectorStore> {
+  const kind = storeKindAt(path, opts.kind);
+  if (existsSync(path) && opts.kind && opts.kind !== kind) throw new Error(`${path} holds a ${kind} store, not ${opts.kind}`);
+  // Loaded on demand: LanceDB's native module costs ~0.5 s of start-up that other commands should not pay.
+  if (kind === 'exact') return (await import('./exact-store.js')).ExactStore.open(path, opts.create);
+  return (await import('./lance-store.js')).LanceStore.open(path, opts.create, opts);
+}
+
+/** Where `clip index` / `clip search` keep the index when no --db is given (XDG data dir, like rclip). */
+export function defaultDbPath(): string {
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'clip-ts', 'index.lance');
+}

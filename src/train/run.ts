@@ -1,0 +1,302 @@
+// `clip train` as a library call: data → batches → ClipTrainer steps on a warmup + cosine schedule,
+// checkpoints (state.ts layout) every N steps and at each epoch end, validation recall per epoch, and
+// exact resumption from the newest checkpoint.
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pipelineFor } from '../runtime/preprocess.js';
+import type { RetrievalReport } from '../tasks/eval-retrieval.js';
+import { writeModelWeights, writeOptimizerState } from './checkpoint-io.js';
+import { readPairs, type DataFormat } from './data.js';
+import { hfPreprocessorJson } from './hf-config.js';
+import { PixelStore } from './pixels.js';
+import { permutation, Rng, STREAM } from './rng.js';
+import { cosineLr, type CosineSchedule } from './schedule.js';
+import { fromCheckpoint, fromConfig, fromResume, type TrainSource } from './source.js';
+import { checkpointDir, commitCheckpoint, LAYOUT, LAYOUT_FILE, listCheckpoints, LOG_FILE, OPTIMIZER_FILE, readState, STATE_FORMAT, writeFileAtomic, type EpochRecord, type RecallSummary, type TrainState } from './state.js';
+import { ClipTrainer, type Param, type TrainBatch, type TrainMemory } from './trainer.js';
+import { Validator } from './validate.js';
+
+/** Everything that fixes the trajectory of a run (saved with each checkpoint; --resume keeps it). */
+export interface TrainSetup {
+  data: string;
+  dataFormat?: DataFormat;
+  val?: string;
+  valFormat?: DataFormat;
+  /** Fine-tune this checkpoint, or ... */
+  model?: string;
+  /** ... train from this CLIPConfig with random weights. */
+  config?: string;
+  tokenizer?: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  /** Linear warmup steps, then cosine decay to 0 at the last step. */
+  warmup: number;
+  /** Clip the global gradient norm to this. */
+  gradClip?: number;
+  /** Data order and scratch init. */
+  seed: number;
+  /** Tower kept frozen (no backward pass through it, weights saved unchanged). */
+  freeze?: 'vision' | 'text';
+  betas: [number, number];
+  eps: number;
+}
+
+/** open_clip's ViT optimizer settings; a fine-tuning learning rate. */
+export const SETUP_DEFAULTS = { epochs: 1, batchSize: 32, lr: 1e-5, weightDecay: 0.2, warmup: 0, seed: 0, betas: [0.9, 0.98] as [number, number], eps: 1e-6 };
+
+/** How this process runs (free to change across a resume). */
+export interface RunOptions {
+  out: string;
+  /** Continue from the newest checkpoint in `out` (starts afresh when there is none). */
+  resume?: boolean;
+  /** Checkpoint every N steps (besides every epoch end). */
+  saveEvery?: number;
+  /** Checkpoints kept (newest first); default 1. */
+  keep?: number;
+  threads?: number;
+  /** Decoded-image cache budget; larger data sets are decoded per batch. Default min(8 GiB, RAM / 4). */
+  cacheBytes?: number;
+  memory?: TrainMemory;
+}
+
+export interface StepInfo {
+  step: number;
+  total: number;
+  /** 1-based. */
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number | null;
+  lr: number;
+  /** Over the last few steps, data preparation included. */
+  samplesPerSec: number;
+}
+
+export interface TrainEvents {
+  note?(message: string): void;
+  prepare?(stage: string, done: number, total: number): void;
+  step?(s: StepInfo): void;
+  epoch?(r: EpochRecord): void;
+  saved?(dir: string, step: number): void;
+}
+
+export interface TrainResult {
+  out: string;
+  steps: number;
+  /** Loss of the last step (before its update). */
+  finalLoss: number | null;
+  history: EpochRecord[];
+  /** Final parameters, canonical names (trainer layout). */
+  params: Map<string, Param>;
+  skippedImages: { name: string; error: string }[];
+}
+
+function summarize(r: RetrievalReport): RecallSummary {
+  return {
+    imageToText: r.imageToText, textToImage: r.textToImage, mean: r.mean,
+    images: r.counts.images, texts: r.counts.texts, failedImages: r.counts.failedImages,
+  };
+}
+
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
+  const abs = (p?: string) => (p !== undefined && existsSync(p) ? resolve(p) : p);
+  const s = { ...SETUP_DEFAULTS, ...defined(given) } as TrainSetup;
+  if (!s.data) throw new Error('no training data given');
+  if (!!s.model === !!s.config) throw new Error('give either a checkpoint to fine-tune (--model) or a config to train from scratch (--config)');
+  if (s.config && !s.tokenizer) throw new Error('training from a config needs --tokenizer DIR (a directory with tokenizer.json)');
+  for (const [k, v] of [['epochs', s.epochs], ['batchSize', s.batchSize]] as const) if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
+  if (!(s.lr > 0) || s.weightDecay < 0 || s.warmup < 0 || (s.gradClip !== undefined && !(s.gradClip > 0))) throw new Error('lr must be > 0, weight decay and warmup >= 0, grad clip > 0');
+  if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed >= 2 ** 32) throw new Error('seed must be an integer in [0, 2^32)');
+  return { ...s, data: abs(s.data)!, val: abs(s.val), model: abs(s.model), config: abs(s.config), tokenizer: abs(s.tokenizer) };
+}
+
+/**
+ * What a resume may not change. Paths may (data that moved is recognized by its fingerprint; the model
+ * or config is read from the checkpoint; validation does not steer training).
+ */
+const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat'];
+
+/** The run's own setup with the paths given now; throws on a changed hyperparameter. */
+function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup): TrainSetup {
+  const merged = normalizeSetup({ ...saved, ...defined(given) });
+  const bad = FIXED.filter((k) => given[k] !== undefined && JSON.stringify(merged[k]) !== JSON.stringify(saved[k]));
+  if (bad.length) throw new Error(`--resume continues the run as it was set up; these differ from it: ${bad.join(', ')}`);
+  return { ...saved, data: merged.data, val: merged.val, valFormat: merged.valFormat };
+}
+
+function fingerprint(format: string, ds: { images: { name: string }[]; texts: { text: string; image: number }[] }): string {
+  const h = createHash('sha1').update(`${format}\n${ds.images.length}\n`);
+  for (const t of ds.texts) h.update(`${t.image}\t${ds.images[t.image]!.name}\t${t.text}\n`);
+  return h.digest('hex');
+}
+
+function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource): void {
+  mkdirSync(dir, { recursive: true });
+  writeModelWeights(join(dir, 'model.safetensors'), trainer.params);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(src.configJson, null, 2) + '\n');
+  writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
+  for (const [name, bytes] of Object.entries(src.tokenizerFiles)) writeFileSync(join(dir, name), bytes);
+}
+
+const MODEL_FILES = (src: TrainSource) => ['model.safetensors', 'config.json', 'preprocessor_config.json', ...Object.keys(src.tokenizerFiles)];
+
+export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev: TrainEvents = {}): Promise<TrainResult> {
+  const out = resolve(run.out);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, LAYOUT_FILE), `# Training output of \`clip train\`\n\n\`\`\`\n${LAYOUT}\`\`\`\n`);
+  const keep = run.keep ?? 1;
+  if (!Number.isInteger(keep) || keep < 1) throw new Error('keep must be a positive integer');
+  const existing = listCheckpoints(out);
+  if (existing.length && !run.resume) throw new Error(`${out} already has training checkpoints: pass --resume to continue, or choose another --out`);
+  const latest = run.resume ? existing.at(-1) : undefined;
+  if (run.resume && !latest) ev.note?.(`nothing to resume in ${out}: starting from the beginning`);
+  const saved = latest ? readState(latest.dir) : undefined;
+
+  let setup: TrainSetup;
+  if (saved) {
+    setup = resumeSetup(given, saved.setup as unknown as TrainSetup);
+    if (saved.threads !== (run.threads ?? null)) ev.note?.(`the run used --threads ${saved.threads ?? '(default)'}; with a different count the results can differ in the last bits`);
+  } else {
+    setup = normalizeSetup(given);
+  }
+
+  const src = saved ? fromResume(latest!.dir, saved)
+    : setup.model ? await fromCheckpoint(setup.model, setup.tokenizer)
+    : fromConfig(setup.config!, setup.tokenizer!, setup.seed);
+  const size = src.config.vision.imageSize;
+
+  // Data: pairs, the decoded-image store, token rows.
+  const train = await readPairs(setup.data, setup.dataFormat);
+  train.notes.forEach((n) => ev.note?.(n));
+  const images = train.dataset.images;
+  const budget = run.cacheBytes ?? Math.min(8 * 2 ** 30, totalmem() / 4);
+  const store = new PixelStore(images, pipelineFor(src.preprocess), size, budget);
+  if (!store.cached) ev.note?.(`${images.length} images do not fit the ${(budget / 2 ** 20).toFixed(0)} MiB cache: decoding them per batch`);
+  await store.fill((d, t) => ev.prepare?.('decoding training images', d, t));
+  const reported = new Set<number>();
+  const reportFailures = () => {
+    const fresh = store.failures.filter((f) => !reported.has(f.index));
+    fresh.forEach((f) => reported.add(f.index));
+    if (fresh.length) ev.note?.(`skipping ${fresh.length} unreadable image(s) and their captions:\n${fresh.slice(0, 20).map((f) => `  ${f.error}`).join('\n')}${fresh.length > 20 ? `\n  … and ${fresh.length - 20} more` : ''}`);
+  };
+  reportFailures();
+  const samples = train.dataset.texts.map((t) => ({ image: t.image, ids: src.tokenizer.encode(t.text) }));
+  const n = samples.length;
+  const batchSize = Math.min(setup.batchSize, n);
+  if (n < 2) throw new Error(`${setup.data}: ${n} image–caption pair(s); contrastive training needs at least 2`);
+  if (batchSize < setup.batchSize) ev.note?.(`only ${n} pairs: batch size ${batchSize} instead of ${setup.batchSize}`);
+  const stepsPerEpoch = Math.floor(n / batchSize);
+  // As open_clip (drop_last): every step contrasts a full batch; the order changes every epoch.
+  if (n % batchSize) ev.note?.(`${n % batchSize} of the ${n} pairs fall outside the last full batch of each epoch and are left out of that epoch (different ones each epoch)`);
+  const fp = fingerprint(train.format, train.dataset);
+  if (saved && (saved.data.fingerprint !== fp || saved.data.samples !== n)) throw new Error(`${setup.data} changed since the run started (other pairs or captions): cannot resume exactly`);
+  const schedule: CosineSchedule = saved?.schedule ?? { baseLr: setup.lr, warmup: setup.warmup, total: setup.epochs * stepsPerEpoch };
+
+  const valData = setup.val ? await readPairs(setup.val, setup.valFormat) : undefined;
+  valData?.notes.forEach((m) => ev.note?.(m));
+  const validator = valData ? new Validator(valData.dataset, budget, run.threads) : undefined;
+
+  const frozen = setup.freeze === 'vision' ? 'visual.' : setup.freeze === 'text' ? 'text.' : undefined;
+  const trainer = await ClipTrainer.create(src.config, src.weights, {
+    adamw: { betas: setup.betas, eps: setup.eps, weightDecay: setup.weightDecay, maxGradNorm: setup.gradClip },
+    trainable: frozen ? (name) => !name.startsWith(frozen) : undefined,
+    threads: run.threads, memory: run.memory,
+  });
+  try {
+    if (saved) trainer.loadState(join(latest!.dir, OPTIMIZER_FILE));
+
+    let step = saved?.step ?? 0;
+    let acc = saved ? { ...saved.epochLoss } : { sum: 0, count: 0, seconds: 0, samples: 0 };
+    let lastLoss = saved?.lastLoss ?? null;
+    const history: EpochRecord[] = saved ? [...saved.history] : [];
+    const stateAt = (epoch: number, batch: number): TrainState => ({
+      format: STATE_FORMAT, version: 1, step, epoch, batch, lastLoss, epochLoss: { ...acc },
+      setup: setup as unknown as Record<string, unknown>, threads: run.threads ?? null,
+      data: { samples: n, fingerprint: fp, stepsPerEpoch, batchSize },
+      schedule, rng: { algorithm: 'xoshiro128**', seed: setup.seed, epochOrderStream: '1000 + epoch' },
+      preprocess: src.preprocess, tokenizer: { mode: src.tokenizerMode, contextLength: src.tokenizer.contextLength },
+      history: [...history],
+    });
+    const save = async (epoch: number, batch: number, record?: EpochRecord) => {
+      const dir = await commitCheckpoint(out, step, (d) => {
+        writeModelDir(d, trainer, src);
+        writeOptimizerState(join(d, OPTIMIZER_FILE), trainer.state, trainer.params);
+      }, async (d) => {
+        if (record && validator) {
+          const report = await validator.run(d, ev.prepare);
+          if (report.failed.length && !history.some((h) => h.val)) ev.note?.(`validation: ${report.failed.length} unreadable image(s) left out:\n${report.failed.slice(0, 20).map((f) => `  ${f.error}`).join('\n')}`);
+          record.val = summarize(report);
+        }
+        if (record) history.push(record);
+        return stateAt(epoch, batch);
+      }, keep);
+      if (record) writeFileAtomic(join(out, LOG_FILE), history.map((h) => JSON.stringify(h)).join('\n') + '\n');
+      ev.saved?.(dir, step);
+      return dir;
+    };
+
+    const makeBatch = async (order: Uint32Array, b: number): Promise<TrainBatch | undefined> => {
+      const pick = Array.from(order.subarray(b * batchSize, (b + 1) * batchSize));
+      const { pixels, kept } = await store.gather(pick.map((k) => samples[k]!.image));
+      if (kept.length < 2) return undefined;
+      const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: 'longest' });
+      return { pixelValues: pixels, inputIds: tb.inputIds, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
+    };
+
+    const recent: { t: number; samples: number }[] = [];
+    for (let e = saved?.epoch ?? 0; e < setup.epochs; e++) {
+      const order = permutation(n, new Rng(setup.seed, STREAM.epoch(e)));
+      const first = saved && e === saved.epoch ? saved.batch : 0;
+      let next = first < stepsPerEpoch ? makeBatch(order, first) : undefined;
+      let lr = 0;
+      for (let b = first; b < stepsPerEpoch; b++) {
+        const t0 = performance.now();
+        const batch = await next!;
+        // Decode the next batch while ORT runs this one.
+        next = b + 1 < stepsPerEpoch ? makeBatch(order, b + 1) : undefined;
+        lr = cosineLr(schedule, step);
+        let loss: number | null = null;
+        if (batch) {
+          loss = (await trainer.step(batch, lr)).loss;
+          acc.sum += loss;
+          acc.count++;
+          acc.samples += batch.n;
+          lastLoss = loss;
+        } else {
+          ev.note?.(`step ${step + 1}: fewer than 2 readable images in the batch, skipped`);
+        }
+        reportFailures();
+        step++;
+        const dt = (performance.now() - t0) / 1000;
+        acc.seconds += dt;
+        recent.push({ t: dt, samples: batch?.n ?? 0 });
+        if (recent.length > 10) recent.shift();
+        const rate = recent.reduce((s, r) => s + r.samples, 0) / Math.max(1e-9, recent.reduce((s, r) => s + r.t, 0));
+        ev.step?.({ step, total: schedule.total, epoch: e + 1, epochs: setup.epochs, batch: b + 1, batches: stepsPerEpoch, loss, lr, samplesPerSec: rate });
+        if (b < stepsPerEpoch - 1 && run.saveEvery && step % run.saveEvery === 0) await save(e, b + 1);
+      }
+      const record: EpochRecord = {
+        type: 'epoch', epoch: e + 1, step, trainLoss: acc.count ? acc.sum / acc.count : null, lr,
+        samples: acc.samples, seconds: acc.seconds, samplesPerSec: acc.samples / Math.max(1e-9, acc.seconds),
+        checkpoint: checkpointDir(out, step),
+      };
+      acc = { sum: 0, count: 0, seconds: 0, samples: 0 };
+      await save(e + 1, 0, record);
+      ev.epoch?.(record);
+    }
+
+    // The final model at the top of OUT: a copy of the last checkpoint's model files.
+    const last = listCheckpoints(out).at(-1)!;
+    for (const f of MODEL_FILES(src)) copyFileSync(join(last.dir, f), join(out, f));
+    return { out, steps: step, finalLoss: lastLoss, history, params: trainer.params, skippedImages: store.failures };
+  } finally {
+    await trainer.release();
+  }
+}

@@ -1,0 +1,109 @@
+// Where training starts: a checkpoint to fine-tune (any family whose towers we build as ViT + CLIP
+// text), a config to train from scratch, or a checkpoint of an earlier run to resume. Each gives the
+// same things: tower config and weights, the HF config.json to save with, the tokenizer (and the files
+// to ship it with), and the preprocessing the family uses.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { resolveModel } from '../hub/resolve.js';
+import { openCheckpoint, type PreprocessSpec } from '../models/checkpoint.js';
+import { clipConfigFromHF, type ClipConfig } from '../models/config.js';
+import { hfClipWeights } from '../models/families/hf-clip.js';
+import type { TowerWeights } from '../models/weights.js';
+import { loadTokenizer } from '../text/index.js';
+import type { TextTokenizer } from '../text/types.js';
+import { clipImageProcessorJson, completeScratchConfig, hfClipConfigJson, tokenIdsOf } from './hf-config.js';
+import { randomClipWeights } from './init.js';
+import type { TrainState } from './state.js';
+
+export interface TrainSource {
+  config: ClipConfig;
+  /** config.json of the saved model. */
+  configJson: Record<string, any>;
+  weights: TowerWeights;
+  tokenizer: TextTokenizer;
+  tokenizerMode: 'hf' | 'openai';
+  /** Tokenizer files copied into every saved model, by name. */
+  tokenizerFiles: Record<string, Uint8Array>;
+  preprocess: PreprocessSpec;
+  /** Human-readable origin for messages. */
+  origin: string;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+
+function readJson(path: string): Record<string, any> {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+function tokenizerFiles(dir: string): Record<string, Uint8Array> {
+  for (const need of ['tokenizer.json', 'tokenizer_config.json']) {
+    if (!existsSync(join(dir, need))) throw new Error(`tokenizer directory ${dir} has no ${need} (a saved model ships the HF tokenizer files; pass --tokenizer DIR)`);
+  }
+  return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => [f, new Uint8Array(readFileSync(join(dir, f)))]));
+}
+
+function checkTrainable(cfg: ClipConfig, origin: string): void {
+  if (cfg.vision.kind !== 'vit' || cfg.text.kind !== 'clip-text') {
+    throw new Error(`${origin}: training needs a ViT image tower and the CLIP text tower (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
+  }
+}
+
+/** Fine-tune a checkpoint: its weights, tokenizer and preprocessing as its family uses them. */
+export async function fromCheckpoint(model: string, tokenizerDir?: string): Promise<TrainSource> {
+  const dir = await resolveModel(model, { format: 'weights' });
+  const ck = openCheckpoint(dir, { tokenizerDir, format: 'weights' });
+  if (!ck.config || !ck.weights) throw new Error(`${model}: a ${ck.family} model has no weights we can train (ONNX files are inference-only)`);
+  checkTrainable(ck.config, model);
+  if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
+  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
+  const base = ck.family === 'hf-clip' ? readJson(join(dir, 'config.json')) : {};
+  return {
+    config: ck.config,
+    configJson: hfClipConfigJson(ck.config, base, ck.family === 'hf-clip' ? undefined : tokenIdsOf(tokenizer)),
+    weights: ck.weights,
+    tokenizer, tokenizerMode: ck.tokenizerMode,
+    tokenizerFiles: tokenizerFiles(ck.tokenizerDir),
+    preprocess: ck.preprocess,
+    origin: dir,
+  };
+}
+
+/** Train from scratch: random weights (seeded) for a CLIPConfig, with a tokenizer from `tokenizerDir`. */
+export function fromConfig(configPath: string, tokenizerDir: string, seed: number): TrainSource {
+  const user = readJson(configPath);
+  const contextLength = user.text_config?.max_position_embeddings ?? 77;
+  const tokenizer = loadTokenizer(tokenizerDir, { mode: 'hf', contextLength });
+  const full = completeScratchConfig(user, tokenIdsOf(tokenizer), configPath);
+  const config = clipConfigFromHF(full, configPath);
+  checkTrainable(config, configPath);
+  const configJson = hfClipConfigJson(config, full);
+  const size = config.vision.imageSize;
+  const hfConfig = clipImageProcessorJson(size);
+  return {
+    config, configJson,
+    weights: hfClipWeights(randomClipWeights(configJson, seed)),
+    tokenizer, tokenizerMode: 'hf',
+    tokenizerFiles: tokenizerFiles(tokenizerDir),
+    preprocess: { kind: 'hf', hfConfig, size, mean: hfConfig.image_mean, std: hfConfig.image_std },
+    origin: `random init from ${configPath}`,
+  };
+}
+
+/** Continue from a checkpoint directory of this run, with the preprocessing and tokenizer it started with. */
+export function fromResume(dir: string, state: TrainState): TrainSource {
+  const configJson = readJson(join(dir, 'config.json'));
+  const config = clipConfigFromHF(configJson, join(dir, 'config.json'));
+  const ck = openCheckpoint(resolve(dir), { format: 'weights' });
+  const tokenizer = loadTokenizer(dir, { mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength });
+  return {
+    config, configJson, weights: ck.weights!,
+    tokenizer, tokenizerMode: state.tokenizer.mode,
+    tokenizerFiles: tokenizerFiles(dir),
+    preprocess: state.preprocess,
+    origin: dir,
+  };
+}
