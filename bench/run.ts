@@ -3,6 +3,7 @@
 // its own and one library's arenas never slow the other. Children print one JSON line on stdout.
 //   node dist/bench/run.js [--json]            full run: table (or JSON only) + bench/results/latest.json
 //   node dist/bench/run.js --worker <name>     one side: ours-fp32 | tjs-fp32 | tjs-q8
+import { runSearchBench, renderSearchBench, type SearchBenchResult } from './search.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -93,6 +94,13 @@ async function main(): Promise<void> {
   }
   progress(`all workers done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
+  // Vector search latency (LanceDB ANN vs exact) at 100k and 1M vectors; the tables are cached after the first run.
+  let search: SearchBenchResult | undefined;
+  if (!process.argv.includes('--no-search')) {
+    progress('--- search latency (100k, 1M vectors) ---');
+    search = await runSearchBench({});
+  }
+
   const report = buildReport({
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), threads: THREADS, node: process.version, platform: `${process.platform}-${process.arch}` },
@@ -103,6 +111,7 @@ async function main(): Promise<void> {
     },
     workers,
   });
+  if (search) (report as unknown as Record<string, unknown>).search = search;
   const resultsDir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, 'latest.json');
@@ -111,6 +120,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(report) + '\n');
   } else {
     process.stdout.write(renderTable(report) + '\n');
+    if (search) process.stdout.write('\n' + renderSearchBench(search) + '\n');
     process.stdout.write(`\nwritten ${file}\n`);
   }
 }
