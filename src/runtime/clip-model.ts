@@ -1,5 +1,6 @@
 // A loaded CLIP model: sessions built lazily per tower, batching, and per-input error isolation.
 import type * as ortTypes from 'onnxruntime-node';
+import { availableParallelism } from 'node:os';
 import { openCheckpoint, type Checkpoint, type OpenOptions } from '../models/checkpoint.js';
 import { createSession, ort, type Device } from './session.js';
 import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor } from './preprocess.js';
@@ -28,6 +29,8 @@ export interface EncodeOptions {
   normalize?: boolean;
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Decode the next image batch while the current one runs (default: only when ORT leaves a core free). */
+  overlap?: boolean;
 }
 
 export interface ImageResult {
@@ -152,11 +155,16 @@ export class ClipModel {
       }));
       return { idx, pixels };
     };
+    // Preparing the next batch while ORT runs only pays when a core is free for it: with ORT on every core,
+    // the JS work preempts one of its threads and the whole parallel GEMM waits for it (measured on 2 cores:
+    // 11.8 images/s overlapped vs 13.1 one after the other, ViT-B/32).
+    const cores = availableParallelism();
+    const overlap = opts.overlap ?? cores > (this.opts.threads ?? cores);
     let next = inputs.length ? prepare(0) : undefined;
     let done = 0;
     for (let start = 0; start < inputs.length; start += batchSize) {
       const { idx, pixels } = await next!;
-      next = start + batchSize < inputs.length ? prepare(start + batchSize) : undefined;
+      next = overlap && start + batchSize < inputs.length ? prepare(start + batchSize) : undefined;
       const ok = idx.filter((_, k) => pixels[k]);
       if (ok.length) {
         const buf = new Float32Array(ok.length * per);
@@ -165,6 +173,7 @@ export class ClipModel {
         const embs = await this.encodePixels(buf, ok.length, opts.normalize ?? true);
         ok.forEach((i, j) => (results[i]!.embedding = embs[j]));
       }
+      if (!next && start + batchSize < inputs.length) next = prepare(start + batchSize);
       done += idx.length;
       opts.onProgress?.(done, inputs.length);
     }
