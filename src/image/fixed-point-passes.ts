@@ -79,3 +79,27 @@ export function verticalPass(
   }
   return out;
 }
+
+/** Output window [first, first + n) of an axis, for resizes whose result is cropped right away. */
+export interface AxisWindow { first: number; n: number }
+
+/** The taps of output positions [first, first + n): each output pixel depends only on its own taps. */
+export function windowTaps(t: FixedTaps, w: AxisWindow | undefined): FixedTaps {
+  if (!w) return t;
+  return {
+    start: t.start.subarray(w.first, w.first + w.n),
+    count: t.count.subarray(w.first, w.first + w.n),
+    k: t.k.subarray(w.first * t.ksize, (w.first + w.n) * t.ksize),
+    ksize: t.ksize,
+  };
+}
+
+/** Rows [first, first + n) and columns of the window, copied (the axis that needs no resampling). */
+export function cropRows(src: Uint8Array, inW: number, ch: number, first: number, n: number, xw: AxisWindow): Uint8Array {
+  const out = new Uint8Array(n * xw.n * ch);
+  for (let y = 0; y < n; y++) {
+    const from = ((first + y) * inW + xw.first) * ch;
+    out.set(src.subarray(from, from + xw.n * ch), y * xw.n * ch);
+  }
+  return out;
+}

@@ -9,7 +9,7 @@
 // They differ on palette/RGBA images and by a pixel of crop offset on odd excesses, so a model
 // must be fed by the pipeline its reference numbers came from.
 import { toRGB } from './convert.js';
-import { centerCropHFNumpy, centerCropHFTorch, centerCropTorchvision } from './crop.js';
+import { centerCropHFNumpy, centerCropHFTorch, centerCropTorchvision, roundHalfEven } from './crop.js';
 import { decodeImage } from './decode.js';
 import { type NormalizeOptions, normalizeInto } from './normalize.js';
 import { PIL_RESAMPLE, type ResampleFilter } from './resample.js';
@@ -137,15 +137,37 @@ function resizeStep(img: DecodedImage, p: PreprocessPipeline): DecodedImage {
   return (torchBackend(p) ? torchResize : pilResize)(img, t.width, t.height, p.resample);
 }
 
+/**
+ * Resize and center crop in one step when the crop needs no padding: only the kept pixels are resampled
+ * (each output pixel depends only on its own taps, so the bytes are the same as resize-then-crop).
+ * Returns undefined when the two steps must run separately.
+ */
+function resizeCropped(img: DecodedImage, p: PreprocessPipeline): DecodedImage | undefined {
+  if (!p.doResize || !p.doCenterCrop) return undefined;
+  const t = typeof p.size === 'number' ? shortestEdgeSize(img.width, img.height, p.size) : p.size;
+  const { height: ch, width: cw } = p.crop;
+  if (t.width < cw || t.height < ch) return undefined;
+  // The crop rule of each pipeline (see crop.ts): torchvision rounds half to even, transformers' torch
+  // backend truncates, its numpy backend floors (the same for non-negative values).
+  const offset = (size: number, crop: number): number =>
+    p.kind === 'openai' ? roundHalfEven((size - crop) / 2) : Math.floor((size - crop) / 2);
+  const win = { x: { first: offset(t.width, cw), n: cw }, y: { first: offset(t.height, ch), n: ch } };
+  return (torchBackend(p) ? torchResize : pilResize)(img, t.width, t.height, p.resample, win);
+}
+
 /** The uint8 stage: resized, cropped RGB image (HWC), before rescale and normalize. */
 export function preprocessToUint8(img: DecodedImage, p: PreprocessPipeline): DecodedImage {
   if (p.kind === 'hf') {
+    const direct = resizeCropped(toRGB(img), p);
+    if (direct) return direct;
     // transformers converts to RGB before anything else.
     let im = resizeStep(toRGB(img), p);
     if (p.doCenterCrop) im = (torchBackend(p) ? centerCropHFTorch : centerCropHFNumpy)(im, p.crop.height, p.crop.width);
     return im;
   }
   // torchvision works on the PIL image in its own mode; RGB comes last.
+  const direct = resizeCropped(img, p);
+  if (direct) return toRGB(direct);
   let im = resizeStep(img, p);
   if (p.doCenterCrop) im = centerCropTorchvision(im, p.crop.height, p.crop.width);
   return toRGB(im);

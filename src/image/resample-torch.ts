@@ -5,7 +5,7 @@
 // Reproduced from ATen's UpSampleKernel.cpp (_compute_indices_min_size_weights_aa,
 // _compute_index_ranges_int16_weights, basic_loop_aa_horizontal/vertical<uint8_t>).
 import type { ResampleFilter } from './resample.js';
-import { horizontalPass, verticalPass } from './fixed-point-passes.js';
+import { cropRows, horizontalPass, verticalPass, windowTaps, type AxisWindow, type FixedTaps } from './fixed-point-passes.js';
 
 type Filter = (x: number) => number;
 
@@ -74,6 +74,7 @@ function int16Taps(inSize: number, outSize: number, filter: Filter, interpSize: 
  */
 export function resampleBandsTorch(
   src: Uint8Array, inW: number, inH: number, ch: number, outW: number, outH: number, filter: ResampleFilter,
+  win?: { x: AxisWindow; y: AxisWindow },
 ): Uint8Array {
   if (outW <= 0 || outH <= 0) throw new Error(`invalid resize target ${outW}x${outH}`);
   if (filter !== 'bicubic' && filter !== 'bilinear') {
@@ -81,17 +82,34 @@ export function resampleBandsTorch(
   }
   const fn = filter === 'bicubic' ? cubic : linear;
   const interp = filter === 'bicubic' ? 4 : 2;
-  let cur = src;
+  const xw = win?.x ?? { first: 0, n: outW };
+  const yw = win?.y ?? { first: 0, n: outH };
+  // torch runs the horizontal pass over every input row; computing only the rows the vertical
+  // taps of the window read gives the same bytes.
+  let rowFirst = 0, rows = inH;
+  let vt: FixedTaps | undefined;
+  let vprec = 0;
+  if (outH !== inH) {
+    const t = int16Taps(inH, outH, fn, interp);
+    vprec = t.precision;
+    vt = windowTaps(t, win?.y);
+    rowFirst = vt.start[0]!;
+    rows = vt.start[yw.n - 1]! + vt.count[yw.n - 1]! - rowFirst;
+  } else {
+    rowFirst = yw.first;
+    rows = yw.n;
+  }
+  let cur: Uint8Array;
   let w = inW;
   if (outW !== inW) {
     const t = int16Taps(inW, outW, fn, interp);
-    cur = horizontalPass(src, inW, ch, 0, inH, outW, t, 1 << (t.precision - 1), t.precision);
-    w = outW;
+    cur = horizontalPass(src, inW, ch, rowFirst, rows, xw.n, windowTaps(t, win?.x), 1 << (t.precision - 1), t.precision);
+    w = xw.n;
+  } else {
+    cur = cropRows(src, inW, ch, rowFirst, rows, xw);
+    w = xw.n;
   }
-  if (outH !== inH) {
-    const t = int16Taps(inH, outH, fn, interp);
-    cur = verticalPass(cur, w, ch, 0, outH, t, 1 << (t.precision - 1), t.precision);
-  }
+  if (vt) cur = verticalPass(cur, w, ch, rowFirst, yw.n, vt, 1 << (vprec - 1), vprec);
   return cur === src ? src.slice() : cur;
 }
 

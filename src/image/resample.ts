@@ -3,7 +3,7 @@
 // precision, then quantized to 22-bit fixed point; each pass clips to 0..255.
 // Plus Pillow's NEAREST resize, which is an affine nearest-neighbour scale, not a convolution.
 
-import { horizontalPass, verticalPass } from './fixed-point-passes.js';
+import { cropRows, horizontalPass, verticalPass, windowTaps, type AxisWindow } from './fixed-point-passes.js';
 export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
 
 /** PIL's integer codes (Image.Resampling), as found in `resample` of preprocessor_config.json. */
@@ -107,25 +107,33 @@ function coefficients(inSize: number, outSize: number, kernel: Kernel): Coeffs {
  */
 export function resampleBands(
   src: Uint8Array, inW: number, inH: number, ch: number, outW: number, outH: number, filter: ResampleFilter,
+  win?: { x: AxisWindow; y: AxisWindow },
 ): Uint8Array {
-  if (filter === 'nearest') return resizeNearest(src, inW, inH, ch, outW, outH);
+  if (filter === 'nearest') {
+    const full = resizeNearest(src, inW, inH, ch, outW, outH);
+    return win ? cropRows(full, outW, ch, win.y.first, win.y.n, win.x) : full;
+  }
   if (outW <= 0 || outH <= 0) throw new Error(`invalid resize target ${outW}x${outH}`);
   const kernel = KERNELS[filter];
   if (!kernel) throw new Error(`unknown resample filter "${filter}"`);
   const needH = outW !== inW;
   const needV = outH !== inH;
-  const vc = coefficients(inH, outH, kernel);
-  let cur = src;
-  let rowShift = 0;
-  if (needH) {
-    // Only the rows the vertical pass reads are resampled horizontally (values unchanged).
-    const first = vc.start[0]!;
-    const last = vc.start[outH - 1]! + vc.count[outH - 1]!;
-    cur = horizontalPass(src, inW, ch, needV ? first : 0, needV ? last - first : inH, outW, coefficients(inW, outW, kernel), HALF, PRECISION_BITS);
-    if (needV) rowShift = first;
+  const xw = win?.x ?? { first: 0, n: outW };
+  const yw = win?.y ?? { first: 0, n: outH };
+  // Only the rows the vertical pass reads are resampled horizontally (values unchanged), and with a
+  // window only the output pixels the caller keeps are computed at all.
+  let rowFirst = yw.first, rows = yw.n;
+  let vc: Coeffs | undefined;
+  if (needV) {
+    vc = windowTaps(coefficients(inH, outH, kernel), win?.y);
+    rowFirst = vc.start[0]!;
+    rows = vc.start[yw.n - 1]! + vc.count[yw.n - 1]! - rowFirst;
   }
-  if (needV) cur = verticalPass(cur, needH ? outW : inW, ch, rowShift, outH, vc, HALF, PRECISION_BITS);
-  return cur === src ? src.slice() : cur;
+  let cur = needH
+    ? horizontalPass(src, inW, ch, rowFirst, rows, xw.n, windowTaps(coefficients(inW, outW, kernel), win?.x), HALF, PRECISION_BITS)
+    : cropRows(src, inW, ch, rowFirst, rows, xw);
+  if (vc) cur = verticalPass(cur, xw.n, ch, rowFirst, yw.n, vc, HALF, PRECISION_BITS);
+  return cur;
 }
 
 /**
