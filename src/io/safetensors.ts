@@ -1,6 +1,6 @@
 // safetensors reader. Only the JSON header is read up front; each tensor is read from disk
 // when asked for, so a multi-GB checkpoint never sits in memory twice.
-import { openSync, readSync, closeSync, fstatSync, writeFileSync } from 'node:fs';
+import { openSync, readSync, closeSync, fstatSync, fsyncSync, writeSync } from 'node:fs';
 import { type DType, type RawTensor, type TensorSource, DTYPE_BYTES, numel } from './tensor.js';
 
 const DTYPES: Record<string, DType> = {
@@ -82,29 +82,60 @@ export class SafetensorsFile implements TensorSource {
   }
 }
 
-/** Write tensors as a safetensors file (checkpoints from training, test data). */
-export function writeSafetensors(path: string, tensors: Map<string, RawTensor>, metadata?: Record<string, string>): void {
+/** A tensor to write whose bytes are produced only when its turn comes (e.g. converted from training layout). */
+export interface LazyTensor {
+  name: string;
+  /** Default float32. */
+  dtype?: DType;
+  shape: number[];
+  /** Little-endian data in `shape`; a fresh conversion may be returned, it is dropped once written. */
+  data: () => ArrayBufferView;
+}
+
+/**
+ * Write a safetensors file one tensor at a time: the header needs only names, dtypes and shapes, so a
+ * checkpoint is never gathered into one file-sized buffer. The bytes are fsynced because callers rename
+ * finished files into place.
+ */
+export function writeSafetensorsLazily(path: string, tensors: LazyTensor[], metadata?: Record<string, string>): void {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
-  const names = [...tensors.keys()];
-  for (const name of names) {
-    const t = tensors.get(name)!;
-    header[name] = { dtype: CODES[t.dtype], shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
-    offset += t.bytes.length;
+  const sizes: number[] = [];
+  for (const t of tensors) {
+    if (t.name in header) throw new Error(`${path}: tensor "${t.name}" given twice`);
+    const dtype = t.dtype ?? 'float32';
+    const bytes = numel(t.shape) * DTYPE_BYTES[dtype];
+    header[t.name] = { dtype: CODES[dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
+    sizes.push(bytes);
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   // Pad the header so the data section starts 8-byte aligned, as the reference writer does.
   while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
-  const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let pos = 8 + headerBytes.length;
-  for (const name of names) {
-    const b = tensors.get(name)!.bytes;
-    out.set(b, pos);
-    pos += b.length;
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
+  const fd = openSync(path, 'w');
+  try {
+    writeAll(fd, head);
+    writeAll(fd, Buffer.from(json, 'utf8'));
+    tensors.forEach((t, i) => {
+      const d = t.data();
+      if (d.byteLength !== sizes[i]) throw new Error(`${path}: tensor "${t.name}" has ${d.byteLength} bytes, its shape and dtype say ${sizes[i]}`);
+      writeAll(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    });
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
-  writeFileSync(path, out);
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += writeSync(fd, b, off, Math.min(b.length - off, 1 << 30));
+}
+
+/** Write tensors as a safetensors file (checkpoints from training, test data). */
+export function writeSafetensors(path: string, tensors: Map<string, RawTensor>, metadata?: Record<string, string>): void {
+  writeSafetensorsLazily(path, [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: () => t.bytes })), metadata);
 }

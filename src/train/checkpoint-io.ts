@@ -2,7 +2,7 @@
 // (the same names and layout as saveHfCheckpoint / ClipTrainer.saveState, which load them back).
 import type { AdamWState } from './adamw.js';
 import { hfKeys, toCheckpointLayout, toCheckpointLayoutShapes, type KeyMapper, type NamedTensor } from './params.js';
-import { writeSafetensorsLazily, type LazyTensor } from './stream-safetensors.js';
+import { writeSafetensorsLazily, type LazyTensor } from '../io/safetensors.js';
 import type { Param } from './trainer.js';
 
 /** HF-layout tensors of canonical values; a packed qkv is converted once for its three parts. */
