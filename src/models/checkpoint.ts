@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
-import type { TensorSource } from '../io/tensor.js';
+import { toFloat32, type TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
 import { buildImageGraph, buildTextGraph, type BuildOptions } from './clip-graph.js';
 import { clipConfigFromHF, type ClipConfig } from './config.js';
@@ -175,7 +175,7 @@ function readLogitScale(dir: string): number | undefined {
   if (!p) return undefined;
   const f = new SafetensorsFile(p);
   try {
-    return f.has('logit_scale') ? new Float32Array(f.get('logit_scale').bytes.buffer)[0] : undefined;
+    return f.has('logit_scale') ? toFloat32(f.get('logit_scale'))[0] : undefined;
   } finally {
     f.close();
   }
