@@ -8,21 +8,11 @@ import { appendGradients } from '../src/graph/autodiff.js';
 import { activation, l2normalize, layerNorm, selfAttention } from '../src/graph/ops.js';
 import { toOnnxModel } from '../src/graph/onnx.js';
 import { createSession, ort } from '../src/runtime/session.js';
+import { rng } from '../src/search/synthetic.js';
 
 /** float64 graphs skip ORT's 'all'-level fusions: some fused contrib kernels (QuickGelu) are float32-only. */
 const session = (g: Graph, f32?: boolean) =>
   f32 ? createSession(g) : ort.InferenceSession.create(toOnnxModel(g), { graphOptimizationLevel: 'basic', logSeverityLevel: 3 });
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface In {
   shape: number[];

@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { hubConfig } from '../src/hub/config.js';

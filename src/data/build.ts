@@ -10,7 +10,7 @@ import { fetchSource } from './fetch.js';
 import { iconSvg, joinFluent, loadFluent } from './fluent.js';
 import { iconCaptions, mdiIcons, tablerIcons, type IconEntry } from './icons.js';
 import { idxImage, readIdx } from './idx.js';
-import type { DataSummary, EmojiRow, EmojiStyle, FashionRow, IconRow, RetrievalRow } from './manifests.js';
+import type { DataSummary, EmojiStyle, FashionRow, IconRow, RetrievalRow } from './manifests.js';
 import { toJsonl } from './manifests.js';
 import { layout } from './paths.js';
 import { grayToPng, rasterToPng, svgToPng } from './raster.js';
