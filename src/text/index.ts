@@ -18,6 +18,7 @@ export {
   bpeVocabFromOpenAIMerges, bytesToUnicode, EOT_TOKEN, OpenAIClipTokenizer, openaiCleanText, SOT_TOKEN,
   type BpeVocab, type OpenAIClipTokenizerOptions,
 } from './openai-bpe.js';
+export { trainClipBpe, writeClipBpe, type TrainClipBpeOptions, type TrainClipBpeResult } from './train-bpe.js';
 export { batchRow, buildBatch, wrapAndTruncate, type EncodeBatchOptions, type TextTokenizer, type TokenBatch, type TokenizerKind } from './types.js';
 
 export type TokenizerMode = 'hf' | 'openai';
