@@ -123,7 +123,7 @@ test('--resume after SIGKILL continues exactly like an uninterrupted run', { ski
     writeFileSync(join(dir, 'train.tsv'), toEasyNlpTsv(await shapeSet(4, 32, 3)));
     writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
     const args = (out: string) => ['train', join(dir, 'train.tsv'), '--config', join(dir, 'config.json'), '--tokenizer', TOKENIZER, '-o', out,
-      '--epochs', '6', '--batch-size', '16', '--lr', '2e-3', '--warmup', '5', '--grad-clip', '1', '--seed', '5', '--save-every', '4', '--threads', '2', '--json'];
+      '--epochs', '6', '--batch-size', '16', '--lr', '2e-3', '--warmup', '5', '--grad-clip', '1', '--seed', '5', '--save-every', '4', '--threads', '2', '--augment', 'crop+style', '--json'];
 
     const full = await cli(entry, args(join(dir, 'full')));
     assert.equal(full.code, 0, full.stderr);
@@ -148,6 +148,10 @@ test('--resume after SIGKILL continues exactly like an uninterrupted run', { ski
     assert.ok(identical, 'final weights differ');
     const losses = (d: string) => readFileSync(join(d, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).trainLoss);
     assert.deepEqual(losses(cut), losses(join(dir, 'full')));
+    // The step log survives the kill: lines up to the checkpoint are kept, the rest written again.
+    const steps = (d: string) => readFileSync(join(d, 'train_steps.jsonl'), 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); return [r.step, r.loss, r.lr]; });
+    assert.equal(steps(cut).length, 36);
+    assert.deepEqual(steps(cut), steps(join(dir, 'full')));
     t.diagnostic(`killed after ${(killed.stderr.match(/saved/g) ?? []).length} checkpoint(s); final loss ${a.finalLoss} (uninterrupted) vs ${b.finalLoss} (resumed); model.safetensors bit-identical`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -80,4 +80,11 @@ export function permutation(n: number, rng: Rng): Uint32Array {
 }
 
 /** Stream ids, so that data order and init never share draws. */
-export const STREAM = { init: 1, epoch: (e: number) => 1000 + e } as const;
+export const STREAM = {
+  init: 1,
+  epoch: (e: number) => 1000 + e,
+  /** Which caption each image gets in epoch e (--captions sample). */
+  captions: (e: number) => 0x20000000 + e,
+  /** Augmentation draws of batch b of epoch e. */
+  augment: (e: number, b: number) => (0x40000000 + e * 65536 + b) >>> 0,
+} as const;

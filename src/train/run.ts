@@ -11,10 +11,11 @@ import { writeModelWeights, writeOptimizerState } from './checkpoint-io.js';
 import { readPairs, type DataFormat } from './data.js';
 import { hfPreprocessorJson } from './hf-config.js';
 import { PixelStore } from './pixels.js';
+import { augmentBatch, type Augment } from './augment.js';
 import { permutation, Rng, STREAM } from './rng.js';
 import { cosineLr, type CosineSchedule } from './schedule.js';
 import { fromCheckpoint, fromConfig, fromResume, type TrainSource } from './source.js';
-import { checkpointDir, commitCheckpoint, LAYOUT, LAYOUT_FILE, listCheckpoints, LOG_FILE, OPTIMIZER_FILE, readState, STATE_FORMAT, writeFileAtomic, type EpochRecord, type RecallSummary, type TrainState } from './state.js';
+import { checkpointDir, commitCheckpoint, LAYOUT, LAYOUT_FILE, listCheckpoints, LOG_FILE, OPTIMIZER_FILE, readState, readStepLog, STATE_FORMAT, STEP_LOG_FILE, writeFileAtomic, type EpochRecord, type RecallSummary, type StepRecord, type TrainState } from './state.js';
 import { ClipTrainer, type Param, type TrainBatch, type TrainMemory } from './trainer.js';
 import { Validator } from './validate.js';
 
@@ -43,10 +44,24 @@ export interface TrainSetup {
   freeze?: 'vision' | 'text';
   betas: [number, number];
   eps: number;
+  /**
+   * 'all': every caption is one pair per epoch (EasyNLP). 'sample': every image once per epoch with one
+   * of its captions drawn at random, so images with many captions do not dominate and an epoch holds no
+   * duplicate image (a duplicate is a false negative for the contrastive loss).
+   */
+  captions?: CaptionMode;
+  /** Image augmentation (augment.ts). */
+  augment?: Augment;
 }
 
+export type CaptionMode = 'all' | 'sample';
+export const CAPTION_MODES: CaptionMode[] = ['all', 'sample'];
+
 /** open_clip's ViT optimizer settings; a fine-tuning learning rate. */
-export const SETUP_DEFAULTS = { epochs: 1, batchSize: 32, lr: 1e-5, weightDecay: 0.2, warmup: 0, seed: 0, betas: [0.9, 0.98] as [number, number], eps: 1e-6 };
+export const SETUP_DEFAULTS = {
+  epochs: 1, batchSize: 32, lr: 1e-5, weightDecay: 0.2, warmup: 0, seed: 0, betas: [0.9, 0.98] as [number, number], eps: 1e-6,
+  captions: 'all' as CaptionMode, augment: 'none' as Augment,
+};
 
 /** How this process runs (free to change across a resume). */
 export interface RunOptions {
@@ -121,7 +136,7 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
  * What a resume may not change. Paths may (data that moved is recognized by its fingerprint; the model
  * or config is read from the checkpoint; validation does not steer training).
  */
-const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat'];
+const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment'];
 
 /** The run's own setup with the paths given now; throws on a changed hyperparameter. */
 function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup): TrainSetup {
@@ -188,15 +203,21 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   };
   reportFailures();
   const samples = train.dataset.texts.map((t) => ({ image: t.image, ids: src.tokenizer.encode(t.text) }));
-  const n = samples.length;
+  // --captions sample: the epoch's units are images; each draws one of its pairs.
+  const byImage: number[][] = [];
+  samples.forEach((p, k) => (byImage[p.image] ??= []).push(k));
+  const units = setup.captions === 'sample' ? byImage.filter(Boolean) : samples.map((_, k) => [k]);
+  const n = units.length;
   const batchSize = Math.min(setup.batchSize, n);
-  if (n < 2) throw new Error(`${setup.data}: ${n} image–caption pair(s); contrastive training needs at least 2`);
-  if (batchSize < setup.batchSize) ev.note?.(`only ${n} pairs: batch size ${batchSize} instead of ${setup.batchSize}`);
+  const unit = setup.captions === 'sample' ? 'images' : 'pairs';
+  if (n < 2) throw new Error(`${setup.data}: ${n} image–caption ${unit}; contrastive training needs at least 2`);
+  if (batchSize < setup.batchSize) ev.note?.(`only ${n} ${unit}: batch size ${batchSize} instead of ${setup.batchSize}`);
   const stepsPerEpoch = Math.floor(n / batchSize);
   // As open_clip (drop_last): every step contrasts a full batch; the order changes every epoch.
-  if (n % batchSize) ev.note?.(`${n % batchSize} of the ${n} pairs fall outside the last full batch of each epoch and are left out of that epoch (different ones each epoch)`);
+  if (n % batchSize) ev.note?.(`${n % batchSize} of the ${n} ${unit} fall outside the last full batch of each epoch and are left out of that epoch (different ones each epoch)`);
   const fp = fingerprint(train.format, train.dataset);
   if (saved && (saved.data.fingerprint !== fp || saved.data.samples !== n)) throw new Error(`${setup.data} changed since the run started (other pairs or captions): cannot resume exactly`);
+  const steps: StepRecord[] = saved ? readStepLog(out, saved.step) : [];
   const schedule: CosineSchedule = saved?.schedule ?? { baseLr: setup.lr, warmup: setup.warmup, total: setup.epochs * stepsPerEpoch };
 
   const valData = setup.val ? await readPairs(setup.val, setup.valFormat) : undefined;
@@ -238,29 +259,33 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
         return stateAt(epoch, batch);
       }, keep);
       if (record) writeFileAtomic(join(out, LOG_FILE), history.map((h) => JSON.stringify(h)).join('\n') + '\n');
+      writeFileAtomic(join(out, STEP_LOG_FILE), steps.map((r) => JSON.stringify(r)).join('\n') + '\n');
       ev.saved?.(dir, step);
       return dir;
     };
 
-    const makeBatch = async (order: Uint32Array, b: number): Promise<TrainBatch | undefined> => {
+    const makeBatch = async (order: Uint32Array, e: number, b: number): Promise<TrainBatch | undefined> => {
       const pick = Array.from(order.subarray(b * batchSize, (b + 1) * batchSize));
       const { pixels, kept } = await store.gather(pick.map((k) => samples[k]!.image));
       if (kept.length < 2) return undefined;
+      augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess);
       const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: 'longest' });
       return { pixelValues: pixels, inputIds: tb.inputIds, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
     };
 
     const recent: { t: number; samples: number }[] = [];
     for (let e = saved?.epoch ?? 0; e < setup.epochs; e++) {
-      const order = permutation(n, new Rng(setup.seed, STREAM.epoch(e)));
+      const unitOrder = permutation(n, new Rng(setup.seed, STREAM.epoch(e)));
+      const pickRng = new Rng(setup.seed, STREAM.captions(e));
+      const order = setup.captions === 'sample' ? unitOrder.map((u) => { const c = units[u]!; return c[pickRng.below(c.length)]!; }) : unitOrder;
       const first = saved && e === saved.epoch ? saved.batch : 0;
-      let next = first < stepsPerEpoch ? makeBatch(order, first) : undefined;
+      let next = first < stepsPerEpoch ? makeBatch(order, e, first) : undefined;
       let lr = 0;
       for (let b = first; b < stepsPerEpoch; b++) {
         const t0 = performance.now();
         const batch = await next!;
         // Decode the next batch while ORT runs this one.
-        next = b + 1 < stepsPerEpoch ? makeBatch(order, b + 1) : undefined;
+        next = b + 1 < stepsPerEpoch ? makeBatch(order, e, b + 1) : undefined;
         lr = cosineLr(schedule, step);
         let loss: number | null = null;
         if (batch) {
@@ -279,6 +304,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
         recent.push({ t: dt, samples: batch?.n ?? 0 });
         if (recent.length > 10) recent.shift();
         const rate = recent.reduce((s, r) => s + r.samples, 0) / Math.max(1e-9, recent.reduce((s, r) => s + r.t, 0));
+        steps.push({ step, epoch: e + 1, loss, lr, samplesPerSec: Math.round(rate * 100) / 100 });
         ev.step?.({ step, total: schedule.total, epoch: e + 1, epochs: setup.epochs, batch: b + 1, batches: stepsPerEpoch, loss, lr, samplesPerSec: rate });
         if (b < stepsPerEpoch - 1 && run.saveEvery && step % run.saveEvery === 0) await save(e, b + 1);
       }

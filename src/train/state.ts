@@ -9,6 +9,8 @@ export const LAYOUT = `OUT/
   special_tokens_map.json when the tokenizer has them), preprocessor_config.json
                          the final model, HF CLIPModel layout (written when training completes)
   train_log.jsonl        one JSON record per epoch (rewritten at every epoch end)
+  train_steps.jsonl      one JSON record per step {step, epoch, loss, lr, samplesPerSec} (rewritten
+                         at every checkpoint; a resumed run keeps the lines up to its checkpoint)
   TRAINING_STATE.md      this description
   checkpoint-<step>/     written every --save-every steps and at every epoch end; the newest --keep
                          stay. Each is a complete HF model directory (the files above: it loads with
@@ -32,6 +34,7 @@ export const STATE_FILE = 'trainer_state.json';
 export const LAYOUT_FILE = 'TRAINING_STATE.md';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const LOG_FILE = 'train_log.jsonl';
+export const STEP_LOG_FILE = 'train_steps.jsonl';
 export const STATE_FORMAT = 'clip-ts-train-state';
 
 export interface RecallSummary {
@@ -59,6 +62,23 @@ export interface EpochRecord {
   val?: RecallSummary;
   /** The checkpoint written at this epoch end (later removed unless --keep keeps it). */
   checkpoint: string;
+}
+
+export interface StepRecord {
+  /** 1-based: schedule steps done after this one. */
+  step: number;
+  epoch: number;
+  /** Loss before this step's update (null when the batch was skipped). */
+  loss: number | null;
+  lr: number;
+  samplesPerSec: number;
+}
+
+/** The step log up to and including `upTo` (what a resumed run starts from); [] when absent. */
+export function readStepLog(out: string, upTo = Infinity): StepRecord[] {
+  const path = join(out, STEP_LOG_FILE);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StepRecord).filter((r) => r.step <= upTo);
 }
 
 export interface TrainState {

@@ -1,7 +1,8 @@
 // `clip train`: fine-tune a checkpoint or train from a config on image–caption pairs.
 import { Command, Option } from 'commander';
 import { DATA_FORMATS } from '../../train/data.js';
-import { SETUP_DEFAULTS, trainClip, type StepInfo, type TrainSetup } from '../../train/run.js';
+import { AUGMENTS } from '../../train/augment.js';
+import { CAPTION_MODES, SETUP_DEFAULTS, trainClip, type StepInfo, type TrainSetup } from '../../train/run.js';
 import { LAYOUT, type EpochRecord } from '../../train/state.js';
 import { positiveInt } from '../model-options.js';
 import { table } from '../table.js';
@@ -31,7 +32,7 @@ Defaults: --epochs ${SETUP_DEFAULTS.epochs} --batch-size ${SETUP_DEFAULTS.batchS
 const SETUP_FLAGS: [string, keyof TrainSetup][] = [
   ['model', 'model'], ['config', 'config'], ['tokenizer', 'tokenizer'], ['format', 'dataFormat'], ['val', 'val'], ['valFormat', 'valFormat'],
   ['epochs', 'epochs'], ['batchSize', 'batchSize'], ['lr', 'lr'], ['wd', 'weightDecay'], ['warmup', 'warmup'], ['gradClip', 'gradClip'],
-  ['seed', 'seed'], ['freeze', 'freeze'],
+  ['seed', 'seed'], ['freeze', 'freeze'], ['captions', 'captions'], ['augment', 'augment'],
 ];
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
@@ -106,6 +107,8 @@ export function registerTrain(program: Command): void {
     .option('--grad-clip <norm>', 'clip the global gradient norm', number('--grad-clip', Number.MIN_VALUE))
     .option('--seed <n>', 'seed for data order and scratch init', nonNegativeInt('--seed'))
     .addOption(new Option('--freeze <tower>', 'keep a tower fixed (vision = EasyNLP fix_vision); it gets no backward pass').choices(['vision', 'text']))
+    .addOption(new Option('--captions <mode>', 'all: every caption is a pair each epoch; sample: every image once per epoch with a random one of its captions').choices(CAPTION_MODES))
+    .addOption(new Option('--augment <kind>', 'image augmentation: crop = random zoom in and out (window 60-180% of the image area, white margin); crop+style = crops, and half the images get dark outlines, grayscale or blur').choices(AUGMENTS))
     .option('--save-every <steps>', 'also checkpoint every N steps', positiveInt('--save-every'))
     .option('--keep <n>', 'checkpoints kept (newest)', positiveInt('--keep'), 1)
     .option('--resume', 'continue from the newest checkpoint in --out')
