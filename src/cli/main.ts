@@ -1,6 +1,6 @@
 // The `clip` command.
 import { Command } from 'commander';
-import { loadModel, modelOptions } from './model-options.js';
+import { loadModel, modelOptions, positiveInt } from './model-options.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { enumerateInputs, hasGlobMagic } from '../tasks/inputs.js';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,8 @@ import { registerIndexSearch } from './commands/index-search.js';
 import { registerTrain } from './commands/train.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
+import { renderTrainingCurve } from '../tasks/training-curve.js';
+import { join } from 'node:path';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -121,6 +123,18 @@ export function buildCli(): Command {
   registerServe(program);
   registerIndexSearch(program);
   registerTrain(program);
+
+  program.command('train-curve')
+    .description('draw a training run\'s loss, learning rate and validation recall as a PNG (from OUT/train_log.jsonl and OUT/train_steps.jsonl)')
+    .argument('<out>', 'the output directory of `clip train`')
+    .option('--png <file>', 'where to write the chart (default OUT/training-curve.png)')
+    .option('--width <px>', 'image width', positiveInt('--width'), 1000)
+    .option('--height <px>', 'image height', positiveInt('--height'), 720)
+    .action(async (out: string, o) => {
+      const png: string = o.png ?? join(out, 'training-curve.png');
+      const r = await renderTrainingCurve(out, png, { width: o.width, height: o.height });
+      process.stdout.write(`${png}: ${r.width}x${r.height}, ${r.steps} steps, ${r.epochs} epochs\n`);
+    });
   return program;
 }
 

@@ -7,6 +7,7 @@ import { evalRetrieval, type RetrievalReport } from '../../tasks/eval-retrieval.
 import { loadTemplates } from '../../tasks/templates.js';
 import { evalZeroShot, withClasses, type StageProgress, type ZeroShotReport } from '../../tasks/eval-zeroshot.js';
 import { writeConfusionPng } from '../../tasks/confusion-png.js';
+import { registerEvalEmoji } from './eval-emoji.js';
 import { Progress } from '../progress.js';
 import { table } from '../table.js';
 
@@ -82,7 +83,7 @@ function exitCodeFor(evaluated: number, failed: number): void {
 }
 
 export function registerEval(program: Command): void {
-  const evalCmd = program.command('eval').description('evaluate a model: zero-shot accuracy, retrieval recall');
+  const evalCmd = program.command('eval').description('evaluate a model: zero-shot accuracy, retrieval recall, the emoji benchmark');
 
   evalOptions(evalCmd.command('zeroshot'))
     .description('zero-shot classification accuracy on labeled images (DIR/<class>/<image> or --csv path,label)')
@@ -133,4 +134,6 @@ export function registerEval(program: Command): void {
         await model.release();
       }
     });
+
+  registerEvalEmoji(evalCmd);
 }
