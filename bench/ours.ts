@@ -34,6 +34,8 @@ export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads:
   void m.tokenizer;
   void m.preprocessor;
   const loadS = (performance.now() - t0) / 1000;
+  // Towers served by the built-ONNX cache ($CLIP_CACHE/onnx): 0 = built from the weights (a cold load).
+  loadDetail.onnxCacheHits = m.cacheHits;
   const rssAfterLoadMB = memory().rssMB;
   log(`loaded in ${loadS.toFixed(2)} s`);
 

@@ -1,5 +1,6 @@
 // Public library API.
 export { ClipModel, type LoadOptions, type EncodeOptions, type ImageResult } from './runtime/clip-model.js';
+export { clearOnnxCache, onnxCacheDir, onnxCacheUsage, type OnnxCacheEvent, type OnnxCacheUsage } from './runtime/onnx-cache.js';
 export { openCheckpoint, type Checkpoint } from './models/checkpoint.js';
 export { similarityLogits, softmax, dot, l2normalize } from './tasks/similarity.js';
 export { loadTokenizer } from './text/index.js';

@@ -1,14 +1,9 @@
 // Where the prepared benchmark lives. It is rebuilt from packages by `npm run data` and never
 // committed, so it sits in the user's cache next to the other clip-ts caches.
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { clipCacheRoot } from '../io/cache-root.js';
 
-/** `$CLIP_CACHE`, else `$XDG_CACHE_HOME/clip-ts`, else `~/.cache/clip-ts` (the convention bench/ uses too). */
-export function clipCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CLIP_CACHE) return env.CLIP_CACHE;
-  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'clip-ts');
-  return join(homedir(), '.cache', 'clip-ts');
-}
+export { clipCacheRoot };
 
 export function dataRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(clipCacheRoot(env), 'data');

@@ -1,4 +1,5 @@
 // Serialize our Graph IR to an ONNX ModelProto (field numbers from onnx/onnx.proto).
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { ProtoWriter } from '../io/protobuf.js';
 import type { Attr, Graph, Initializer, ValueInfo, ElemType } from './graph.js';
 
@@ -55,7 +56,21 @@ function valueInfo(v: ValueInfo): ProtoWriter {
   return new ProtoWriter().string(1, v.name).message(2, type);
 }
 
-export function toOnnxModel(g: Graph, opsets: OpsetImport[] = DEFAULT_OPSETS): Uint8Array {
+/** protobuf refuses messages of 2 GiB or more, so ORT cannot read a single-file model that large. */
+export const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+/** The ModelProto fields for `metadata_props` (14): always written last, so they are also the file's last bytes. */
+function metadataProps(model: ProtoWriter, metadata: Record<string, string>): ProtoWriter {
+  for (const [k, v] of Object.entries(metadata)) model.message(14, new ProtoWriter().string(1, k).string(2, v));
+  return model;
+}
+
+/** The bytes a model written with `metadata` ends with: a cheap check that a file on disk is complete. */
+export function onnxTrailer(metadata: Record<string, string>): Uint8Array {
+  return metadataProps(new ProtoWriter(), metadata).finish();
+}
+
+function modelProto(g: Graph, opsets: OpsetImport[], metadata?: Record<string, string>): ProtoWriter {
   const graph = new ProtoWriter();
   for (const n of g.nodes) {
     const node = new ProtoWriter();
@@ -77,5 +92,42 @@ export function toOnnxModel(g: Graph, opsets: OpsetImport[] = DEFAULT_OPSETS): U
   model.string(2, 'clip-ts');
   model.message(7, graph);
   for (const o of opsets) model.message(8, new ProtoWriter().string(1, o.domain).int(2, o.version));
-  return model.finish();
+  return metadata ? metadataProps(model, metadata) : model;
+}
+
+export function toOnnxModel(g: Graph, opsets: OpsetImport[] = DEFAULT_OPSETS, metadata?: Record<string, string>): Uint8Array {
+  return modelProto(g, opsets, metadata).finish();
+}
+
+/**
+ * Write the model to `path` chunk by chunk, straight from the graph's weight arrays: no model-sized buffer
+ * is assembled in memory. Returns false (and writes nothing) when the model is over the protobuf limit.
+ */
+export function writeOnnxModel(g: Graph, path: string, metadata?: Record<string, string>, opsets: OpsetImport[] = DEFAULT_OPSETS): boolean {
+  const model = modelProto(g, opsets, metadata);
+  if (model.length > PROTOBUF_LIMIT) return false;
+  const fd = openSync(path, 'w');
+  try {
+    // Thousands of tiny chunks (tags, lengths, names) are gathered into one buffer; weights go out as they are.
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let used = 0;
+    const flush = () => {
+      for (let off = 0; off < used; ) off += writeSync(fd, buf, off, used - off);
+      used = 0;
+    };
+    for (const c of model.chunks()) {
+      if (c.length > buf.length / 4) {
+        flush();
+        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+      } else {
+        if (used + c.length > buf.length) flush();
+        buf.set(c, used);
+        used += c.length;
+      }
+    }
+    flush();
+  } finally {
+    closeSync(fd);
+  }
+  return true;
 }

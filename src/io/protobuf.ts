@@ -77,6 +77,11 @@ export class ProtoWriter {
     return this.message(field, inner);
   }
 
+  /** The encoded bytes as the chunks they were built from (no copy): for streaming a large message to a file. */
+  chunks(): readonly Uint8Array[] {
+    return this.parts;
+  }
+
   finish(): Uint8Array {
     const out = new Uint8Array(this.length);
     let off = 0;

@@ -28,9 +28,19 @@ export interface PreprocessSpec {
   std: number[];
 }
 
+/**
+ * What a built tower's graph depends on besides our code and the build options: the files its weights and
+ * config were read from, and the config it is built with (incl. family options such as Taiyi's mask). The
+ * ONNX cache keys on it (runtime/onnx-cache.ts), so anything that changes the graph must appear here.
+ */
+export interface TowerSource {
+  files: string[];
+  config: unknown;
+}
+
 /** A tower is either built by us from weights, or an ONNX file run as it is. */
 export type TowerSpec =
-  | { kind: 'built'; build: (opts: BuildOptions) => Graph }
+  | { kind: 'built'; build: (opts: BuildOptions) => Graph; source: TowerSource }
   | { kind: 'onnx'; path: string };
 
 /**
@@ -122,23 +132,29 @@ function hfPreprocess(dir: string, size: number): PreprocessSpec {
   };
 }
 
-const built = (build: (opts: BuildOptions) => Graph): TowerSpec => ({ kind: 'built', build });
+const built = (build: (opts: BuildOptions) => Graph, files: (string | undefined)[], config: unknown): TowerSpec => ({
+  kind: 'built', build, source: { files: files.filter((f): f is string => !!f).map((f) => resolve(f)), config },
+});
 const OURS = { image: 'image_features', imageNormalized: 'image_embeds', text: 'text_features', textNormalized: 'text_embeds' };
 
-function imageTower(cfg: ClipConfig, w: TowerWeights): TowerSpec {
-  return built((o) => (cfg.vision.kind === 'resnet' ? buildResNetImageGraph(cfg, w, o) : buildImageGraph(cfg, w, o)));
+function imageTower(cfg: ClipConfig, w: TowerWeights, files: (string | undefined)[]): TowerSpec {
+  const build = (o: BuildOptions) => (cfg.vision.kind === 'resnet' ? buildResNetImageGraph(cfg, w, o) : buildImageGraph(cfg, w, o));
+  return built(build, files, { vision: cfg.vision, projectionDim: cfg.projectionDim });
 }
 
+const textSource = (cfg: ClipConfig) => ({ text: cfg.text, projectionDim: cfg.projectionDim });
+
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
-function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions): Checkpoint {
+function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions, cfgFile?: string): Checkpoint {
   const src = openWeights(weightsPath);
   const w = openaiClipWeights(src);
   const config = cfgJson ? openClipConfig(cfgJson, join(dirname(weightsPath), 'open_clip_config.json')) : openClipConfig(openaiConfigFromStateDict(src));
   const pp = cfgJson?.preprocess_cfg ?? {};
+  const files = [weightsPath, cfgFile];
   return {
     family: 'open-clip', path, projectionDim: config.projectionDim,
-    image: imageTower(config, w),
-    text: built((o) => buildTextGraph(config, w, o)),
+    image: imageTower(config, w, files),
+    text: built((o) => buildTextGraph(config, w, o), files, textSource(config)),
     textInputs: 'clip', outputs: OURS, textPadding: 'longest',
     tokenizerDir: tokenizerIn(dirname(weightsPath), opts),
     tokenizerMode: 'openai',
@@ -191,8 +207,10 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   const base = dirname(file);
   const textDir = resolve(base, spec.text);
   const image = openCheckpoint(resolve(base, spec.image), { ...opts, tokenizerDir: undefined });
-  const tcfg = taiyiBertConfig(readJson(requireFile(textDir, ['config.json'], 'config.json')), join(textDir, 'config.json'));
-  const w = taiyiWeights(openWeights(requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights')));
+  const tcfgPath = requireFile(textDir, ['config.json'], 'config.json');
+  const tcfg = taiyiBertConfig(readJson(tcfgPath), join(textDir, 'config.json'));
+  const weightsPath = requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
+  const w = taiyiWeights(openWeights(weightsPath));
   const masked = opts.textMask ?? spec.attention_mask === true;
   if (tcfg.numLabels !== image.projectionDim) {
     throw new Error(`${file}: text features have ${tcfg.numLabels} dimensions but the image tower gives ${image.projectionDim}`);
@@ -200,7 +218,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   return {
     ...image,
     family: 'taiyi', path: file,
-    text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked })),
+    text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked }), [weightsPath, tcfgPath], { bert: tcfg, masked }),
     textInputs: masked ? 'bert-masked' : 'bert', textPadding: 'longest',
     tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
     // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
@@ -225,7 +243,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
   const ocPath = join(dir, 'open_clip_config.json');
   if (existsSync(ocPath)) {
     const weightsPath = file ?? requireFile(dir, ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', 'model.safetensors'], 'weights');
-    return openaiFamily(path, readJson(ocPath), weightsPath, opts);
+    return openaiFamily(path, readJson(ocPath), weightsPath, opts, ocPath);
   }
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) {
@@ -235,7 +253,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       if (!src.has('token_embedding.weight') && !src.has('visual.proj') && !src.has('visual.attnpool.c_proj.weight')) {
         throw new Error(`${file}: not an OpenAI CLIP state dict, and no config.json beside it to say what it is (put it in its model directory)`);
       }
-      return openaiFamily(path, opts.configPath ? readJson(opts.configPath) : undefined, file, opts);
+      return openaiFamily(path, opts.configPath ? readJson(opts.configPath) : undefined, file, opts, opts.configPath);
     }
     throw new Error(`${path}: not a recognized checkpoint (no config.json, open_clip_config.json or clip-pair.json)`);
   }
@@ -247,11 +265,13 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
 
   if (cfgJson.model_type === 'clip' || cfgJson.text_config?.model_type === 'clip_text_model') {
     const config = clipConfigFromHF(cfgJson, cfgPath);
-    const w = hfClipWeights(openWeights(file ?? requireFile(dir, weightNames, 'weights')));
+    const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
+    const w = hfClipWeights(openWeights(weightsPath));
+    const files = [weightsPath, cfgPath];
     return {
       family: 'hf-clip', path, projectionDim: config.projectionDim,
-      image: imageTower(config, w),
-      text: built((o) => buildTextGraph(config, w, o)),
+      image: imageTower(config, w, files),
+      text: built((o) => buildTextGraph(config, w, o), files, textSource(config)),
       textInputs: 'clip', outputs: OURS, textPadding: 'longest',
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: config.text.contextLength,
@@ -262,11 +282,13 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
   }
   if (cfgJson.model_type === 'chinese_clip') {
     const config = chineseClipConfig(cfgJson, cfgPath);
-    const w = chineseClipWeights(openWeights(file ?? requireFile(dir, weightNames, 'weights')));
+    const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
+    const w = chineseClipWeights(openWeights(weightsPath));
+    const files = [weightsPath, cfgPath];
     return {
       family: 'chinese-clip', path, projectionDim: config.projectionDim,
-      image: imageTower(config, w),
-      text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true })),
+      image: imageTower(config, w, files),
+      text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true }), files, { ...textSource(config), masked: true }),
       textInputs: 'bert-masked', outputs: OURS, textPadding: 'longest',
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: 52,

@@ -17,7 +17,8 @@ export class Validator {
   constructor(readonly dataset: RetrievalDataset, private readonly budgetBytes: number, private readonly threads?: number) {}
 
   async run(checkpointDir: string, onProgress?: (stage: string, done: number, total: number) => void): Promise<RetrievalReport> {
-    const model = await ClipModel.load(checkpointDir, { threads: this.threads });
+    // Each epoch's checkpoint is loaded once: caching its ONNX would only cost a write and leave junk behind.
+    const model = await ClipModel.load(checkpointDir, { threads: this.threads, cache: false });
     try {
       const spec = model.checkpoint.preprocess;
       const key = JSON.stringify(spec);
