@@ -1,5 +1,6 @@
 // The model flags every command shares, and loading a model from them.
 import { Command, Option } from 'commander';
+import { DEFAULT_MODEL } from '../hub/bundled.js';
 import { ClipModel, type LoadOptions } from '../runtime/clip-model.js';
 
 export const positiveInt = (flag: string) => (v: string): number => {
@@ -10,18 +11,23 @@ export const positiveInt = (flag: string) => (v: string): number => {
 
 export function modelOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('-m, --model <model>', 'checkpoint directory or file, hub id (org/name[@revision]) or alias (see `clip models`)')
+    .option('-m, --model <model>', 'checkpoint directory or file, hub id (org/name[@revision]) or alias (see `clip models`)', DEFAULT_MODEL)
     .option('--tokenizer <dir>', 'directory with tokenizer.json, for checkpoints that ship none')
     .option('--config <file>', 'open_clip_config.json for a bare OpenAI .pt/.bin file')
     .addOption(new Option('--format <format>', 'use the weights or the ONNX files of a directory that has both').choices(['auto', 'weights', 'onnx']).default('auto'))
     .addOption(new Option('--device <device>', 'execution provider (webgpu falls back to cpu when no adapter exists)').choices(['cpu', 'webgpu']).default('cpu'))
     .addOption(new Option('--dtype <dtype>', 'weights: fp32, fp16 (storage), int8 (quantized at load)').choices(['fp32', 'fp16', 'int8']).default('fp32'))
     .option('--threads <n>', 'intra-op threads', positiveInt('--threads'))
+    .option('--no-cache', 'neither read nor write the cache of ONNX built from the weights (as CLIP_ONNX_CACHE=0)')
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'));
 }
 
 export function loadOptionsFrom(o: Record<string, any>): LoadOptions {
-  return { device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format, dtype: o.dtype };
+  // commander sets cache=true unless --no-cache is given; pass only the opt-out so CLIP_ONNX_CACHE still applies.
+  return {
+    device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format, dtype: o.dtype,
+    ...(o.cache === false ? { cache: false } : {}),
+  };
 }
 
 export function loadModel(o: Record<string, any>): Promise<ClipModel> {

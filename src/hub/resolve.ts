@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { aliasRepo, MODEL_ALIASES } from './aliases.js';
+import { bundledModelDir } from './bundled.js';
 import { COMMIT_RE, RepoCache, checkRelPath } from './cache.js';
 import { hubConfig, type HubConfig, type HubOptions } from './config.js';
 import { fetchFile, type DownloadOptions } from './download.js';
@@ -83,6 +84,8 @@ async function download(cfg: HubConfig, cache: RepoCache, r: ModelRef, o: Resolv
 /** A local path, or the snapshot directory of a hub model (downloaded into the HF cache if needed). */
 export async function resolveModel(idOrPath: string, o: ResolveOptions = {}): Promise<string> {
   if (existsSync(idOrPath)) return idOrPath;
+  const bundled = bundledModelDir(idOrPath);
+  if (bundled) return bundled;
   const r = parseModelId(idOrPath, o.revision);
   const cfg = hubConfig(o);
   const cache = new RepoCache(cfg.cacheDir, r.repo);

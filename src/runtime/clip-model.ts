@@ -1,14 +1,21 @@
 // A loaded CLIP model: sessions built lazily per tower, batching, and per-input error isolation.
 import type * as ortTypes from 'onnxruntime-node';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { openCheckpoint, type Checkpoint, type OpenOptions } from '../models/checkpoint.js';
-import { createSession, ort, type Device } from './session.js';
+import { createSession, ort, type Device, type SessionOptions } from './session.js';
+import {
+  isCompleteEntry, onnxCacheEnabled, onnxCacheEntry, removeCacheEntry, writeCacheEntry,
+  type CacheEntry, type OnnxCacheEvent, type Tower,
+} from './onnx-cache.js';
 import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor } from './preprocess.js';
 import { makeTokenizer } from './tokenize.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
 import { l2normalize } from './vectors.js';
 import { resolveModel, type ResolveOptions } from '../hub/resolve.js';
+import { DEFAULT_MODEL } from '../hub/bundled.js';
+import { toOnnxModel } from '../graph/onnx.js';
 import type { Graph } from '../graph/graph.js';
 import { quantizeGraph, storeWeightsAsHalf } from '../graph/quantize.js';
 import { floatToHalf } from '../io/tensor.js';
@@ -22,6 +29,13 @@ export interface LoadOptions extends OpenOptions {
   dtype?: 'fp32' | 'fp16' | 'int8';
   /** Hub download settings (endpoint, token, cache, offline); env variables are read otherwise. */
   hub?: ResolveOptions;
+  /**
+   * Keep the ONNX built from the weights on disk ($CLIP_CACHE/onnx, see runtime/onnx-cache.ts) and create
+   * later sessions from it. Default: CLIP_ONNX_CACHE, else on (off under `node --test`).
+   */
+  cache?: boolean;
+  /** Called on each cache lookup, store or invalidation (hit, miss, write, invalid, skip). */
+  onCache?: (e: OnnxCacheEvent) => void;
 }
 
 export interface EncodeOptions {
@@ -44,11 +58,16 @@ export class ClipModel {
   private textSession?: Promise<ortTypes.InferenceSession>;
   private tokenizerCache?: TextTokenizer;
   private preprocessorCache?: ImagePreprocessor;
+  /** Towers whose session came from the ONNX cache. */
+  cacheHits = 0;
 
   private constructor(readonly checkpoint: Checkpoint, private readonly opts: LoadOptions) {}
 
-  /** A local directory or file, or a hub id / alias (downloaded once into the HF cache, then offline). */
-  static async load(path: string, opts: LoadOptions = {}): Promise<ClipModel> {
+  /**
+   * A local directory or file, a hub id / alias (downloaded once into the HF cache, then offline), or a
+   * model bundled with the package (default: emoji-clip).
+   */
+  static async load(path: string = DEFAULT_MODEL, opts: LoadOptions = {}): Promise<ClipModel> {
     const dir = await resolveModel(path, { ...opts.hub, format: opts.format, onnxVariant: opts.onnxVariant });
     return new ClipModel(openCheckpoint(dir, opts), opts);
   }
@@ -72,12 +91,62 @@ export class ClipModel {
     return this.preprocessorCache;
   }
 
-  private session(kind: 'image' | 'text'): Promise<ortTypes.InferenceSession> {
-    const so = { device: this.opts.device, threads: this.opts.threads };
-    const fused = this.opts.fused ?? true;
-    const open = (t: TowerSpec) => createSession(t.kind === 'onnx' ? t.path : this.transform(t.build({ fused })), so);
-    if (kind === 'image') return (this.imageSession ??= open(this.checkpoint.image));
-    return (this.textSession ??= open(this.checkpoint.text));
+  private session(kind: Tower): Promise<ortTypes.InferenceSession> {
+    if (kind === 'image') return (this.imageSession ??= this.open('image', this.checkpoint.image));
+    return (this.textSession ??= this.open('text', this.checkpoint.text));
+  }
+
+  private async open(tower: Tower, t: TowerSpec): Promise<ortTypes.InferenceSession> {
+    const so: SessionOptions = { device: this.opts.device, threads: this.opts.threads };
+    if (t.kind === 'onnx') return createSession(t.path, so);
+    const emit = (event: OnnxCacheEvent['event'], path: string, reason?: string) => this.opts.onCache?.({ tower, event, path, reason });
+    // Everything that changes the built graph; the device and thread count only affect the session.
+    const build = { fused: this.opts.fused ?? true, dtype: this.opts.dtype ?? 'fp32' };
+    const entry = onnxCacheEnabled(this.opts.cache) ? onnxCacheEntry(tower, t.source, build) : undefined;
+    if (entry && existsSync(entry.path)) {
+      if (isCompleteEntry(entry)) {
+        try {
+          const s = await createSession(entry.path, so);
+          this.cacheHits++;
+          emit('hit', entry.path);
+          return s;
+        } catch (e) {
+          emit('invalid', entry.path, (e as Error).message.split('\n')[0]);
+        }
+      } else {
+        emit('invalid', entry.path, 'incomplete file');
+      }
+      removeCacheEntry(entry);
+    }
+    if (entry) emit('miss', entry.path);
+    const model = this.materialize(t, build.fused, entry, emit);
+    if (typeof model !== 'string') return createSession(model, so);
+    try {
+      return await createSession(model, so);
+    } catch (e) {
+      // Never leave behind an entry ORT refused; the same error would follow on every load.
+      removeCacheEntry(entry!);
+      throw e;
+    }
+  }
+
+  /**
+   * Build the tower and store it in the cache entry (returns its path) or, failing that, serialize it in
+   * memory. Kept out of the async `open` so that no reference to the graph, whose weight arrays are the
+   * size of the model, survives into the awaits of session creation: GC may free them meanwhile.
+   */
+  private materialize(t: Extract<TowerSpec, { kind: 'built' }>, fused: boolean, entry: CacheEntry | undefined,
+    emit: (event: OnnxCacheEvent['event'], path: string, reason?: string) => void): string | Uint8Array {
+    const g = this.transform(t.build({ fused }));
+    if (entry) {
+      const failed = writeCacheEntry(entry, g);
+      if (!failed) {
+        emit('write', entry.path);
+        return entry.path;
+      }
+      emit('skip', entry.path, failed);
+    }
+    return toOnnxModel(g);
   }
 
   private transform(g: Graph): Graph {

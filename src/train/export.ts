@@ -1,0 +1,39 @@
+// Copy a trained model directory with its float32 weights stored as float16: half the bytes, and the
+// loader widens them back at load (models/checkpoint.ts), so only storage precision changes. This is how
+// the bundled default model stays small enough to ship in the package.
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SafetensorsFile, writeSafetensorsLazily, type LazyTensor } from '../io/safetensors.js';
+import { floatToHalf, toFloat32 } from '../io/tensor.js';
+
+/** Files of an HF model directory that travel with the weights. */
+const MODEL_FILES = /^(config|preprocessor_config|tokenizer|tokenizer_config|special_tokens_map|vocab)\.json$|^merges\.txt$/;
+
+export function exportHalf(srcDir: string, dstDir: string): { tensors: number; bytes: number } {
+  const src = join(srcDir, 'model.safetensors');
+  if (!existsSync(src)) throw new Error(`${srcDir}: no model.safetensors to export`);
+  mkdirSync(dstDir, { recursive: true });
+  const f = new SafetensorsFile(src);
+  let bytes = 0;
+  try {
+    const tensors: LazyTensor[] = f.keys().map((name) => {
+      const t = f.get(name);
+      if (t.dtype !== 'float32') return { name, dtype: t.dtype, shape: t.shape, data: () => t.bytes };
+      return {
+        name, dtype: 'float16', shape: t.shape,
+        data: () => {
+          const x = toFloat32(t);
+          const h = new Uint16Array(x.length);
+          for (let i = 0; i < x.length; i++) h[i] = floatToHalf(x[i]!);
+          bytes += h.byteLength;
+          return h;
+        },
+      };
+    });
+    writeSafetensorsLazily(join(dstDir, 'model.safetensors'), tensors, { format: 'pt' });
+    for (const file of readdirSync(srcDir)) if (MODEL_FILES.test(file)) copyFileSync(join(srcDir, file), join(dstDir, file));
+    return { tensors: tensors.length, bytes };
+  } finally {
+    f.close?.();
+  }
+}
