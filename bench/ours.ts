@@ -9,6 +9,19 @@ import { IMAGE_BATCH, TARGET_S, TEXT77_BATCH, TEXT_BATCH, measureRate, memory, p
 /** The private lazy session getter, reached only to force session creation without running a batch. */
 type SessionForcer = { session?: (kind: 'image' | 'text') => Promise<unknown> };
 
+/** Load only (checkpoint + both sessions), for the cold-load measurement in a process of its own. */
+export async function benchOursLoad(paths: BenchPaths, threads: number, dtype: 'fp32' | 'int8'): Promise<{ loadS: number; onnxCacheHits: number }> {
+  const t0 = performance.now();
+  const m = await ClipModel.load(paths.modelDir, { threads, format: 'weights', dtype });
+  const forcer = m as unknown as SessionForcer;
+  await forcer.session!('image');
+  await forcer.session!('text');
+  const loadS = (performance.now() - t0) / 1000;
+  const hits = m.cacheHits;
+  await m.release();
+  return { loadS, onnxCacheHits: hits };
+}
+
 export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads: number, dtype: 'fp32' | 'int8' = 'fp32'): Promise<WorkerResult> {
   const log = (m: string) => progress(`ours ${dtype}: ${m}`);
   log('loading');

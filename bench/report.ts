@@ -26,6 +26,7 @@ const METRICS: Array<{ metric: string; pick: Pick; better: 'higher' | 'lower'; o
   { metric: '  tokens per row fed to the text tower', pick: (w) => w.textTokens, better: 'lower' },
   { metric: 'text tower, model only, 77 tokens (texts/s, batch 64)', pick: rate((w) => w.textModel77), better: 'higher' },
   { metric: 'model load (s)', pick: (w) => w.loadS, better: 'lower' },
+  { metric: '  first load, empty ONNX cache (s)', pick: (w) => w.coldLoadS ?? NaN, better: 'lower' },
   { metric: 'RSS after load (MiB)', pick: (w) => w.rssAfterLoadMB, better: 'lower' },
   { metric: 'peak RSS (MiB)', pick: (w) => w.peakRssMB, better: 'lower' },
 ];

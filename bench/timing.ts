@@ -89,6 +89,11 @@ export interface WorkerResult {
   threads: number;
   /** Build + session creation (ours) / from_pretrained of both towers, processor and tokenizer (theirs). */
   loadS: number;
+  /**
+   * Ours only: the load of a fresh process with an empty ONNX cache (build from the weights + write the
+   * cache + sessions). `loadS` is then the load the same checkpoint gets on every later run (cache hit).
+   */
+  coldLoadS?: number;
   loadDetail: Record<string, number | string>;
   rssAfterLoadMB: number;
   /** Image tower alone on preprocessed pixels, batch 32. */

@@ -1,7 +1,7 @@
 // hf-clip-tiny end to end: our tokenizer + our preprocessing + our graphs vs transformers' outputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClipModel } from '../src/runtime/clip-model.js';
+import { ClipModel, fixedBatches, lengthBuckets, RUN_COST_TOKENS } from '../src/runtime/clip-model.js';
 import { similarityLogits } from '../src/tasks/similarity.js';
 import { fixture, SKIP_FIXTURES } from './fixtures.js';
 import { assertClose, flat, golden, hfTinyGoldenPixels, maxAbsDiff, readJson } from './helpers.js';
@@ -69,5 +69,42 @@ test('a checkpoint directory missing a file names it', { skip: SKIP_FIXTURES }, 
     await assert.rejects(ClipModel.load(join(d, 'nope')), /nope: no such file or directory/);
   } finally {
     rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('length buckets: cover every row, respect the batch size, and cost no more than fixed batches', () => {
+  const lengths = [2, 2, 3, ...Array(20).fill(5), ...Array(40).fill(10), 11, 12, 30, 32].sort((a, b) => a - b);
+  const cost = (sizes: number[]) => {
+    let start = 0;
+    let total = 0;
+    for (const s of sizes) {
+      total += RUN_COST_TOKENS + s * lengths[start + s - 1]!;
+      start += s;
+    }
+    return total;
+  };
+  const sizes = lengthBuckets(lengths, 32);
+  assert.equal(sizes.reduce((a, b) => a + b, 0), lengths.length);
+  assert.ok(sizes.every((s) => s >= 1 && s <= 32), JSON.stringify(sizes));
+  const fixed = fixedBatches(lengths.length, 32);
+  assert.deepEqual(fixed, [32, 32, 3]);
+  // Fixed batches feed 768 padded tokens here; the two long captions get a batch of their own.
+  assert.ok(cost(sizes) < 0.85 * cost(fixed), `bucketed ${cost(sizes)} vs fixed ${cost(fixed)}: ${JSON.stringify(sizes)}`);
+  assert.deepEqual(sizes.slice(-1), [2]);
+  // Equal lengths: just batches of the maximum size.
+  assert.equal(lengthBuckets(Array(70).fill(7), 32).length, 3);
+});
+
+test('encodeTexts gives the same embeddings bucketed by length as one caption at a time', { skip: SKIP_FIXTURES }, async () => {
+  const model = await ClipModel.load(fixture('hf-clip-tiny'));
+  try {
+    const texts = ['a', 'a photo of a cat', ...Array.from({ length: 40 }, (_, i) => `caption number ${i} ${'with more words '.repeat(i % 7)}`)];
+    const together = await model.encodeTexts(texts, { batchSize: 64 });
+    for (const [i, t] of texts.entries()) {
+      const [alone] = await model.encodeTexts([t]);
+      assert.ok(maxAbsDiff(alone!, together[i]!) < 1e-5, `text ${i} differs`);
+    }
+  } finally {
+    await model.release();
   }
 });

@@ -358,3 +358,14 @@ describe('against the Python reference', { skip: SKIP_FIXTURES }, () => {
     }
   });
 });
+
+test('background_color (our extension) composites alpha over the colour; without it alpha is dropped like PIL', () => {
+  // 2x2 RGBA: opaque red, transparent black, half-transparent blue, opaque green.
+  const img = makeImage(2, 2, 'RGBA', u8(255, 0, 0, 255, 0, 0, 0, 0, 0, 0, 255, 128, 0, 255, 0, 255), 4);
+  const cfg = { size: { height: 2, width: 2 }, crop_size: { height: 2, width: 2 }, do_resize: false, do_center_crop: false };
+  const dropped = preprocessToUint8(img, pipelineFromPreprocessorConfig(cfg));
+  assert.deepEqual([...dropped.data], [255, 0, 0, 0, 0, 0, 0, 0, 255, 0, 255, 0]);
+  const white = preprocessToUint8(img, pipelineFromPreprocessorConfig({ ...cfg, background_color: [255, 255, 255] }));
+  assert.deepEqual([...white.data], [255, 0, 0, 255, 255, 255, 127, 127, 255, 0, 255, 0]);
+  assert.throws(() => pipelineFromPreprocessorConfig({ ...cfg, background_color: [1, 2] }), /background_color/);
+});

@@ -51,3 +51,21 @@ export function toRGB(img: DecodedImage): DecodedImage {
   }
   return makeImage(img.width, img.height, 'RGB', out, 3);
 }
+
+/** Composite an image with alpha (LA or RGBA) over a solid colour: c*a + bg*(255-a), rounded, per band. */
+export function flattenOnto(img: DecodedImage, bg: readonly [number, number, number] | readonly number[]): DecodedImage {
+  const ch = img.channels;
+  if (ch !== 2 && ch !== 4) return toRGB(img);
+  const n = img.width * img.height;
+  const src = img.data;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const s = i * ch;
+    const a = src[s + ch - 1]!;
+    for (let b = 0; b < 3; b++) {
+      const c = ch === 2 ? src[s]! : src[s + b]!;
+      out[i * 3 + b] = Math.round((c * a + bg[b]! * (255 - a)) / 255);
+    }
+  }
+  return makeImage(img.width, img.height, 'RGB', out, 3);
+}

@@ -8,7 +8,7 @@
 //      'pil' (CLIPImageProcessorPil, and v4's default): PIL resize, floor crop offsets, numpy math.
 // They differ on palette/RGBA images and by a pixel of crop offset on odd excesses, so a model
 // must be fed by the pipeline its reference numbers came from.
-import { toRGB } from './convert.js';
+import { flattenOnto, toRGB } from './convert.js';
 import { centerCropHFNumpy, centerCropHFTorch, centerCropTorchvision, roundHalfEven } from './crop.js';
 import { decodeImage } from './decode.js';
 import { type NormalizeOptions, normalizeInto } from './normalize.js';
@@ -39,6 +39,13 @@ export interface PreprocessPipeline {
   doRescale: boolean;
   rescaleFactor: number;
   doNormalize: boolean;
+  /**
+   * hf only, our extension (`background_color` in preprocessor_config.json): composite images with an
+   * alpha band over this colour instead of dropping alpha as PIL's convert('RGB') does. A model trained
+   * on images flattened onto white (the bundled emoji model) should see transparent PNGs the same way;
+   * transformers ignores the key, so checkpoints without it keep exact parity.
+   */
+  background?: RGBTriple;
 }
 
 export interface PreprocessedImage {
@@ -125,6 +132,7 @@ export function pipelineFromPreprocessorConfig(json: Record<string, unknown>, ba
     doRescale: bool('do_rescale', true),
     rescaleFactor: json.rescale_factor === undefined || json.rescale_factor === null ? 1 / 255 : num(json.rescale_factor, 'rescale_factor'),
     doNormalize: bool('do_normalize', true),
+    ...(json.background_color !== undefined && json.background_color !== null ? { background: triple(json.background_color, 'background_color', [255, 255, 255]) } : {}),
     // do_convert_rgb is not modelled: the output is always RGB (the model needs 3 channels).
   };
 }
@@ -158,10 +166,11 @@ function resizeCropped(img: DecodedImage, p: PreprocessPipeline): DecodedImage |
 /** The uint8 stage: resized, cropped RGB image (HWC), before rescale and normalize. */
 export function preprocessToUint8(img: DecodedImage, p: PreprocessPipeline): DecodedImage {
   if (p.kind === 'hf') {
-    const direct = resizeCropped(toRGB(img), p);
-    if (direct) return direct;
     // transformers converts to RGB before anything else.
-    let im = resizeStep(toRGB(img), p);
+    const rgb = p.background && (img.channels === 2 || img.channels === 4) ? flattenOnto(img, p.background) : toRGB(img);
+    const direct = resizeCropped(rgb, p);
+    if (direct) return direct;
+    let im = resizeStep(rgb, p);
     if (p.doCenterCrop) im = (torchBackend(p) ? centerCropHFTorch : centerCropHFNumpy)(im, p.crop.height, p.crop.width);
     return im;
   }

@@ -5,7 +5,7 @@
 //   3. the benchmark report (`clip eval emoji`) and the training curve
 //   4. with --ship, the fp16 copy into models/emoji-clip/ (what `--model` defaults to)
 // Usage: npm run train:emoji [-- --out DIR] [-- --ship] [-- --threads N]
-import { copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataReady, manifestPath } from '../data/manifests.js';
@@ -35,6 +35,29 @@ function parseArgs(argv: string[]): { out: string; ship: boolean; threads?: numb
     } else throw new Error(`unknown argument ${a}`);
   }
   return { out: resolve(out), ship, threads };
+}
+
+/** The model directory's README: what it is, how it was made, what it scores, and the data's licenses. */
+function modelCard(table: string, trainSeconds: number, steps: number): string {
+  const c = EMOJI_CLIP_CONFIG;
+  return `# emoji-clip (bundled default model of clip-ts)
+
+A small CLIP trained from scratch by \`npm run train:emoji\` (src/recipes/) on 3,812 emoji images of two
+vendors — Noto Emoji (Apache-2.0) and Twemoji (CC-BY 4.0, © Twitter, Inc. and other contributors) from the
+emoji-datasource packages — captioned from emojibase-data and emojilib (MIT). Weights stored as float16.
+
+- Image tower: ViT, ${c.vision_config.image_size} px, patch ${c.vision_config.patch_size}, width ${c.vision_config.hidden_size}, ${c.vision_config.num_hidden_layers} layers.
+- Text tower: CLIP causal transformer, width ${c.text_config.hidden_size}, ${c.text_config.num_hidden_layers} layers, ${c.text_config.max_position_embeddings} tokens;
+  byte-level BPE of ${EMOJI_TOKENIZER.vocabSize} tokens trained on the captions by our own trainer.
+- Training: ${EMOJI_TRAIN.epochs} epochs, batch ${EMOJI_TRAIN.batchSize}, AdamW lr ${EMOJI_TRAIN.lr}, wd ${EMOJI_TRAIN.weightDecay}, warmup ${EMOJI_TRAIN.warmup}, seed ${EMOJI_TRAIN.seed},
+  captions sampled per image, augmentation ${EMOJI_TRAIN.augment}; ${steps} steps, ${(trainSeconds / 60).toFixed(1)} min on 2 CPU cores.
+- Good for: emoji-like drawings on a light background (transparent images are composited on white).
+  Not for photos: it never saw one (see Fashion-MNIST below).
+
+## Evaluation (\`clip eval emoji\`, styles never seen in training: OpenMoji, Fluent Emoji Flat)
+
+${table}
+`;
 }
 
 async function main(): Promise<void> {
@@ -90,7 +113,11 @@ async function main(): Promise<void> {
     const dst = fileURLToPath(new URL('../../../models/emoji-clip/', import.meta.url));
     rmSync(dst, { recursive: true, force: true });
     const { bytes } = exportHalf(runDir, dst);
+    // Transparent PNGs (most emoji files) are seen on white, as the training images were drawn.
+    const ppPath = join(dst, 'preprocessor_config.json');
+    writeFileSync(ppPath, JSON.stringify({ ...JSON.parse(readFileSync(ppPath, 'utf8')), background_color: [255, 255, 255] }, null, 2) + '\n');
     for (const f of ['report.json', 'report.md', 'training-curve.png']) copyFileSync(join(args.out, f), join(dst, f));
+    writeFileSync(join(dst, 'README.md'), modelCard(md, trainSeconds, result.steps));
     log(`shipped fp16 weights (${(bytes / 2 ** 20).toFixed(1)} MiB, file ${(statSync(join(dst, 'model.safetensors')).size / 2 ** 20).toFixed(1)} MiB) to ${dst}`);
   }
 }

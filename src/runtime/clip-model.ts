@@ -192,13 +192,19 @@ export class ClipModel {
     // Sort by token count so each batch pads to a similar length; results go back in input order.
     const encoded = texts.map((t, i) => ({ i, ids: this.tokenizer.encode(t) }));
     const order = [...encoded].sort((a, b) => a.ids.length - b.ids.length);
+    // Where padding cannot change a row's output (causal pooling at EOT, or a masked BERT), a batch is
+    // also cut where lengths jump, so short captions are not padded to the longest one of the batch.
+    const independent = this.checkpoint.textPadding === 'longest' && (this.checkpoint.textInputs === 'clip' || this.checkpoint.textInputs === 'bert-masked');
+    const sizes = independent ? lengthBuckets(order.map((o) => o.ids.length), batchSize) : fixedBatches(order.length, batchSize);
     const result: Float32Array[] = new Array(texts.length);
-    for (let start = 0; start < order.length; start += batchSize) {
-      const chunk = order.slice(start, start + batchSize);
+    let start = 0;
+    for (const size of sizes) {
+      const chunk = order.slice(start, start + size);
       const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: this.checkpoint.textPadding });
       const embs = await this.encodeBatch(batch, opts.normalize ?? true);
       chunk.forEach((c, k) => (result[c.i] = embs[k]!));
-      opts.onProgress?.(Math.min(start + batchSize, texts.length), texts.length);
+      start += size;
+      opts.onProgress?.(start, texts.length);
     }
     return result;
   }
@@ -257,4 +263,39 @@ export class ClipModel {
 function rows(data: Float32Array, n: number): Float32Array[] {
   const d = data.length / n;
   return Array.from({ length: n }, (_, i) => data.slice(i * d, (i + 1) * d));
+}
+
+/** Batch sizes that cover n rows, batchSize at a time. */
+export function fixedBatches(n: number, batchSize: number): number[] {
+  const out: number[] = [];
+  for (let start = 0; start < n; start += batchSize) out.push(Math.min(batchSize, n - start));
+  return out;
+}
+
+/** Fixed cost of one text-tower run, in padded token rows (session call, small-matrix overheads). */
+export const RUN_COST_TOKENS = 8;
+
+/**
+ * Batch sizes over rows sorted by ascending length that minimize the padded tokens fed to the tower plus
+ * RUN_COST_TOKENS per run, at most `batchSize` rows each: an exact dynamic program over the cut points
+ * (O(n * batchSize)), so one long caption never drags a batch of short ones to its length.
+ */
+export function lengthBuckets(sortedLengths: readonly number[], batchSize: number): number[] {
+  const n = sortedLengths.length;
+  const best = new Float64Array(n + 1).fill(Infinity);
+  const cut = new Int32Array(n + 1);
+  best[0] = 0;
+  for (let i = 1; i <= n; i++) {
+    const len = sortedLengths[i - 1]!;
+    for (let j = Math.max(0, i - batchSize); j < i; j++) {
+      const c = best[j]! + RUN_COST_TOKENS + (i - j) * len;
+      if (c < best[i]!) {
+        best[i] = c;
+        cut[i] = j;
+      }
+    }
+  }
+  const sizes: number[] = [];
+  for (let i = n; i > 0; i = cut[i]!) sizes.push(i - cut[i]!);
+  return sizes.reverse();
 }
