@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClipModel, runEmbedJob } from '../src/index.js';
+import { lengthBuckets } from '../src/runtime/clip-model.js';
 import type { BenchInputs, BenchPaths } from './prepare.js';
 import { IMAGE_BATCH, TARGET_S, TEXT77_BATCH, TEXT_BATCH, measureRate, memory, progress, timed, type WorkerResult } from './timing.js';
 
@@ -96,7 +97,15 @@ export async function benchOurs(paths: BenchPaths, inputs: BenchInputs, threads:
   const caps = inputs.captions;
   const sampleText = (await m.encodeTexts(caps, { batchSize: TEXT_BATCH }))[0]!;
   const texts = await measureRate(async () => (await m.encodeTexts(caps, { batchSize: TEXT_BATCH })).length, { targetS: TARGET_S });
-  const textTokens = m.tokenizer.encodeBatch(caps, { pad: 'longest' }).length;
+  // Mean padded row length over the batches encodeTexts actually runs (sorted, cut by length).
+  const lens = caps.map((c) => m.tokenizer.encode(c).length).sort((a, b) => a - b);
+  let fed = 0;
+  let at = 0;
+  for (const size of lengthBuckets(lens, TEXT_BATCH)) {
+    fed += size * lens[at + size - 1]!;
+    at += size;
+  }
+  const textTokens = fed / lens.length;
 
   log('text tower at 77 tokens, model only');
   const b77 = m.tokenizer.encodeBatch(caps.slice(0, TEXT77_BATCH), { pad: 'max' });

@@ -23,7 +23,7 @@ const METRICS: Array<{ metric: string; pick: Pick; better: 'higher' | 'lower'; o
   { metric: 'files -> embeddings (images/s, batch 32)', pick: rate((w) => w.files), better: 'higher' },
   { metric: 'clip embed job, files -> TSV (images/s)', pick: (w) => (w.embedTsv ? w.embedTsv.bestPerSec : NaN), better: 'higher' },
   { metric: 'short captions -> embeddings (texts/s, batch 256)', pick: rate((w) => w.texts), better: 'higher' },
-  { metric: '  tokens per row fed to the text tower', pick: (w) => w.textTokens, better: 'lower' },
+  { metric: '  tokens per row fed to the text tower (mean)', pick: (w) => w.textTokens, better: 'lower' },
   { metric: 'text tower, model only, 77 tokens (texts/s, batch 64)', pick: rate((w) => w.textModel77), better: 'higher' },
   { metric: 'model load (s)', pick: (w) => w.loadS, better: 'lower' },
   { metric: '  first load, empty ONNX cache (s)', pick: (w) => w.coldLoadS ?? NaN, better: 'lower' },

@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   // Our built-ONNX cache lives in a scratch CLIP_CACHE for the run: a first process loads cold (builds
   // and writes it), then the measuring process loads as every later run would.
   const scratch = mkdtempSync(join(tmpdir(), 'clip-bench-cache-'));
-  process.env.CLIP_CACHE = scratch;
+  process.env.CLIP_ONNX_CACHE_DIR = scratch;
   process.env.CLIP_ONNX_CACHE = '1';
   try {
     for (const name of WORKERS) {

@@ -34,8 +34,9 @@ export interface OnnxCacheEvent {
   reason?: string;
 }
 
+/** `$CLIP_ONNX_CACHE_DIR`, else `$CLIP_CACHE/onnx` (see clipCacheRoot). */
 export function onnxCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(clipCacheRoot(env), 'onnx');
+  return env.CLIP_ONNX_CACHE_DIR || join(clipCacheRoot(env), 'onnx');
 }
 
 /**
