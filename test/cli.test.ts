@@ -2,13 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { similarityLogits, softmax } from '../src/tasks/similarity.js';
 import { assertClose, golden, readJson } from './helpers.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'clip.js');
+const BIN = CLIP_BIN;
 
 function clip(...args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });

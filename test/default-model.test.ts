@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { BUNDLED_MODELS, DEFAULT_MODEL } from '../src/hub/bundled.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
-import { REPO_ROOT } from './fixtures.js';
+import { CLIP_BIN, REPO_ROOT } from './fixtures.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'clip.js');
+const BIN = CLIP_BIN;
 const EXAMPLES = ['car', 'pizza', 'red-heart', 'smiley', 'sun'].map((n) => join(REPO_ROOT, 'examples', `${n}.png`));
 const LABELS = 'dog,cat,pizza,red heart,sun,automobile,grinning face,house,tree,star';
 const EXPECTED = ['automobile', 'pizza', 'red heart', 'grinning face', 'sun'];

@@ -6,14 +6,14 @@ import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { assertClose } from './helpers.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { runEmbedJob } from '../src/tasks/embed-job.js';
 import { classifySpec, enumerateInputs, expandGlob, globToRegExp, readListFile, scanTsv } from '../src/tasks/inputs.js';
 import { formatFloat32, npyHeader, NPY_HEADER_BYTES, parseNpyHeader } from '../src/tasks/writers.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'clip.js');
+const BIN = CLIP_BIN;
 const MODEL = fixture('hf-clip-tiny');
 const DIM = 16;
 const N_IMAGES = 2000;

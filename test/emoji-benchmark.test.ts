@@ -14,7 +14,7 @@ import { evalZeroShot } from '../src/tasks/eval-zeroshot.js';
 import { classEmbeddings } from '../src/tasks/zeroshot.js';
 import { l2normalize } from '../src/runtime/vectors.js';
 import { niceTicks, readTrainingLog, renderTrainingCurve, smooth, tickLabel, trainingCurveSvg } from '../src/tasks/training-curve.js';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 
 const TEMPLATES = ['{}', 'an emoji of {}'];
 const STYLES = ['google', 'twitter', 'openmoji', 'fluent'] as const;
@@ -262,7 +262,7 @@ test('clip eval emoji: JSON, report file, markdown file, partial exit code', { s
   const { root } = await setup();
   const dir = mkdtempSync(join(tmpdir(), 'clip-emoji-cli-'));
   tmp.push(dir);
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'clip.js'), 'eval', 'emoji', '--model', fixture('hf-clip-tiny'), '--root', root,
+  const r = spawnSync(process.execPath, [CLIP_BIN, 'eval', 'emoji', '--model', fixture('hf-clip-tiny'), '--root', root,
     '--styles', 'fluent', '--seen-styles', 'none', '--only', 'zeroshot,tuxpaint', '--json', '--out', join(dir, 'r.json'), '--markdown', join(dir, 'r.md')], { encoding: 'utf8' });
   assert.equal(r.status, 3, r.stderr); // fluent's unreadable rocket: a partial result
   assert.match(r.stderr, /1f680\.png/);
@@ -350,7 +350,7 @@ test('training curve: epochs only (no train_steps.jsonl, no validation), and err
 
 test('clip train-curve writes OUT/training-curve.png', () => {
   const dir = syntheticRun(true, false);
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'clip.js'), 'train-curve', dir], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLIP_BIN, 'train-curve', dir], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.ok(existsSync(join(dir, 'training-curve.png')));
   assert.match(r.stdout, /1000x720, 300 steps, 3 epochs/);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ClipModel, type LoadOptions } from '../src/runtime/clip-model.js';
 import { similarityLogits, softmax } from '../src/tasks/similarity.js';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { assertClose, flat, golden, hfTinyGoldenPixels, readJson } from './helpers.js';
 
 const photos = (meta: any): string[] => meta.photos.map((p: string) => fixture('common', 'images', p));
@@ -149,7 +149,7 @@ test('a malicious pickle is refused and runs nothing', { skip: SKIP_FIXTURES }, 
 });
 
 function clip(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'clip.js'), ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLIP_BIN, ...args], { encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { hubConfig } from '../src/hub/config.js';
 import { HubError } from '../src/hub/errors.js';
@@ -413,7 +413,7 @@ test('two concurrent loads into one cache download each blob once', { skip: SKIP
 // The CLI end to end, in a child process (the fake hub keeps serving from this one): the resolver feeds
 // buildCli() as main.ts will once wired, and `clip models` comes from registerModels.
 // The real `clip` binary: --model resolves hub ids through the resolver.
-const SCRIPT = join(REPO_ROOT, 'bin', 'clip.js');
+const SCRIPT = CLIP_BIN;
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(HF_|HUGGING)/.test(k)));
   const child = spawn(process.execPath, [SCRIPT, ...args], { env: { ...clean, HF_TOKEN_PATH: join(tmpRoot, 'no-token'), ...env } });

@@ -5,11 +5,10 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { openStore } from '../src/search/open.js';
 import { embedQuery } from '../src/search/query.js';
@@ -23,18 +22,6 @@ const KIND = process.env.CLIP_CRASH_STORE === 'exact' ? 'exact' : 'lance';
 const TMP = mkdtempSync(join(tmpdir(), 'clip-crash-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 const dbPath = (name: string) => join(TMP, KIND === 'exact' ? `${name}.clipvec` : name);
-
-function writeCliEntry(): string {
-  const p = join(TMP, 'clip-cli.mjs');
-  const dist = (f: string) => pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', f)).href;
-  writeFileSync(p, `import { buildCli } from '${dist('main.js')}';
-import { registerIndexSearch } from '${dist('commands/index-search.js')}';
-const program = buildCli();
-if (!program.commands.some((c) => c.name() === 'index')) registerIndexSearch(program);
-try { await program.parseAsync(process.argv); } catch (e) { process.stderr.write('clip: ' + e.message + '\\n'); process.exitCode = 1; }
-`);
-  return p;
-}
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
@@ -71,7 +58,7 @@ test(`clip index survives ${KILLS} SIGKILLs at random moments (${KIND} store)`, 
   const dir = join(TMP, 'images');
   const paths = await writePatternPngs(dir, N, { seed: 3 });
   const hashes = new Map(paths.map((p) => [p, createHash('sha256').update(readFileSync(p)).digest('hex')]));
-  const cli = writeCliEntry();
+  const cli = CLIP_BIN;
   const genMs = Date.now() - t0;
 
   let t1 = Date.now();

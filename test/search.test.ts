@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { ExactStore } from '../src/search/exact-store.js';
 import { indexFolders, type IndexStats } from '../src/search/indexer.js';
@@ -27,19 +27,6 @@ after(() => rmSync(TMP, { recursive: true, force: true }));
 const sha256 = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const ids = (hits: SearchHit[]) => hits.map((h) => h.id);
 const record = (id: string, vector: Float32Array): VectorRecord => ({ id, vector, meta: { path: id, size: 1, mtime: 2, width: 3, height: 4, hash: id } });
-
-/** A scratch `clip` entry: main's CLI plus these commands (registered here until main.ts wires them in). */
-function writeCliEntry(dir: string): string {
-  const p = join(dir, 'clip-cli.mjs');
-  const dist = (f: string) => pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', f)).href;
-  writeFileSync(p, `import { buildCli } from '${dist('main.js')}';
-import { registerIndexSearch } from '${dist('commands/index-search.js')}';
-const program = buildCli();
-if (!program.commands.some((c) => c.name() === 'search')) registerIndexSearch(program);
-try { await program.parseAsync(process.argv); } catch (e) { process.stderr.write('clip: ' + e.message + '\\n'); process.exitCode = 1; }
-`);
-  return p;
-}
 
 /** Unit vector from a seed, for store tests that need no model. */
 function unit(dim: number, seed: number): Float32Array {
@@ -253,7 +240,7 @@ test('search: query algebra and metadata filters agree between Lance and exact',
 });
 
 test('clip search --image --json and clip index --json through the CLI', { skip: SKIP_FIXTURES }, async () => {
-  const cli = writeCliEntry(TMP);
+  const cli = CLIP_BIN;
   const db = join(TMP, 'lance-db');
   await lance.close(); // the CLI takes its own handles (and the writer lock)
   const target = images[20]!;

@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { buildImageGraph, buildTextGraph } from '../src/models/clip-graph.js';
 import { clipConfigFromHF } from '../src/models/config.js';
@@ -19,7 +18,7 @@ import { evalRetrieval } from '../src/tasks/eval-retrieval.js';
 import { isTransposedLinear } from '../src/train/params.js';
 import { trainClip } from '../src/train/run.js';
 import { shapeSet, toEasyNlpTsv } from '../src/train/synthetic.js';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 
 const TOKENIZER = fixture('common', 'tokenizer-clip');
 const TINY = fixture('hf-clip-tiny');
@@ -32,19 +31,6 @@ const CONFIG = {
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'clip-train-cli-'));
-}
-
-/** A script running the CLI with `train` registered (whether or not main.ts registers it yet). */
-function writeEntry(dir: string): string {
-  const url = (p: string) => JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', p)).href);
-  const path = join(dir, 'clip.mjs');
-  writeFileSync(path, `import { buildCli } from ${url('main.js')};
-import { registerTrain } from ${url('commands/train.js')};
-const p = buildCli();
-if (!p.commands.some((c) => c.name() === 'train')) registerTrain(p);
-try { await p.parseAsync(process.argv); } catch (e) { process.stderr.write('clip: ' + e.message + '\\n'); process.exitCode = 1; }
-`);
-  return path;
 }
 
 interface Run { code: number | null; signal: string | null; stdout: string; stderr: string }
@@ -71,7 +57,7 @@ const tensorBytes = (f: SafetensorsFile, k: string) => Buffer.from(f.get(k).byte
 test('fine-tune with --freeze vision on EasyNLP TSV: vision weights unchanged, bad image skipped, val recall = evalRetrieval of the saved model', { skip: SKIP_FIXTURES }, async (t) => {
   const dir = tmp();
   try {
-    const entry = writeEntry(dir);
+    const entry = CLIP_BIN;
     const lines = toEasyNlpTsv(await shapeSet(2, 32, 1, ['red', 'blue', 'green'])).trim().split('\n');
     // A PNG signature followed by junk: looks like an image to the TSV reader, fails to decode.
     const broken = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]).toString('base64');
@@ -119,7 +105,7 @@ test('fine-tune with --freeze vision on EasyNLP TSV: vision weights unchanged, b
 test('--resume after SIGKILL continues exactly like an uninterrupted run', { skip: SKIP_FIXTURES }, async (t) => {
   const dir = tmp();
   try {
-    const entry = writeEntry(dir);
+    const entry = CLIP_BIN;
     writeFileSync(join(dir, 'train.tsv'), toEasyNlpTsv(await shapeSet(4, 32, 3)));
     writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
     const args = (out: string) => ['train', join(dir, 'train.tsv'), '--config', join(dir, 'config.json'), '--tokenizer', TOKENIZER, '-o', out,

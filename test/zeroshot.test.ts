@@ -9,7 +9,7 @@ import { ClipModel } from '../src/runtime/clip-model.js';
 import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
 import { loadTemplates, TEMPLATE_SETS } from '../src/tasks/templates.js';
 import { similarityLogits, softmax } from '../src/tasks/similarity.js';
-import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { assertClose } from './helpers.js';
 
 const CLASSES = ['astronaut', 'cat', 'cup of coffee', 'rocket'];
@@ -77,7 +77,7 @@ test('clip classify with --templates, --top and a labels file', { skip: SKIP_FIX
   try {
     writeFileSync(join(d, 'labels.txt'), CLASSES.join('\n') + '\n');
     const img = fixture('common', 'images', 'chelsea.png');
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'clip.js'), 'classify', '--model', fixture('hf-clip-tiny'),
+    const r = spawnSync(process.execPath, [CLIP_BIN, 'classify', '--model', fixture('hf-clip-tiny'),
       '--labels-file', join(d, 'labels.txt'), '--templates', 'ensemble', '--top', '2', img, '--json'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
