@@ -1,6 +1,7 @@
 // Serialize our Graph IR to an ONNX ModelProto (field numbers from onnx/onnx.proto).
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { ProtoWriter } from '../io/protobuf.js';
+import { writeAll } from '../io/write-all.js';
 import type { Attr, Graph, Initializer, ValueInfo, ElemType } from './graph.js';
 
 const ONNX_TYPE: Record<ElemType, number> = {
@@ -112,13 +113,13 @@ export function writeOnnxModel(g: Graph, path: string, metadata?: Record<string,
     const buf = Buffer.allocUnsafe(1 << 20);
     let used = 0;
     const flush = () => {
-      for (let off = 0; off < used; ) off += writeSync(fd, buf, off, used - off);
+      writeAll(fd, buf.subarray(0, used));
       used = 0;
     };
     for (const c of model.chunks()) {
       if (c.length > buf.length / 4) {
         flush();
-        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+        writeAll(fd, c);
       } else {
         if (used + c.length > buf.length) flush();
         buf.set(c, used);

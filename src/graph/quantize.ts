@@ -4,6 +4,7 @@
 // Why 7 bits: ORT's AVX2 u8*s8 kernel multiplies pairs with vpmaddubsw, whose int16 sums saturate when
 // activations and weights are both near full range; weights in [-63, 63] can never overflow, at the cost
 // of one bit of weight precision.
+import { floatsToHalf } from '../io/tensor.js';
 import type { Graph, Initializer } from './graph.js';
 
 export interface QuantizeOptions {
@@ -78,13 +79,11 @@ export function quantizeGraph(g: Graph, opts: QuantizeOptions = {}): QuantizeRep
  * Store large float weights as float16 (half the model bytes) behind a Cast back to float32:
  * ORT folds the Cast once at session creation, so compute stays fp32 (CPU has no fast fp16 GEMM).
  */
-export function storeWeightsAsHalf(g: Graph, toHalf: (v: number) => number, minElements = 4096): number {
+export function storeWeightsAsHalf(g: Graph, minElements = 4096): number {
   let n = 0;
   for (const [name, init] of [...g.initializers]) {
     if (init.type !== 'float32' || init.data.length < minElements) continue;
-    const src = init.data as Float32Array;
-    const half = new Uint16Array(src.length);
-    for (let i = 0; i < src.length; i++) half[i] = toHalf(src[i]!);
+    const half = floatsToHalf(init.data as Float32Array);
     g.initializers.delete(name);
     g.init(`${name}.fp16`, half, init.dims, 'float16');
     g.nodes.unshift({ op: 'Cast', domain: '', name: `${name}.cast`, inputs: [`${name}.fp16`], outputs: [name], attrs: { to: { i: 1 } } });

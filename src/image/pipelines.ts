@@ -167,7 +167,7 @@ function resizeCropped(img: DecodedImage, p: PreprocessPipeline): DecodedImage |
 export function preprocessToUint8(img: DecodedImage, p: PreprocessPipeline): DecodedImage {
   if (p.kind === 'hf') {
     // transformers converts to RGB before anything else.
-    const rgb = p.background && (img.channels === 2 || img.channels === 4) ? flattenOnto(img, p.background) : toRGB(img);
+    const rgb = p.background ? flattenOnto(img, p.background) : toRGB(img);
     const direct = resizeCropped(rgb, p);
     if (direct) return direct;
     let im = resizeStep(rgb, p);

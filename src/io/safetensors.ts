@@ -1,7 +1,8 @@
 // safetensors reader. Only the JSON header is read up front; each tensor is read from disk
 // when asked for, so a multi-GB checkpoint never sits in memory twice.
-import { openSync, readSync, closeSync, fstatSync, fsyncSync, writeSync } from 'node:fs';
+import { openSync, readSync, closeSync, fstatSync, fsyncSync } from 'node:fs';
 import { type DType, type RawTensor, type TensorSource, DTYPE_BYTES, numel } from './tensor.js';
+import { writeAll } from './write-all.js';
 
 const DTYPES: Record<string, DType> = {
   F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64',
@@ -128,11 +129,6 @@ export function writeSafetensorsLazily(path: string, tensors: LazyTensor[], meta
   } finally {
     closeSync(fd);
   }
-}
-
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += writeSync(fd, b, off, Math.min(b.length - off, 1 << 30));
 }
 
 /** Write tensors as a safetensors file (checkpoints from training, test data). */

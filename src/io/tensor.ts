@@ -70,6 +70,13 @@ export function floatToHalf(v: number): number {
   return sign | half;
 }
 
+/** A float array as IEEE half bit patterns (floatToHalf per element). */
+export function floatsToHalf(src: ArrayLike<number>): Uint16Array {
+  const half = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) half[i] = floatToHalf(src[i]!);
+  return half;
+}
+
 /** Any floating or integer checkpoint tensor as float32 (copying; the source bytes stay untouched). */
 export function toFloat32(t: RawTensor): Float32Array {
   const n = numel(t.shape);

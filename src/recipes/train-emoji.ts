@@ -7,7 +7,7 @@
 // Usage: npm run train:emoji [-- --out DIR] [-- --ship] [-- --threads N]
 import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BUNDLED_MODELS } from '../hub/bundled.js';
 import { dataReady, manifestPath } from '../data/manifests.js';
 import { clipCacheRoot } from '../data/paths.js';
 import { ClipModel } from '../runtime/clip-model.js';
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
 
   // 4. Ship.
   if (args.ship) {
-    const dst = fileURLToPath(new URL('../../../models/emoji-clip/', import.meta.url));
+    const dst = BUNDLED_MODELS['emoji-clip']!.dir;
     rmSync(dst, { recursive: true, force: true });
     const { bytes } = exportHalf(runDir, dst);
     // Transparent PNGs (most emoji files) are seen on white, as the training images were drawn.

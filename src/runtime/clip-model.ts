@@ -18,7 +18,6 @@ import { DEFAULT_MODEL } from '../hub/bundled.js';
 import { toOnnxModel } from '../graph/onnx.js';
 import type { Graph } from '../graph/graph.js';
 import { quantizeGraph, storeWeightsAsHalf } from '../graph/quantize.js';
-import { floatToHalf } from '../io/tensor.js';
 
 export interface LoadOptions extends OpenOptions {
   device?: Device;
@@ -151,7 +150,7 @@ export class ClipModel {
 
   private transform(g: Graph): Graph {
     if (this.opts.dtype === 'int8') quantizeGraph(g);
-    else if (this.opts.dtype === 'fp16') storeWeightsAsHalf(g, floatToHalf);
+    else if (this.opts.dtype === 'fp16') storeWeightsAsHalf(g);
     return g;
   }
 

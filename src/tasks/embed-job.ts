@@ -5,7 +5,8 @@
 // On a rerun the output files are truncated back to the sizes of the last complete line, so whatever a
 // kill left behind after it (rows without a marker, a torn marker line) is dropped and redone: each input
 // ends up in the output exactly once. Inputs that failed are not marked done, so a rerun retries them.
-import { existsSync, fsyncSync, openSync, closeSync, readFileSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, fsyncSync, openSync, closeSync, readFileSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { writeAll } from '../io/write-all.js';
 import type { ClipModel } from '../runtime/clip-model.js';
 import type { ImageInput } from '../runtime/preprocess.js';
 import { readCell, type InputItem, type InvalidInput } from './inputs.js';
@@ -111,7 +112,7 @@ class JsonLog {
   write(recs: unknown[]): void {
     if (!recs.length) return;
     const buf = Buffer.from(recs.map((r) => JSON.stringify(r) + '\n').join(''), 'utf8');
-    for (let off = 0; off < buf.length;) off += writeSync(this.fd, buf, off, buf.length - off);
+    writeAll(this.fd, buf);
     fsyncSync(this.fd);
   }
   close(): void {

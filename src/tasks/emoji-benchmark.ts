@@ -11,9 +11,9 @@
 import type { EmojiRow, FashionRow, RetrievalRow } from '../data/manifests.js';
 import { emojiClasses, readManifest } from '../data/manifests.js';
 import { dataRoot } from '../data/paths.js';
-import { l2normalize } from '../runtime/vectors.js';
+import { meanDirection } from '../runtime/vectors.js';
 import type { EvalModel } from './eval-zeroshot.js';
-import { bestRank, clampK, rankOf, recallFromRanks } from './metrics.js';
+import { bestRank, clampK, orNull, rankOf, recallFromRanks, recallsAt } from './metrics.js';
 import { forEachDotRow } from './score-matrix.js';
 import { classEmbeddings } from './zeroshot.js';
 
@@ -120,8 +120,6 @@ export interface EmojiBenchmarkReport {
   fashion: FashionReport | null;
 }
 
-const orNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
-
 function score(ranks: readonly number[], k: number): TopKScore {
   const r = [...ranks];
   return { images: r.length, top1: orNull(recallFromRanks(r, 1)), top5: orNull(recallFromRanks(r, k)) };
@@ -144,13 +142,6 @@ async function embedImages(model: EvalModel, inputs: string[], stage: BenchmarkS
     if (r.embedding) { embs.push(r.embedding); ok.push(i); } else failed.push({ input: r.input, error: r.error ?? 'no embedding' });
   });
   return { embs, ok, failed };
-}
-
-/** Renormalized mean of normalized vectors. */
-function meanDirection(vs: readonly Float32Array[]): Float32Array {
-  const m = new Float32Array(vs[0]!.length);
-  for (const v of vs) for (let d = 0; d < m.length; d++) m[d]! += v[d]!;
-  return l2normalize(m);
 }
 
 async function zeroShotPart(model: EvalModel, opts: EmojiBenchmarkOptions, root: string, styles: string[], seenStyles: string[], templates: string[]): Promise<NonNullable<EmojiBenchmarkReport['zeroshot']>> {
@@ -248,9 +239,8 @@ async function tuxPaintPart(model: EvalModel, opts: EmojiBenchmarkOptions, root:
   await forEachDotRow(img.embs, textEmb, (row, j) => { i2t.push(bestRank(row, [imageCaption[j]!])); });
   const t2i: number[] = [];
   await forEachDotRow(textEmb, img.embs, (row, c) => { t2i.push(bestRank(row, positives[c]!)); });
-  const recalls = (ranks: number[]) => Object.fromEntries(ks.map((k) => [`R@${k}`, orNull(recallFromRanks(ranks, k))]));
-  const imageToText = recalls(i2t);
-  const textToImage = recalls(t2i);
+  const imageToText = recallsAt(i2t, ks);
+  const textToImage = recallsAt(t2i, ks);
   const all = [...Object.values(imageToText), ...Object.values(textToImage)];
   const nI = img.embs.length;
   const nT = captions.length;

@@ -2,7 +2,7 @@
 // each, ranked by cosine similarity. A query is a hit at k when ANY of its positives is in its top k.
 import type { RetrievalDataset } from './datasets.js';
 import type { EvalModel, StageProgress } from './eval-zeroshot.js';
-import { bestRank, clampK, recallFromRanks } from './metrics.js';
+import { bestRank, clampK, recallsAt } from './metrics.js';
 import { forEachDotRow } from './score-matrix.js';
 
 export interface RetrievalOptions {
@@ -31,13 +31,6 @@ export interface RetrievalReport {
     imageToText: { image: string; rank: number }[];
     textToImage: { text: string; image: string; rank: number }[];
   };
-}
-
-function recalls(ranks: number[], ks: number[]): Record<string, number | null> {
-  return Object.fromEntries(ks.map((k) => {
-    const r = recallFromRanks(ranks, k);
-    return [`R@${k}`, Number.isNaN(r) ? null : r];
-  }));
 }
 
 export async function evalRetrieval(model: EvalModel, dataset: RetrievalDataset, opts: RetrievalOptions = {}): Promise<RetrievalReport> {
@@ -77,8 +70,8 @@ export async function evalRetrieval(model: EvalModel, dataset: RetrievalDataset,
     t2i.push({ text: texts[j]!.text, image: rowNames[image]!, rank: bestRank(row, [image]) + 1 });
   });
 
-  const imageToText = recalls(i2t.map((q) => q.rank - 1), ks);
-  const textToImage = recalls(t2i.map((q) => q.rank - 1), ks);
+  const imageToText = recallsAt(i2t.map((q) => q.rank - 1), ks);
+  const textToImage = recallsAt(t2i.map((q) => q.rank - 1), ks);
   const all = [...Object.values(imageToText), ...Object.values(textToImage)];
   return {
     ks,

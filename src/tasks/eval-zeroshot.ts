@@ -6,7 +6,7 @@ import type { ImageInput } from '../runtime/preprocess.js';
 import type { LabeledDataset } from './datasets.js';
 import { classEmbeddings } from './zeroshot.js';
 export { classEmbeddings };
-import { clampK, confusionMatrix, meanPerClassAccuracy, perClassAccuracy, rankOf, recallFromRanks, topConfusions, topK } from './metrics.js';
+import { clampK, confusionMatrix, meanPerClassAccuracy, orNull, perClassAccuracy, rankOf, recallFromRanks, topConfusions, topK } from './metrics.js';
 import { forEachDotRow } from './score-matrix.js';
 
 /** What evaluation needs from a model (ClipModel satisfies it). */
@@ -73,8 +73,6 @@ export interface ZeroShotReport {
   predictions: { input: string; label: string; predicted: string; top: { class: string; logit: number }[] }[];
   failed: { input: string; error: string }[];
 }
-
-const orNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
 export async function evalZeroShot(model: EvalModel, dataset: LabeledDataset, opts: ZeroShotOptions = {}): Promise<ZeroShotReport> {
   const { classes, samples } = dataset;

@@ -96,6 +96,14 @@ export function recallFromRanks(ranks: number[], k: number): number {
   return ranks.filter((r) => r < k).length / ranks.length;
 }
 
+/** A metric for a report: null where it is undefined (NaN: no queries). */
+export const orNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
+
+/** `R@k` for each k, as reports write them. */
+export function recallsAt(ranks: number[], ks: readonly number[]): Record<string, number | null> {
+  return Object.fromEntries(ks.map((k) => [`R@${k}`, orNull(recallFromRanks(ranks, k))]));
+}
+
 /** Top-1 prediction of each row (ties: lowest index). */
 export function argmaxRows(logits: readonly Scores[]): number[] {
   return logits.map((row) => topK(row, 1)[0] ?? -1);

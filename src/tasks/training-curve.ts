@@ -6,9 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { parseJsonl } from '../data/manifests.js';
-import { LOG_FILE, STEP_LOG_FILE, type EpochRecord, type StepRecord } from '../train/state.js';
-
-export const STEPS_FILE = STEP_LOG_FILE;
+import { LOG_FILE, readStepLog, STEP_LOG_FILE, type EpochRecord, type StepRecord } from '../train/state.js';
 
 export interface TrainingLog {
   steps: StepRecord[];
@@ -21,16 +19,14 @@ export interface CurveOptions {
   title?: string;
 }
 
-/** OUT/train_log.jsonl (or log.jsonl) and OUT/train_steps.jsonl, whichever exist; at least one must. */
+/** OUT/train_log.jsonl and OUT/train_steps.jsonl, whichever exist; at least one must. */
 export function readTrainingLog(dir: string): TrainingLog {
-  const logPath = [LOG_FILE, 'log.jsonl'].map((f) => join(dir, f)).find(existsSync);
-  const stepsPath = join(dir, STEPS_FILE);
-  if (!logPath && !existsSync(stepsPath)) throw new Error(`no training log in ${dir} (expected ${LOG_FILE} or ${STEPS_FILE})`);
-  const epochs = logPath ? parseJsonl<EpochRecord>(readFileSync(logPath, 'utf8'), logPath).filter((r) => r.type === 'epoch') : [];
-  // A run that was resumed may have logged a step twice; the later record wins.
-  const byStep = new Map<number, StepRecord>();
-  if (existsSync(stepsPath)) for (const r of parseJsonl<StepRecord>(readFileSync(stepsPath, 'utf8'), stepsPath)) byStep.set(r.step, r);
-  const steps = [...byStep.values()].sort((a, b) => a.step - b.step);
+  const logPath = join(dir, LOG_FILE);
+  const haveLog = existsSync(logPath);
+  if (!haveLog && !existsSync(join(dir, STEP_LOG_FILE))) throw new Error(`no training log in ${dir} (expected ${LOG_FILE} or ${STEP_LOG_FILE})`);
+  const epochs = haveLog ? parseJsonl<EpochRecord>(readFileSync(logPath, 'utf8'), logPath).filter((r) => r.type === 'epoch') : [];
+  // The trainer rewrites the step log at each checkpoint, so a resumed run never holds a step twice.
+  const steps = readStepLog(dir);
   if (!steps.length && !epochs.length) throw new Error(`the training log in ${dir} has no records yet`);
   return { steps, epochs };
 }

@@ -1,7 +1,7 @@
 // Zero-shot classification with prompt ensembles (CLIP paper, section 3.1.4): each class is the mean of
 // its L2-normalized prompt embeddings, renormalized.
 import type { ClipModel } from '../runtime/clip-model.js';
-import { l2normalize } from '../runtime/vectors.js';
+import { meanDirection } from '../runtime/vectors.js';
 import { dot, softmax } from './similarity.js';
 import { fillTemplate } from './templates.js';
 
@@ -22,14 +22,7 @@ export async function classEmbeddings(
   if (!templates.length) throw new Error('no prompt templates given');
   const prompts = classes.flatMap((c) => templates.map((t) => fillTemplate(t, c)));
   const embs = await model.encodeTexts(prompts, { normalize: true, batchSize: opts.batchSize, onProgress: opts.onProgress });
-  return classes.map((_, c) => {
-    const mean = new Float32Array(embs[0]!.length);
-    for (let t = 0; t < templates.length; t++) {
-      const e = embs[c * templates.length + t]!;
-      for (let d = 0; d < mean.length; d++) mean[d]! += e[d]!;
-    }
-    return l2normalize(mean);
-  });
+  return classes.map((_, c) => meanDirection(embs.slice(c * templates.length, (c + 1) * templates.length)));
 }
 
 export async function buildClassifier(model: ClipModel, classes: string[], templates: string[] = ['{}'], batchSize?: number): Promise<ZeroShotClassifier> {

@@ -17,13 +17,24 @@ export function bytesToUnicode(): string[] {
   return table;
 }
 
-// Python `regex`'s \s (Unicode White_Space). JS \s differs: it adds U+FEFF and lacks U+0085.
-const WS = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const WS_RUN = new RegExp(`[${WS}]+`, 'gu');
+/**
+ * The 256 byte characters in CLIP's vocabulary order: Python lists the bytes_to_unicode dict with printable bytes
+ * first, then the remapped ones (U+0100...), which is code point order.
+ */
+export function byteCharsInVocabOrder(): string[] {
+  return bytesToUnicode().sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
+}
+
+/**
+ * Unicode White_Space as a regex class body: Python `regex`'s and Rust regex's \s. JS \s differs: it adds
+ * U+FEFF and lacks U+0085.
+ */
+export const WHITE_SPACE = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WS_RUN = new RegExp(`[${WHITE_SPACE}]+`, 'gu');
 // str.strip() strips str.isspace() characters: White_Space plus the separators U+001C..U+001F.
-const STRIP = new RegExp(`^[${WS}\\x1c-\\x1f]+|[${WS}\\x1c-\\x1f]+$`, 'gu');
+const STRIP = new RegExp(`^[${WHITE_SPACE}\\x1c-\\x1f]+|[${WHITE_SPACE}\\x1c-\\x1f]+$`, 'gu');
 // SimpleTokenizer.pat; the 'i' flag only matters for the contractions, and the text is lowercased anyway.
-const PAT = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WS}\\p{L}\\p{N}]+`, 'giu');
+const PAT = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITE_SPACE}\\p{L}\\p{N}]+`, 'giu');
 
 const pyStrip = (s: string) => s.replace(STRIP, '');
 
@@ -52,9 +63,7 @@ export function bpeVocabFromOpenAIMerges(mergesText: string, vocabSize = 49408):
     if (a === undefined || b === undefined) throw new Error(`malformed BPE merge line: ${JSON.stringify(l)}`);
     return [a, b] as const;
   });
-  // Python lists the byte characters in dict order: printable bytes first, then the remapped ones (U+0100...),
-  // which is code point order.
-  const chars = bytesToUnicode().sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
+  const chars = byteCharsInVocabOrder();
   const tokens = [...chars, ...chars.map((c) => c + '</w>'), ...merges.map(([a, b]) => a + b), SOT_TOKEN, EOT_TOKEN];
   const vocab: Record<string, number> = {};
   tokens.forEach((t, i) => { vocab[t] = i; });

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
-import { bytesToUnicode, EOT_TOKEN, SOT_TOKEN } from './openai-bpe.js';
+import { byteCharsInVocabOrder, bytesToUnicode, EOT_TOKEN, SOT_TOKEN, WHITE_SPACE } from './openai-bpe.js';
 
 export interface TrainClipBpeOptions {
   /** Total vocabulary: 512 byte tokens + one per merge + the two special tokens. At least 514. */
@@ -27,10 +27,9 @@ const EOW = '</w>';
 
 // CLIP's pre-tokenizer regex, as tokenizer.json stores it (HF's Split, invert + Removed keeps only the matches).
 const CLIP_SPLIT = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
-// The normalizer's \s+ is Rust regex's \s, Unicode White_Space. JS \s differs (adds U+FEFF, lacks U+0085), so spell it out.
-const WS = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const WS_RUN = new RegExp(`[${WS}]+`, 'gu');
-const WORD = new RegExp(CLIP_SPLIT.replace('[^\\s', `[^${WS}`), 'gu');
+// The normalizer's \s+ is Rust regex's \s, Unicode White_Space, not JS's \s.
+const WS_RUN = new RegExp(`[${WHITE_SPACE}]+`, 'gu');
+const WORD = new RegExp(CLIP_SPLIT.replace('[^\\s', `[^${WHITE_SPACE}`), 'gu');
 
 /** The tokenizer's normalizer: NFC, whitespace runs to one space, lowercase. */
 export function clipNormalize(text: string): string {
@@ -162,9 +161,8 @@ export function trainClipBpe(texts: Iterable<string>, opts: TrainClipBpeOptions)
     }
   }
 
-  // Base vocabulary. Python's bytes_to_unicode dict lists printable bytes first, then the remapped ones, which is
-  // code point order; CLIP's vocab follows that order.
-  const chars = bytesToUnicode().sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
+  // Base vocabulary, in CLIP's order.
+  const chars = byteCharsInVocabOrder();
   const vocab: Record<string, number> = Object.create(null) as Record<string, number>;
   let vocabLen = 0;
   for (const c of chars) vocab[c] = vocabLen++;

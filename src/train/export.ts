@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensorsLazily, type LazyTensor } from '../io/safetensors.js';
-import { floatToHalf, toFloat32 } from '../io/tensor.js';
+import { floatsToHalf, toFloat32 } from '../io/tensor.js';
 
 /** Files of an HF model directory that travel with the weights. */
 const MODEL_FILES = /^(config|preprocessor_config|tokenizer|tokenizer_config|special_tokens_map|vocab)\.json$|^merges\.txt$/;
@@ -22,9 +22,7 @@ export function exportHalf(srcDir: string, dstDir: string): { tensors: number; b
       return {
         name, dtype: 'float16', shape: t.shape,
         data: () => {
-          const x = toFloat32(t);
-          const h = new Uint16Array(x.length);
-          for (let i = 0; i < x.length; i++) h[i] = floatToHalf(x[i]!);
+          const h = floatsToHalf(toFloat32(t));
           bytes += h.byteLength;
           return h;
         },
@@ -34,6 +32,6 @@ export function exportHalf(srcDir: string, dstDir: string): { tensors: number; b
     for (const file of readdirSync(srcDir)) if (MODEL_FILES.test(file)) copyFileSync(join(srcDir, file), join(dstDir, file));
     return { tensors: tensors.length, bytes };
   } finally {
-    f.close?.();
+    f.close();
   }
 }
