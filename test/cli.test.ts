@@ -26,10 +26,7 @@ test('clip embed --json prints normalized embeddings matching transformers', { s
   assert.equal(out.texts.length, 2);
   assert.equal(out.texts[1].input, meta.captions[1]);
   const dim = g.shape('image_embeds')[1]!;
-  // Image goldens of this fixture come from mixed-up pixels (see hfTinyGoldenPixels); the library path is
-  // checked against them in hf-clip.test.ts, so here the CLI must equal the library.
-  const lib = await ClipModel.load(fixture('hf-clip-tiny'));
-  assertClose(out.images[0].embedding, (await lib.encodeImages([img]))[0]!.embedding!, 1e-6, 'image embedding');
+  assertClose(out.images[0].embedding, g.get('image_embeds').slice(0, dim), 1e-4, 'image embedding');
   assertClose([...out.texts[0].embedding, ...out.texts[1].embedding], g.get('text_embeds').slice(0, 2 * dim), 1e-4, 'text embeddings');
   const norm = Math.hypot(...out.texts[0].embedding);
   assert.ok(Math.abs(norm - 1) < 1e-5, `embedding norm ${norm}`);

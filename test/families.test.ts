@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { ClipModel, type LoadOptions } from '../src/runtime/clip-model.js';
 import { similarityLogits, softmax } from '../src/tasks/similarity.js';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
-import { assertClose, flat, golden, hfTinyGoldenPixels, readJson } from './helpers.js';
+import { assertClose, flat, golden, readJson } from './helpers.js';
 
 const photos = (meta: any): string[] => meta.photos.map((p: string) => fixture('common', 'images', p));
 const CLIP_TOKENIZER = fixture('common', 'tokenizer-clip');
@@ -75,9 +75,11 @@ test('Taiyi: BERT classifier logits as text features, paired with a CLIP image t
       const tf = await m.encodeTexts(meta.labels, { normalize: false, batchSize: 64 });
       assertClose(flat(tf), g.get(masked ? 'text_features_masked' : 'text_features_no_mask'), 1e-4, `text features (masked=${masked})`);
       if (!masked) {
-        // The image goldens come from hf-clip-tiny's mixed-up pixels (see hfTinyGoldenPixels).
-        const px = await hfTinyGoldenPixels(photos(meta), fixture('hf-clip-tiny', 'preprocessor_config.json'));
-        const ie = await m.encodePixels(px, meta.photos.length);
+        // Image features from the image files through our decode/resize/crop and hf-clip-tiny's image tower.
+        const img = await m.encodeImages(photos(meta), { normalize: false });
+        for (const r of img) assert.ok(r.embedding, r.error);
+        assertClose(flat(img.map((r) => r.embedding!)), g.get('image_features'), 1e-4, 'image_features');
+        const ie = (await m.encodeImages(photos(meta))).map((r) => r.embedding!);
         const te = await m.encodeTexts(meta.labels, { batchSize: 64 });
         const logits = similarityLogits(ie, te, m.logitScale);
         assertClose(flat(logits.map((r) => Float32Array.from(r))), g.get('logits_per_image'), 1e-4, 'logits_per_image');
@@ -96,12 +98,12 @@ test('hf-clip-tiny/onnx (transformers.js layout) gives the same goldens', { skip
   const dir = fixture('hf-clip-tiny');
   const meta = readJson(join(dir, 'golden.json'));
   const g = golden(join(dir, 'golden.safetensors'));
-  const px = await hfTinyGoldenPixels(photos(meta), join(dir, 'preprocessor_config.json'));
-  const n = meta.photos.length;
-  assertClose(flat(await m.encodePixels(px, n, false)), g.get('image_features'), 1e-4, 'image_features');
+  const img = await m.encodeImages(photos(meta), { normalize: false });
+  for (const r of img) assert.ok(r.embedding, r.error);
+  assertClose(flat(img.map((r) => r.embedding!)), g.get('image_features'), 1e-4, 'image_features');
   const txt = await m.encodeTexts(meta.captions, { normalize: false, batchSize: 4 });
   assertClose(flat(txt), g.get('text_features'), 1e-4, 'text_features');
-  const ie = await m.encodePixels(px, n);
+  const ie = (await m.encodeImages(photos(meta))).map((r) => r.embedding!);
   const te = await m.encodeTexts(meta.captions);
   assertClose(flat(similarityLogits(ie, te, m.logitScale).map((r) => Float32Array.from(r))), g.get('logits_per_image'), 1e-4, 'logits_per_image');
   await m.release();

@@ -34,23 +34,3 @@ export function golden(path: string): { get(name: string): Float32Array; shape(n
 }
 
 export const readJson = (p: string): any => JSON.parse(readFileSync(p, 'utf8'));
-
-/**
- * hf-clip-tiny's golden `pixel_values` (and so its image goldens) were made from channels-first uint8
- * pixels read back as channels-last: a bug in the fixture generator (zh-clip-tiny's and the OpenAI goldens'
- * pixels match our preprocessing exactly). This reproduces that mix-up on top of OUR preprocessing, so the
- * image goldens still check our decode + resize + crop + tower end to end.
- */
-export async function hfTinyGoldenPixels(files: string[], preprocessorConfig: string): Promise<Float32Array> {
-  const { decodeImage, pipelineFromPreprocessorConfig, preprocessImage } = await import('../src/image/index.js');
-  const p = pipelineFromPreprocessorConfig(readJson(preprocessorConfig));
-  const out: number[] = [];
-  for (const f of files) {
-    const r = preprocessImage(await decodeImage(f), p);
-    const N = r.width * r.height;
-    const chw = new Uint8Array(3 * N);
-    for (let c = 0; c < 3; c++) for (let k = 0; k < N; k++) chw[c * N + k] = r.uint8[k * 3 + c]!;
-    for (let c = 0; c < 3; c++) for (let k = 0; k < N; k++) out.push((chw[k * 3 + c]! / 255 - p.mean[c]!) / p.std[c]!);
-  }
-  return Float32Array.from(out);
-}

@@ -280,14 +280,6 @@ describe('against the Python reference', { skip: SKIP_FIXTURES }, () => {
   const hfConfig = () => JSON.parse(readFileSync(fixture('hf-clip-tiny', 'preprocessor_config.json'), 'utf8'));
   const photos = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.png', 'china.jpg', 'flower.jpg'];
 
-  // The hf_{N} entries are labelled [N, N, 3] but hold channels-first bytes (transformers' CHW
-  // output saved without a transpose): verified against hf_224_normalized, which is CHW.
-  const chwToHwc = (chw: Uint8Array, n: number): Uint8Array => {
-    const out = new Uint8Array(chw.length);
-    for (let c = 0; c < 3; c++) for (let i = 0; i < n * n; i++) out[i * 3 + c] = chw[c * n * n + i]!;
-    return out;
-  };
-
   test('decoded mode and size match PIL', async () => {
     for (const [file, m] of Object.entries(meta().images)) {
       const img = await decodeImage(fixture('common', 'images', file));
@@ -310,7 +302,8 @@ describe('against the Python reference', { skip: SKIP_FIXTURES }, () => {
         const report: string[] = [];
         for (const [file, img] of Object.entries(images)) {
           const raw = st.get(`${kind}_${n}/${file}`);
-          const want = kind === 'hf' ? chwToHwc(raw.bytes, n) : raw.bytes;
+          assert.deepEqual(raw.shape, [n, n, 3]);
+          const want = raw.bytes;
           const got = preprocessToUint8(img, p);
           assert.deepEqual([got.width, got.height], [n, n]);
           const d = maxAbsDiff(got.data, want);
@@ -330,9 +323,10 @@ describe('against the Python reference', { skip: SKIP_FIXTURES }, () => {
     assert.ok(d <= 1e-5, `max diff ${d}`);
   });
 
-  test('batches match the pixel_values of the OpenAI and Chinese-CLIP model goldens', async (t) => {
+  test('batches match the pixel_values of every image-tower golden', async (t) => {
     const paths = photos.map((f) => fixture('common', 'images', f));
     const cases = [
+      ['hf-clip-tiny', pipelineFromPreprocessorConfig(hfConfig())],
       ['openai-vit-tiny', openaiPipeline(224)],
       ['openai-rn-tiny', openaiPipeline(224)],
       ['zh-clip-tiny', pipelineFromPreprocessorConfig(JSON.parse(readFileSync(fixture('zh-clip-tiny', 'preprocessor_config.json'), 'utf8')))],

@@ -26,12 +26,13 @@ async function setup(opts: { outputGrads?: boolean; trainable?: (name: string) =
   const cfgJson = readJson(join(DIR, 'config.json'));
   const cfg = clipConfigFromHF(cfgJson);
   const src = new SafetensorsFile(join(DIR, 'model.safetensors'));
-  const gold = new SafetensorsFile(join(DIR, 'golden.safetensors'));
-  const n = readJson(join(DIR, 'golden.json')).photos.length as number;
-  const T = gold.info('input_ids')!.shape[1]!;
-  const ids = new BigInt64Array(gold.get('input_ids').bytes.buffer).slice(0, n * T);
+  // The reference step carries its own batch (pixels, token ids and mask of the first len(photos) captions).
+  const ref = new SafetensorsFile(join(DIR, 'train-step.safetensors'));
+  const [n, T] = ref.info('input_ids')!.shape as [number, number];
+  assert.deepEqual(ref.info('pixel_values')!.shape.slice(0, 1), [n]);
+  const ids = new BigInt64Array(ref.get('input_ids').bytes.slice().buffer);
   const batch: TrainBatch = {
-    pixelValues: toFloat32(gold.get('pixel_values')), inputIds: ids, n, seqLen: T,
+    pixelValues: toFloat32(ref.get('pixel_values')), inputIds: ids, n, seqLen: T,
     eot: eotPositions(ids, n, T, cfg.text.kind === 'clip-text' ? cfg.text.eosTokenId : 0, cfg.text.kind === 'clip-text' && cfg.text.poolAtArgmax),
   };
   const o = spec.optimizer;
