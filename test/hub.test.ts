@@ -15,6 +15,7 @@ import { hubConfig } from '../src/hub/config.js';
 import { HubError } from '../src/hub/errors.js';
 import { hubDownload, parseModelId, resolveModel, type ResolveOptions } from '../src/hub/resolve.js';
 import type { DownloadProgress } from '../src/hub/progress.js';
+import { loadOptionsFrom } from '../src/cli/model-options.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const gitSha = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
@@ -44,8 +45,17 @@ class FakeHub {
   readonly repos = new Map<string, FakeRepo>();
   /** file -> bytes: the next CDN response for that file stops after that many bytes (connection closed). */
   readonly cutAfter = new Map<string, number>();
-  /** Files the CDN serves with one byte flipped. */
+  /** Files served (by the CDN, or the hub for small files) with one byte flipped. */
   readonly corrupt = new Set<string>();
+  /** file -> the ETag (X-Linked-Etag for LFS files) the hub sends instead of the content's hash. */
+  readonly etagOverride = new Map<string, string>();
+  /**
+   * file -> how the CDN sends more than the hub announced: 'length' = a Content-Length 1 MB too large (and
+   * that many bytes); 'endless' = chunked, up to 256 MB of junk after the content, until the client hangs up.
+   */
+  readonly overlong = new Map<string, 'length' | 'endless'>();
+  /** Bytes the last overlong response had written when its connection closed. */
+  overlongSent?: Promise<number>;
   url = '';
   cdnUrl = '';
   private readonly hub = http.createServer((q, s) => this.onHub(q, s));
@@ -111,14 +121,43 @@ class FakeHub {
     const file = seg.slice(4).join('/');
     if (!r.files.includes(file)) return this.fail(s, 404, 'EntryNotFound', `${file} does not exist on "${rev}"`);
     const body = this.content(repoId, file);
+    const etag = this.etagOverride.get(file);
     if (isLfs(file)) {
       // The hub's own answer names the LFS object; its ETag is the pointer file's, which must not be used.
       s.writeHead(302, {
         location: `${this.cdnUrl}/${repoId}/${file}?X-Amz-Signature=fake`, 'x-repo-commit': r.sha,
-        'x-linked-etag': `"${sha256(body)}"`, 'x-linked-size': body.length, etag: '"0123456789abcdef0123456789abcdef01234567"',
+        'x-linked-etag': `"${etag ?? sha256(body)}"`, 'x-linked-size': body.length, etag: '"0123456789abcdef0123456789abcdef01234567"',
       });
       s.end();
-    } else this.serve(q, s, body, { 'x-repo-commit': r.sha, etag: `"${gitSha(body)}"` });
+      return;
+    }
+    const cut = this.cutAfter.get(file);
+    this.cutAfter.delete(file);
+    this.serve(q, s, this.damaged(file, body), { 'x-repo-commit': r.sha, etag: `"${etag ?? gitSha(body)}"` }, cut);
+  }
+
+  private damaged(file: string, body: Buffer): Buffer {
+    if (!this.corrupt.has(file)) return body;
+    const b = Buffer.from(body);
+    b[b.length >> 1]! ^= 0xff;
+    return b;
+  }
+
+  private sendOverlong(s: http.ServerResponse, body: Buffer, how: 'length' | 'endless'): void {
+    const junk = Buffer.alloc(1 << 16, 0x41);
+    const limit = how === 'length' ? body.length + (1 << 20) : body.length + (256 << 20);
+    let sent = 0;
+    this.overlongSent = new Promise((ok) => s.on('close', () => ok(sent)));
+    s.writeHead(200, how === 'length' ? { 'content-length': limit } : {});
+    const pump = () => {
+      while (sent < limit && !s.destroyed) {
+        const part = sent === 0 ? body : junk.subarray(0, Math.min(junk.length, limit - sent));
+        sent += part.length;
+        if (!s.write(part)) return void s.once('drain', pump);
+      }
+      if (!s.destroyed) s.end();
+    };
+    pump();
   }
 
   private onCdn(q: http.IncomingMessage, s: http.ServerResponse): void {
@@ -126,11 +165,9 @@ class FakeHub {
     // Presigned URLs carry their own auth; a forwarded hub token is a leak.
     if (q.headers.authorization) return this.fail(s, 400, undefined, 'Authorization header sent to the CDN');
     const file = seg.slice(2).join('/');
-    let body = this.content(`${seg[0]}/${seg[1]}`, file);
-    if (this.corrupt.has(file)) {
-      body = Buffer.from(body);
-      body[body.length >> 1]! ^= 0xff;
-    }
+    const body = this.damaged(file, this.content(`${seg[0]}/${seg[1]}`, file));
+    const over = this.overlong.get(file);
+    if (over) return this.sendOverlong(s, body, over);
     const cut = this.cutAfter.get(file);
     this.cutAfter.delete(file);
     this.serve(q, s, body, { etag: '"s3-etag-not-a-sha"' }, cut);
@@ -343,6 +380,125 @@ test('a blob of the wrong size found on the way is replaced', { skip: SKIP_FIXTU
   await resolveModel(HF, opts(cache));
   assert.equal(hub.hits((h) => h.server === 'cdn'), before + 1);
   assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(hub.content(HF, 'model.safetensors')));
+});
+
+// What the cache holds for one repo: blob names (incl. .incomplete) and snapshot files.
+function cached(cache: string, repo = HF): { blobs: string[]; snapshot: string[] } {
+  const root = repoDir(cache, repo);
+  const snap = join(root, 'snapshots', hub.repos.get(repo)!.sha);
+  return {
+    blobs: existsSync(join(root, 'blobs')) ? readdirSync(join(root, 'blobs')).sort() : [],
+    snapshot: existsSync(snap) ? listDir(snap).sort() : [],
+  };
+}
+
+test('small files are checked against their git blob sha1, also when resumed', { skip: SKIP_FIXTURES }, async () => {
+  const good = hub.content(HF, 'config.json');
+  const cache = freshCache();
+  const path = await hubDownload(HF, 'config.json', opts(cache));
+  assert.ok(readFileSync(path).equals(good));
+  assert.deepEqual(cached(cache).blobs, [gitSha(good)]);
+
+  // One flipped byte under the right ETag: refused, and nothing stays behind to be resumed or linked.
+  const bad = freshCache();
+  hub.corrupt.add('config.json');
+  try {
+    await rejectsWith(hubDownload(HF, 'config.json', opts(bad, { retries: 0 })), 'integrity', /config\.json/, /org\/hf-clip-tiny/,
+      new RegExp(`git blob sha1 [0-9a-f]{40} does not match the hub's ${gitSha(good)}`));
+  } finally {
+    hub.corrupt.delete('config.json');
+  }
+  assert.deepEqual(cached(bad), { blobs: [], snapshot: [] });
+
+  // A cut download resumes with Range and is hashed over the whole file (what was on disk, then the rest)...
+  const tok = hub.content(HF, 'tokenizer.json');
+  const resumed = freshCache();
+  hub.cutAfter.set('tokenizer.json', tok.length >> 1);
+  await rejectsWith(hubDownload(HF, 'tokenizer.json', opts(resumed, { retries: 0 })), 'interrupted');
+  const part = join(repoDir(resumed), 'blobs', `${gitSha(tok)}.incomplete`);
+  assert.ok(statSync(part).size > 0 && statSync(part).size < tok.length);
+  assert.ok(readFileSync(await hubDownload(HF, 'tokenizer.json', opts(resumed))).equals(tok));
+  assert.match(hub.log.at(-1)!.range ?? '', /^bytes=\d+-$/);
+  // ...so a partial file damaged on disk is caught once the rest arrives.
+  const damaged = freshCache();
+  hub.cutAfter.set('tokenizer.json', tok.length >> 1);
+  await rejectsWith(hubDownload(HF, 'tokenizer.json', opts(damaged, { retries: 0 })), 'interrupted');
+  const part2 = join(repoDir(damaged), 'blobs', `${gitSha(tok)}.incomplete`);
+  const bytes = readFileSync(part2);
+  bytes[10]! ^= 0xff;
+  writeFileSync(part2, bytes);
+  await rejectsWith(hubDownload(HF, 'tokenizer.json', opts(damaged, { retries: 0 })), 'integrity', /git blob sha1/, /tokenizer\.json/);
+  assert.deepEqual(cached(damaged), { blobs: [], snapshot: [] });
+});
+
+test('a resumed LFS download is hashed over the whole file', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  hub.cutAfter.set('model.safetensors', 3_000_000);
+  await rejectsWith(hubDownload(HF, 'model.safetensors', opts(cache, { retries: 0 })), 'interrupted');
+  const part = `${blobOf(cache, 'model.safetensors')}.incomplete`;
+  const fd = readFileSync(part);
+  fd[100]! ^= 0xff;
+  writeFileSync(part, fd);
+  await rejectsWith(hubDownload(HF, 'model.safetensors', opts(cache, { retries: 0 })), 'integrity', /sha256/, /model\.safetensors/);
+  assert.deepEqual(cached(cache), { blobs: [], snapshot: [] });
+});
+
+test('a file whose ETag is no hash is refused before its body is read, unless the user opts out', { skip: SKIP_FIXTURES }, async () => {
+  hub.etagOverride.set('config.json', 'v7-not-a-hash');
+  hub.etagOverride.set('model.safetensors', 'abc123-4');
+  try {
+    for (const file of ['config.json', 'model.safetensors']) {
+      const cache = freshCache();
+      const cdn = hub.hits((h) => h.server === 'cdn');
+      await rejectsWith(hubDownload(HF, file, opts(cache)), 'unverified', new RegExp(file.replace('.', '\\.')), /org\/hf-clip-tiny/,
+        /ETag "(v7-not-a-hash|abc123-4)" is neither/, /CLIP_HUB_ALLOW_UNVERIFIED=1/, /--allow-unverified/);
+      assert.equal(hub.hits((h) => h.server === 'cdn'), cdn, 'the content was never asked for');
+      assert.deepEqual(cached(cache), { blobs: [], snapshot: [] });
+    }
+    // Opting out by option or by environment: stored under the ETag, as huggingface_hub would.
+    const a = freshCache();
+    assert.ok(readFileSync(await hubDownload(HF, 'model.safetensors', opts(a, { allowUnverified: true }))).equals(hub.content(HF, 'model.safetensors')));
+    assert.deepEqual(cached(a).blobs, ['abc123-4']);
+    const b = freshCache();
+    const env = { HF_TOKEN_PATH: join(tmpRoot, 'no-token'), CLIP_HUB_ALLOW_UNVERIFIED: '1' };
+    assert.ok(readFileSync(await hubDownload(HF, 'config.json', opts(b, { env }))).equals(hub.content(HF, 'config.json')));
+    assert.deepEqual(cached(b).blobs, ['v7-not-a-hash']);
+    // The whole model too (the CLI's --allow-unverified sets the same option: see model-options.ts).
+    assert.ok(existsSync(join(await resolveModel(HF, opts(freshCache(), { allowUnverified: true })), 'model.safetensors')));
+    // The opt-out skips the hash, not the size: a longer body is still refused.
+    hub.overlong.set('model.safetensors', 'length');
+    const c = freshCache();
+    await rejectsWith(hubDownload(HF, 'model.safetensors', opts(c, { allowUnverified: true, retries: 0 })), 'integrity', /announced/);
+    assert.deepEqual(cached(c), { blobs: [], snapshot: [] });
+  } finally {
+    hub.etagOverride.clear();
+    hub.overlong.clear();
+  }
+  assert.equal(loadOptionsFrom({ allowUnverified: true }).hub?.allowUnverified, true);
+  assert.equal(loadOptionsFrom({}).hub, undefined, 'without the flag the environment decides');
+});
+
+test('a body longer than announced is cut off there and refused', { skip: SKIP_FIXTURES }, async () => {
+  const size = hub.content(HF, 'model.safetensors').length;
+  try {
+    // Content-Length disagrees with the hub's X-Linked-Size: refused without reading the body.
+    hub.overlong.set('model.safetensors', 'length');
+    const a = freshCache();
+    await rejectsWith(hubDownload(HF, 'model.safetensors', opts(a, { retries: 0 })), 'integrity', /model\.safetensors/,
+      new RegExp(`announced as ${size + (1 << 20)} bytes, the hub said ${size}`));
+    assert.deepEqual(cached(a), { blobs: [], snapshot: [] });
+    // No length at all and 256 MB of junk after the content: the client hangs up right after the announced
+    // size (what the socket buffers hold is all the server gets out), and keeps nothing.
+    hub.overlong.set('model.safetensors', 'endless');
+    const b = freshCache();
+    await rejectsWith(hubDownload(HF, 'model.safetensors', opts(b, { retries: 0 })), 'integrity', /model\.safetensors/,
+      new RegExp(`more than the announced ${size} bytes`));
+    const sent = await hub.overlongSent!;
+    assert.ok(sent < size + (64 << 20), `the server got ${sent} bytes out for a ${size}-byte file`);
+    assert.deepEqual(cached(b), { blobs: [], snapshot: [] });
+  } finally {
+    hub.overlong.clear();
+  }
 });
 
 test('hub errors name the repo, revision or file and the fix', { skip: SKIP_FIXTURES }, async () => {

@@ -18,6 +18,7 @@ export function modelOptions(cmd: Command): Command {
     .addOption(new Option('--device <device>', 'execution provider (webgpu falls back to cpu when no adapter exists)').choices(['cpu', 'webgpu']).default('cpu'))
     .addOption(new Option('--dtype <dtype>', 'weights: fp32, fp16 (storage), int8 (quantized at load)').choices(['fp32', 'fp16', 'int8']).default('fp32'))
     .option('--threads <n>', 'intra-op threads', positiveInt('--threads'))
+    .option('--allow-unverified', 'accept hub files that cannot be checked against a sha256 or git blob sha1 (as CLIP_HUB_ALLOW_UNVERIFIED=1)')
     .option('--no-cache', 'neither read nor write the cache of ONNX built from the weights (as CLIP_ONNX_CACHE=0)')
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'));
 }
@@ -27,6 +28,8 @@ export function loadOptionsFrom(o: Record<string, any>): LoadOptions {
   return {
     device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format, dtype: o.dtype,
     ...(o.cache === false ? { cache: false } : {}),
+    // Only the opt-in, so that CLIP_HUB_ALLOW_UNVERIFIED applies without the flag.
+    ...(o.allowUnverified === true ? { hub: { allowUnverified: true } } : {}),
   };
 }
 

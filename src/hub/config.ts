@@ -13,6 +13,11 @@ export interface HubOptions {
   cacheDir?: string;
   /** Cache only, never touch the network (default HF_HUB_OFFLINE). */
   offline?: boolean;
+  /**
+   * Accept files the hub gives no way to check (an ETag that is neither a sha256 nor a git blob sha1, or no
+   * size): default CLIP_HUB_ALLOW_UNVERIFIED. Off, such a download is refused before its body is read.
+   */
+  allowUnverified?: boolean;
   /** Environment to read instead of process.env (tests, embedding). */
   env?: Record<string, string | undefined>;
 }
@@ -22,10 +27,12 @@ export interface HubConfig {
   token?: string;
   cacheDir: string;
   offline: boolean;
+  allowUnverified: boolean;
 }
 
 // The values huggingface_hub accepts as true for its boolean variables.
 const TRUTHY = new Set(['1', 'true', 'yes', 'on']);
+const truthy = (v: string | undefined) => TRUTHY.has((v ?? '').trim().toLowerCase());
 
 function readToken(path: string): string | undefined {
   try {
@@ -42,6 +49,7 @@ export function hubConfig(o: HubOptions = {}): HubConfig {
     endpoint: (o.endpoint ?? (env.HF_ENDPOINT || 'https://huggingface.co')).replace(/\/+$/, ''),
     token: o.token ?? (env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || readToken(env.HF_TOKEN_PATH || join(hfHome, 'token'))),
     cacheDir: o.cacheDir ?? (env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || join(hfHome, 'hub')),
-    offline: o.offline ?? TRUTHY.has((env.HF_HUB_OFFLINE ?? '').trim().toLowerCase()),
+    offline: o.offline ?? truthy(env.HF_HUB_OFFLINE),
+    allowUnverified: o.allowUnverified ?? truthy(env.CLIP_HUB_ALLOW_UNVERIFIED),
   };
 }

@@ -1,17 +1,21 @@
 // One file from the hub into the cache, the way hf_hub_download does it: ask the resolve endpoint (its own
 // answer carries commit, etag and size), stream the content to blobs/<etag>.incomplete, continue an earlier
-// partial download with a Range request, check size and sha256, and only then rename it into blobs/ and link
+// partial download with a Range request, check size and hash, and only then rename it into blobs/ and link
 // it from snapshots/<commit>/. A loader therefore never sees a partial or unverified file.
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+//
+// The hash is whatever the ETag names: an LFS file's sha256, or a small file's git blob sha1. A file whose
+// ETag is neither, or whose size nobody announced, cannot be checked and is refused before its body is read
+// unless the user opts out (CLIP_HUB_ALLOW_UNVERIFIED=1, allowUnverified, --allow-unverified). A body is never
+// read past its announced size: a server that keeps sending is cut off there.
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { COMMIT_RE, RepoCache, SHA256_RE } from './cache.js';
+import { COMMIT_RE, RepoCache } from './cache.js';
 import type { HubConfig } from './config.js';
 import { HubError, causeOf } from './errors.js';
-import { follow, get, isRedirect, metaOf, rangeTotal, statusError, type FileMeta, type Subject } from './http.js';
+import { bodyTotal, follow, get, isRedirect, metaOf, statusError, type FileMeta, type Subject } from './http.js';
 import { withLock } from './lock.js';
 import { ByteProgress, progressSink, type ProgressSink } from './progress.js';
+import { contentHasher, hashFileInto, hashKind, hashLabel } from './verify.js';
 
 export interface DownloadOptions {
   /** Further attempts after a dropped connection, a checksum mismatch or a 5xx (default 3); each resumes. */
@@ -24,6 +28,8 @@ export interface DownloadOptions {
   progress?: boolean | ProgressSink;
 }
 
+const OPT_OUT = 'set CLIP_HUB_ALLOW_UNVERIFIED=1 (or pass --allow-unverified) to accept it unchecked';
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const resolveUrl = (cfg: HubConfig, repo: string, revision: string, file: string) =>
@@ -35,10 +41,6 @@ async function size(path: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-async function hashFile(path: string, h: Hash): Promise<void> {
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
 }
 
 /** Bytes on disk are a good blob only if the size the hub announced matches; a wrong one is removed. */
@@ -54,9 +56,17 @@ interface Pending {
   res?: Response; // a small file's body, already on its way from the first request
 }
 
+const cancel = (res: Response | undefined) => res?.body?.cancel().catch(() => {});
+
 async function writeBlob(cfg: HubConfig, s: Subject & { file: string }, meta: FileMeta & { etag: string }, blob: string,
   contentUrl: string, pending: Pending, sink: ProgressSink | undefined): Promise<void> {
   const part = `${blob}.incomplete`;
+  const what = `${s.file} from ${s.repo}@${s.revision}`;
+  // Bytes that failed a check are deleted, so that no later attempt resumes from (or renames) them.
+  const discard = async (why: string) => {
+    await rm(part, { force: true });
+    return new HubError(`${what}: ${why}; discarded`, 'integrity');
+  };
   await mkdir(dirname(blob), { recursive: true });
   let offset = (await size(part)) ?? 0;
   if (meta.size !== undefined && offset > meta.size) offset = 0;
@@ -64,27 +74,47 @@ async function writeBlob(cfg: HubConfig, s: Subject & { file: string }, meta: Fi
   if (!(offset > 0 && offset === meta.size)) {
     if (offset === 0 && pending.res) res = pending.res;
     else {
-      await pending.res?.body?.cancel().catch(() => {});
+      await cancel(pending.res);
       res = await follow(contentUrl, cfg, s, offset || undefined);
     }
     pending.res = undefined;
     if (offset > 0 && res.status !== 206) offset = 0; // the server ignored Range: start over
     const start = res.status === 206 ? Number(/bytes\s+(\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1]) : 0;
     if (start !== offset) {
-      await res.body?.cancel().catch(() => {});
+      await cancel(res);
       await rm(part, { force: true });
       throw new HubError(`${s.file}: the server resumed at byte ${start}, not ${offset}; starting over`, 'interrupted');
     }
   }
-  const total = meta.size ?? (res && (res.status === 206 ? rangeTotal(res.headers) : metaOf(res).size));
-  const hash = SHA256_RE.test(meta.etag) ? createHash('sha256') : undefined;
-  if (hash && offset > 0) await hashFile(part, hash);
+  // The whole file's size: the hub's (X-Linked-Size, or the Content-Length of its own answer); the content
+  // response must agree with it, and announces it alone when the hub did not.
+  const sent = res && bodyTotal(res);
+  if (meta.size !== undefined && sent !== undefined && sent !== meta.size) {
+    await cancel(res);
+    throw await discard(`the download is announced as ${sent} bytes, the hub said ${meta.size}`);
+  }
+  const total = meta.size ?? sent;
+  if (total === undefined && !cfg.allowUnverified) {
+    await cancel(res);
+    throw new HubError(`${what}: cannot be verified: neither the hub nor the download announced a size (X-Linked-Size, ` +
+      `Content-Length), so the body has no bound; refused (${OPT_OUT})`, 'unverified');
+  }
+  const kind = hashKind(meta.etag);
+  // git's hash needs the size first; without one (only when unverified files are allowed) it is computed at the end.
+  let hash = kind && total !== undefined ? contentHasher(kind, total) : undefined;
+  // A resumed download is hashed over the whole file: what is on disk first, then the rest as it arrives.
+  if (hash && offset > 0) await hashFileInto(part, hash);
   let done = offset;
   if (res) {
     const bar = new ByteProgress(sink, { repo: s.repo, file: s.file, total, resumedFrom: offset });
     const fh = await open(part, offset > 0 ? 'a' : 'w');
+    let over = false;
     try {
       for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+        if (total !== undefined && done + chunk.length > total) {
+          over = true;
+          break; // leaving the loop cancels the body: not one byte more is read
+        }
         hash?.update(chunk);
         await fh.write(chunk);
         done += chunk.length;
@@ -96,20 +126,18 @@ async function writeBlob(cfg: HubConfig, s: Subject & { file: string }, meta: Fi
     } finally {
       await fh.close();
     }
+    if (over) {
+      await cancel(res);
+      throw await discard(`the server sent more than the announced ${total} bytes; stopped reading there`);
+    }
     bar.update(done, true);
   }
   if (total !== undefined && done < total) {
     throw new HubError(`download of ${s.file} from ${s.repo} ended at ${done} of ${total} bytes; the next attempt resumes there`, 'interrupted');
   }
-  if (total !== undefined && done > total) {
-    await rm(part, { force: true });
-    throw new HubError(`${s.file} from ${s.repo}: got ${done} bytes, the hub announced ${total}; discarded`, 'integrity');
-  }
+  if (kind && !hash) hash = await hashFileInto(part, contentHasher(kind, done));
   const digest = hash?.digest('hex');
-  if (digest !== undefined && digest !== meta.etag) {
-    await rm(part, { force: true });
-    throw new HubError(`${s.file} from ${s.repo}: sha256 ${digest} does not match the hub's ${meta.etag}; discarded`, 'integrity');
-  }
+  if (kind && digest !== meta.etag) throw await discard(`${hashLabel(kind)} ${digest} does not match the hub's ${meta.etag}`);
   await rename(part, blob);
 }
 
@@ -121,7 +149,7 @@ async function fetchOnce(cfg: HubConfig, cache: RepoCache, revision: string, fil
   let res = await get(current, cfg, s);
   for (let hop = 0; isRedirect(res) && !res.headers.has('x-repo-commit'); hop++) {
     if (hop >= 10) throw new HubError(`too many redirects resolving ${file} in ${cache.repo}`, 'invalid');
-    await res.body?.cancel().catch(() => {});
+    await cancel(res);
     current = new URL(res.headers.get('location')!, current).href;
     res = await get(current, cfg, s);
   }
@@ -129,23 +157,31 @@ async function fetchOnce(cfg: HubConfig, cache: RepoCache, revision: string, fil
   const meta = metaOf(res);
   const commit = meta.commit ?? (COMMIT_RE.test(revision) ? revision : undefined);
   if (!commit || !COMMIT_RE.test(commit)) throw new HubError(`${cfg.endpoint} sent no usable X-Repo-Commit for ${file} in ${cache.repo}`, 'invalid');
-  if (!meta.etag) throw new HubError(`${cfg.endpoint} sent no ETag for ${file} in ${cache.repo}`, 'invalid');
-  const etag = meta.etag;
-  const blob = cache.blob(etag);
   const pending: Pending = {};
   let contentUrl = current;
   if (isRedirect(res)) {
     contentUrl = new URL(res.headers.get('location')!, current).href;
-    await res.body?.cancel().catch(() => {});
+    await cancel(res);
   } else pending.res = res;
   try {
+    const etag = meta.etag;
+    if (!etag) {
+      throw new HubError(`${cfg.endpoint} sent no ETag for ${file} in ${cache.repo}@${revision}: the file can be neither named in ` +
+        'the cache nor verified', 'invalid');
+    }
+    // Refused before a byte of the body is read; with the opt-out the size is still enforced.
+    if (!hashKind(etag) && !cfg.allowUnverified) {
+      throw new HubError(`${file} from ${cache.repo}@${revision}: cannot be verified: the hub's ETag "${etag}" is neither an LFS ` +
+        `sha256 (X-Linked-Etag) nor a git blob sha1; refused (${OPT_OUT})`, 'unverified');
+    }
+    const blob = cache.blob(etag);
     await withLock(cache.lock(etag), async () => {
       if (!(await blobUsable(blob, meta.size))) await writeBlob(cfg, s, { ...meta, etag }, blob, contentUrl, pending, sink);
     });
+    return { path: await cache.link(commit, file, etag, o.symlinks ?? true), commit };
   } finally {
-    await pending.res?.body?.cancel().catch(() => {});
+    await cancel(pending.res);
   }
-  return { path: await cache.link(commit, file, etag, o.symlinks ?? true), commit };
 }
 
 /**

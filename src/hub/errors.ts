@@ -7,7 +7,8 @@ export type HubErrorKind =
   | 'not-found' // repo, revision or file does not exist
   | 'network' // cannot reach the endpoint
   | 'interrupted' // the connection dropped mid-download (resumable)
-  | 'integrity' // size or sha256 mismatch
+  | 'integrity' // size or hash mismatch
+  | 'unverified' // nothing to check the content against (no hash ETag or no size), and no opt-out
   | 'server' // 5xx
   | 'invalid'; // bad id, bad response
 

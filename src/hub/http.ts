@@ -36,6 +36,10 @@ export function rangeTotal(h: Headers): number | undefined {
   return int(/\/(\d+)\s*$/.exec(h.get('content-range') ?? '')?.[1] ?? null);
 }
 
+/** The whole file's size a content response announces: a 206's Content-Range total, else Content-Length. */
+export const bodyTotal = (res: Response): number | undefined =>
+  res.status === 206 ? rangeTotal(res.headers) : int(res.headers.get('content-length'));
+
 export function metaOf(res: Response): FileMeta {
   const h = res.headers;
   const redirect = res.status >= 300 && res.status < 400;
