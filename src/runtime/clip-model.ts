@@ -101,7 +101,7 @@ export class ClipModel {
     const emit = (event: OnnxCacheEvent['event'], path: string, reason?: string) => this.opts.onCache?.({ tower, event, path, reason });
     // Everything that changes the built graph; the device and thread count only affect the session.
     const build = { fused: this.opts.fused ?? true, dtype: this.opts.dtype ?? 'fp32' };
-    const entry = onnxCacheEnabled(this.opts.cache) ? onnxCacheEntry(tower, t.source, build) : undefined;
+    const entry = onnxCacheEnabled(this.opts.cache) ? await onnxCacheEntry(tower, t.source, build) : undefined;
     if (entry && existsSync(entry.path)) {
       if (isCompleteEntry(entry)) {
         try {

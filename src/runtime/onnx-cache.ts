@@ -2,12 +2,15 @@
 // transpose every weight, then serialize) costs more than creating its ORT session; with a cached file ORT
 // reads the model itself and no JS copy of the weights is ever made.
 //
-// One file per (code, tower, build options, checkpoint files, tower config): `<tower>-<sha256>.onnx` under
+// One file per (code, tower, build options, checkpoint content, tower config): `<tower>-<sha256>.onnx` under
 // `$CLIP_CACHE/onnx` (see io/cache-root.ts). Files are written to a temporary name and renamed into place,
 // and each ends with a metadata entry holding its own key, so a truncated or foreign file is recognized and
 // rebuilt. Nothing is evicted automatically: `clearOnnxCache()` (or deleting the folder) empties it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync, createReadStream, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync,
+  writeFileSync, type BigIntStats,
+} from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Graph } from '../graph/graph.js';
@@ -16,7 +19,7 @@ import { clipCacheRoot } from '../io/cache-root.js';
 import type { TowerSource } from '../models/checkpoint.js';
 
 /** Bump when what a cached file means changes in a way the code fingerprint below would not catch. */
-export const ONNX_CACHE_FORMAT = 1;
+export const ONNX_CACHE_FORMAT = 2;
 
 const KEY_PROP = 'clip-ts.cache-key';
 
@@ -90,19 +93,85 @@ export interface CacheEntry {
   path: string;
 }
 
+// Source files are keyed on their content, not on path + size + mtime: a checkpoint replaced by one of the
+// same size with its mtime kept (cp -p, rsync -t, tar, a careless utimes) would otherwise be served the old
+// graph. Hashing 600 MB costs 1-2 s, so each file's sha256 is memoized in a small sidecar
+// (<cache>/sources/<sha256 of the path>.json) together with the file's dev, inode, size, mtime and ctime,
+// and reused only while all five match. ctime is what makes this safe: no user call can set it, and the
+// kernel moves it to "now" on every write, rename onto the path (a new inode, too) and utimes, so a file whose
+// mtime was put back still misses its memo and is hashed again. What remains (editing the raw disk, setting
+// the system clock back) is not an accident. A warm load thus costs a stat and a small read per source file.
+// As git does with "racily clean" files, a file changed less than RACY_NS before it was hashed is not
+// memoized: a write within the same timestamp tick as the stat would leave ctime as it was.
+const memoDir = (dir: string) => join(dir, 'sources');
+const RACY_NS = 2_000_000_000n; // covers filesystems with 1-2 s timestamps (ext3, FAT); ext4/xfs/btrfs tick in ms
+
+/** The stat fields a memo is valid for, exact (nanoseconds, 64-bit inodes) as strings. */
+const identity = (st: BigIntStats) =>
+  ({ dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) });
+
+/** Hashes being computed in this process, so the two towers of one checkpoint read its weights once. */
+const hashing = new Map<string, Promise<string>>();
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** sha256 of a file's content, from its memo when the file is provably the one hashed; undefined if unreadable. */
+export async function contentHash(path: string, dir = onnxCacheDir()): Promise<string | undefined> {
+  let id: ReturnType<typeof identity>;
+  const started = BigInt(Date.now()) * 1_000_000n;
+  try {
+    id = identity(statSync(path, { bigint: true }));
+  } catch {
+    return undefined;
+  }
+  const memo = join(memoDir(dir), `${createHash('sha256').update(path).digest('hex')}.json`);
+  try {
+    const m = JSON.parse(readFileSync(memo, 'utf8'));
+    if (Object.entries(id).every(([k, v]) => m?.[k] === v) && typeof m.sha256 === 'string' && /^[0-9a-f]{64}$/.test(m.sha256)) return m.sha256;
+  } catch {
+    // no memo yet, or a damaged one: hash
+  }
+  const inFlight = `${path}\0${JSON.stringify(id)}`;
+  let p = hashing.get(inFlight);
+  if (!p) {
+    p = sha256File(path).finally(() => hashing.delete(inFlight));
+    hashing.set(inFlight, p);
+  }
+  let sha256: string;
+  try {
+    sha256 = await p;
+  } catch {
+    return undefined;
+  }
+  // A file changed while it was read must not be memoized under its old identity.
+  try {
+    const after = identity(statSync(path, { bigint: true }));
+    if (Object.entries(id).some(([k, v]) => after[k as keyof typeof after] !== v)) return sha256;
+    if (BigInt(id.ctimeNs) > started - RACY_NS) return sha256;
+    mkdirSync(memoDir(dir), { recursive: true });
+    const tmp = `${memo}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ path, ...id, sha256 }));
+    renameSync(tmp, memo);
+  } catch {
+    // a read-only cache: hash again next time
+  }
+  return sha256;
+}
+
 /**
- * The cache entry for a built tower, or undefined when a source file cannot be stat'ed. Source files are
- * fingerprinted by path, size and mtime, not hashed: hashing the weights would cost as much as building.
+ * The cache entry for a built tower, or undefined when a source file cannot be read. Keyed on the sha256 of
+ * every source file's content (memoized, see above), not on its path or times.
  */
-export function onnxCacheEntry(tower: Tower, source: TowerSource, build: Record<string, unknown>, dir = onnxCacheDir()): CacheEntry | undefined {
-  const files: { path: string; size: number; mtimeMs: number }[] = [];
+export async function onnxCacheEntry(tower: Tower, source: TowerSource, build: Record<string, unknown>, dir = onnxCacheDir()): Promise<CacheEntry | undefined> {
+  const files: string[] = [];
   for (const path of source.files) {
-    try {
-      const st = statSync(path);
-      files.push({ path, size: st.size, mtimeMs: st.mtimeMs });
-    } catch {
-      return undefined;
-    }
+    const sha256 = await contentHash(path, dir);
+    if (sha256 === undefined) return undefined;
+    files.push(sha256);
   }
   const key = createHash('sha256')
     .update(JSON.stringify({ format: ONNX_CACHE_FORMAT, code: codeFingerprint(), tower, build, files, config: source.config }))
