@@ -617,3 +617,22 @@ test('clip classify --model org/hf-clip-tiny downloads, then runs offline; clip 
   assert.equal(repo.size, expected);
   assert.match(text.stdout, /org\/hf-clip-tiny\s+main\s+[0-9a-f]{12}\s+5\s+\d+\.\d MiB/);
 });
+
+test('clip --allow-unverified accepts what the hub gives no hash for; without it the CLI refuses and says how', { skip: SKIP_FIXTURES }, async () => {
+  hub.etagOverride.set('model.safetensors', 'abc123-4');
+  try {
+    const img = fixture('common', 'images', 'astronaut.png');
+    const args = ['classify', '--model', HF, '--labels', 'astronaut,cat', img, '--json'];
+    const [refused, allowed] = await Promise.all([
+      cli(args, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: freshCache() }),
+      cli([...args, '--allow-unverified'], { HF_ENDPOINT: hub.url, HF_HUB_CACHE: freshCache() }),
+    ]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /model\.safetensors from org\/hf-clip-tiny@[0-9a-f]{40}: cannot be verified/);
+    assert.match(refused.stderr, /CLIP_HUB_ALLOW_UNVERIFIED=1/);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.deepEqual(Object.keys(JSON.parse(allowed.stdout)[0].scores), ['astronaut', 'cat']);
+  } finally {
+    hub.etagOverride.clear();
+  }
+});
