@@ -54,6 +54,8 @@ class FakeHub {
    * that many bytes); 'endless' = chunked, up to 256 MB of junk after the content, until the client hangs up.
    */
   readonly overlong = new Map<string, 'length' | 'endless'>();
+  /** Files whose size nobody announces: no X-Linked-Size from the hub, a chunked body from the CDN. */
+  readonly noSize = new Set<string>();
   /** Bytes the last overlong response had written when its connection closed. */
   overlongSent?: Promise<number>;
   url = '';
@@ -126,7 +128,8 @@ class FakeHub {
       // The hub's own answer names the LFS object; its ETag is the pointer file's, which must not be used.
       s.writeHead(302, {
         location: `${this.cdnUrl}/${repoId}/${file}?X-Amz-Signature=fake`, 'x-repo-commit': r.sha,
-        'x-linked-etag': `"${etag ?? sha256(body)}"`, 'x-linked-size': body.length, etag: '"0123456789abcdef0123456789abcdef01234567"',
+        'x-linked-etag': `"${etag ?? sha256(body)}"`, etag: '"0123456789abcdef0123456789abcdef01234567"',
+        ...(this.noSize.has(file) ? {} : { 'x-linked-size': body.length }),
       });
       s.end();
       return;
@@ -168,6 +171,10 @@ class FakeHub {
     const body = this.damaged(file, this.content(`${seg[0]}/${seg[1]}`, file));
     const over = this.overlong.get(file);
     if (over) return this.sendOverlong(s, body, over);
+    if (this.noSize.has(file)) {
+      s.writeHead(200, {});
+      return void s.end(body);
+    }
     const cut = this.cutAfter.get(file);
     this.cutAfter.delete(file);
     this.serve(q, s, body, { etag: '"s3-etag-not-a-sha"' }, cut);
@@ -476,6 +483,25 @@ test('a file whose ETag is no hash is refused before its body is read, unless th
   }
   assert.equal(loadOptionsFrom({ allowUnverified: true }).hub?.allowUnverified, true);
   assert.equal(loadOptionsFrom({}).hub, undefined, 'without the flag the environment decides');
+});
+
+test('a file whose size nobody announces is refused, unless the user opts out (the hash is still checked)', { skip: SKIP_FIXTURES }, async () => {
+  hub.noSize.add('model.safetensors');
+  try {
+    const a = freshCache();
+    await rejectsWith(hubDownload(HF, 'model.safetensors', opts(a)), 'unverified', /model\.safetensors from org\/hf-clip-tiny/,
+      /announced a size/, /CLIP_HUB_ALLOW_UNVERIFIED=1/);
+    assert.deepEqual(cached(a), { blobs: [], snapshot: [] });
+    const b = freshCache();
+    assert.ok(readFileSync(await hubDownload(HF, 'model.safetensors', opts(b, { allowUnverified: true }))).equals(hub.content(HF, 'model.safetensors')));
+    hub.corrupt.add('model.safetensors');
+    const c = freshCache();
+    await rejectsWith(hubDownload(HF, 'model.safetensors', opts(c, { allowUnverified: true, retries: 0 })), 'integrity', /sha256/);
+    assert.deepEqual(cached(c), { blobs: [], snapshot: [] });
+  } finally {
+    hub.noSize.clear();
+    hub.corrupt.clear();
+  }
 });
 
 test('a body longer than announced is cut off there and refused', { skip: SKIP_FIXTURES }, async () => {
