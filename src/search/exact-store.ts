@@ -358,7 +358,9 @@ export class ExactStore implements VectorStore {
       const op = p[0];
       if (op === OP_INFO) {
         const info = JSON.parse(p.subarray(1).toString('utf8'));
-        if (!isObject(info) || !isDim(info.dim) || (info.model !== undefined && typeof info.model !== 'string')) throw new Error('info frame: bad dim or model');
+        if (!isObject(info)) throw new Error('info frame: not an object');
+        if (!isDim(info.dim)) throw new Error(`info frame: dim ${JSON.stringify(info.dim)} is not an integer in 1..${MAX_DIM}`);
+        if (info.model !== undefined && typeof info.model !== 'string') throw new Error('info frame: model is not a string');
         if (this.info.dim && info.dim !== this.info.dim) throw new Error(`info frame says ${info.dim} dims, the rows have ${this.info.dim}`);
         this.info = info as unknown as StoreInfo;
       } else if (op === OP_UPSERT) {
@@ -429,7 +431,8 @@ function resync(buf: Buffer, o: number, dim: number): number {
     const j = o + 8 + buf.readUInt32LE(o);
     if (j < buf.length && probe(buf, j, dim, true) > 0) return j;
   }
-  for (let q = o + 1; q + 8 <= buf.length; q++) if (probe(buf, q, dim, true) > 0) return q;
+  // The op byte first, inline: it rules out ~99% of offsets in float data and all of them in JSON text.
+  for (let q = o + 1; q + 8 < buf.length; q++) if (buf[q + 8]! <= OP_DELETE && probe(buf, q, dim, true) > 0) return q;
   return -1;
 }
 
