@@ -64,7 +64,7 @@ export class ExactStore implements VectorStore {
   private framesAfter = 0;
   /** Unreadable bytes after `applied`: re-read when the file grows, since a later frame may follow them. */
   private tail?: Tail;
-  /** File size at the last read, so an unreadable tail is not re-scanned until something is appended. */
+  /** File size at the last read, so a damaged tail is not re-scanned until something is appended. */
   private scanned = 0;
 
   private constructor(public info: StoreInfo, readonly path?: string, capacity = 64) {
@@ -108,7 +108,11 @@ export class ExactStore implements VectorStore {
         closeSync(fd);
       }
       let at = 0;
-      const listed = bad.map((r) => ({ ...r, at: (at += r.end - r.start) - (r.end - r.start) }));
+      const listed = bad.map((r) => {
+        const entry = { ...r, at };
+        at += r.end - r.start;
+        return entry;
+      });
       const head = Buffer.from(JSON.stringify({ source: path, written: new Date().toISOString(), note: 'bytes a clip-ts exact store could not read; each region: its offset in the store (start-end) and here (at, after this line)', regions: listed }) + '\n');
       const qpath = quarantineName(path);
       await writeFileAtomic(qpath, [head, ...chunks], false);
@@ -300,7 +304,9 @@ export class ExactStore implements VectorStore {
     if (!this.path || this.fh) return; // the writer's memory is always current
     const st = statSync(this.path);
     if (this.ino && (st.ino !== this.ino || st.size < this.applied)) return this.reload();
-    if (st.size === this.applied || st.size === this.scanned) return;
+    // Damage at the end is only ever appended to, so the same size means nothing new. A torn tail is not
+    // skipped that way: a writer cuts it off and appends, which can restore the very same size.
+    if (st.size === this.applied || (this.tail && !this.tail.torn && st.size === this.scanned)) return;
     const fd = openSync(this.path, 'r');
     try {
       const { size, ino } = fstatSync(fd);

@@ -55,7 +55,7 @@ export function registerIndexSearch(program: Command): Command {
     .option('--json', 'print the run statistics as JSON')
     .action(async (dirs: string[], o) => {
       const db = resolve(o.db ?? defaultDbPath());
-      if (!dirs.length && !o.repair) throw new Error('clip index: name the folders to index (or give --repair to only repair the index)');
+      if (!dirs.length && !o.repair) throw new Error('index: name the folders to index (or give --repair to only repair the index)');
       if (o.repair && !existsSync(db)) throw new Error(`--repair: no index at ${db}`);
       const model = dirs.length ? await loadModel(o) : undefined;
       mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
