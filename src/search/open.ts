@@ -2,6 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { RepairReport } from './exact-store.js';
 import type { LanceStoreOptions } from './lance-store.js';
 import type { StoreInfo, VectorStore } from './store.js';
 
@@ -25,6 +26,16 @@ export async function openStore(path: string, opts: OpenStoreOptions = {}): Prom
   // Loaded on demand: LanceDB's native module costs ~0.5 s of start-up that other commands should not pay.
   if (kind === 'exact') return (await import('./exact-store.js')).ExactStore.open(path, opts.create);
   return (await import('./lance-store.js')).LanceStore.open(path, opts.create, opts);
+}
+
+/**
+ * Rewrite a damaged store keeping every valid record, the unreadable bytes moved to a quarantine file beside
+ * it (exact stores; a LanceDB directory has its own versioned files and no repair here). Hold the writer lock.
+ */
+export async function repairStore(path: string): Promise<RepairReport> {
+  if (!existsSync(path)) throw new Error(`no index at ${path}`);
+  if (storeKindAt(path) !== 'exact') throw new Error(`${path} is a LanceDB index; --repair applies to exact (.clipvec) stores`);
+  return (await import('./exact-store.js')).ExactStore.repair(path);
 }
 
 /** Where `clip index` / `clip search` keep the index when no --db is given (XDG data dir, like rclip). */

@@ -56,9 +56,30 @@ export interface UpsertOptions {
   assumeNew?: boolean;
 }
 
+/** Bytes [start, end) of a store file that hold no readable frame, and why. */
+export interface DamagedRegion {
+  start: number;
+  end: number;
+  reason: string;
+}
+
+/** What a reader skipped in a damaged store. Everything valid around the regions was read and is served. */
+export interface StoreDamage {
+  /** In file order. */
+  regions: DamagedRegion[];
+  /** Their total size. */
+  bytes: number;
+  /** Valid frames read in all. */
+  frames: number;
+  /** Of those, the frames after the first damaged region: what a reader that stopped there would have lost. */
+  framesAfter: number;
+}
+
 export interface VectorStore {
   readonly kind: string;
   readonly info: StoreInfo;
+  /** Set when the store's file is damaged (ExactStore); readers skip the damaged bytes, writers never drop them. */
+  readonly damage?: StoreDamage;
   /** Insert or replace by id. One call is one atomic commit: after a crash it is either fully visible or not at all. */
   upsert(records: VectorRecord[], opts?: UpsertOptions): Promise<void>;
   /** Remove by id; unknown ids are ignored. Atomic per call like upsert. */
@@ -74,6 +95,14 @@ export interface VectorStore {
   /** Housekeeping after a write session (index build/merge, compaction). Safe to skip or to interrupt. */
   optimize(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One line for a warning: where the damage is and what was still read. */
+export function describeDamage(path: string, d: StoreDamage): string {
+  const shown = d.regions.slice(0, 3).map((r) => `${r.end - r.start} bytes at offset ${r.start} (${r.reason})`);
+  if (d.regions.length > 3) shown.push(`${d.regions.length - 3} more`);
+  return `${path} is damaged: skipped ${d.bytes} unreadable bytes in ${d.regions.length} region${d.regions.length === 1 ? '' : 's'}: ` +
+    `${shown.join('; ')}; read the ${d.frames} valid frames around them (${d.framesAfter} after the damage)`;
 }
 
 export const META_FIELDS: (keyof ImageMeta)[] = ['path', 'size', 'mtime', 'width', 'height', 'hash'];

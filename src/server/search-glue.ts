@@ -4,13 +4,15 @@
 import { existsSync } from 'node:fs';
 import { openStore } from '../search/open.js';
 import { embedQuery, parseQuery } from '../search/query.js';
-import type { VectorStore } from '../search/store.js';
+import { describeDamage, type VectorStore } from '../search/store.js';
 import { HttpError } from './intake.js';
 
 export async function openIndex(path: string): Promise<VectorStore> {
   // openStore would create an empty store at a missing path; a server should say the path is wrong instead.
   if (!existsSync(path)) throw new Error(`--db ${path}: no index there (build one with \`clip index\`)`);
-  return openStore(path);
+  const store = await openStore(path);
+  if (store.damage) process.stderr.write(`clip serve: warning: ${describeDamage(path, store.damage)}; stop the server and run \`clip index --repair --db ${path}\` to clean it up\n`);
+  return store;
 }
 
 /** One unit-length query vector for a text query; malformed algebra is the client's fault (400). */

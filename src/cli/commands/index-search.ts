@@ -4,12 +4,13 @@ import { type Command, Option } from 'commander';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { ClipModel } from '../../runtime/clip-model.js';
+import type { RepairReport } from '../../search/exact-store.js';
 import { indexFolders } from '../../search/indexer.js';
 import { lockWriter } from '../../search/lock.js';
-import { defaultDbPath, openStore, type StoreKind } from '../../search/open.js';
+import { defaultDbPath, openStore, repairStore, type StoreKind } from '../../search/open.js';
 import { detectPreview, previewSequence } from '../../search/preview.js';
 import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
-import { parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
+import { describeDamage, parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
 import { loadModel, modelOptions, positiveInt } from '../model-options.js';
 import { Progress } from '../progress.js';
 import { table } from '../table.js';
@@ -26,17 +27,37 @@ function checkModel(store: VectorStore, model: ClipModel, modelArg: string): voi
   if (info.model && info.model !== modelId(modelArg)) process.stderr.write(`clip: warning: the index was built with ${info.model}, not ${modelId(modelArg)}; scores mix two models\n`);
 }
 
+/** Say what a reader skipped in a damaged index, and how to clean it up. */
+function warnDamage(store: VectorStore, db: string, writing: boolean): void {
+  if (!store.damage) return;
+  process.stderr.write(`clip: warning: ${describeDamage(db, store.damage)}. ` +
+    (writing ? 'The damaged bytes stay in place and new rows go after them. ' : '') +
+    `Run \`clip index --repair --db ${db}\` to move them to a quarantine file and rewrite the index\n`);
+}
+
+function repairSummary(r: RepairReport): string {
+  if (r.clean) return `${r.path}: no damage found; left as it was (${r.rows} rows)`;
+  const q = r.quarantine!;
+  const shown = q.regions.slice(0, 3).map((g) => `${g.end - g.start} bytes at offset ${g.start}: ${g.reason}`);
+  if (q.regions.length > 3) shown.push(`${q.regions.length - 3} more`);
+  return `${r.path}: repaired: kept ${r.rows} rows from ${r.frames} valid frames; moved ${q.bytes} unreadable bytes ` +
+    `(${shown.join('; ')}) to ${q.path}`;
+}
+
 export function registerIndexSearch(program: Command): Command {
   modelOptions(program.command('index'))
     .description('embed the images under folders into a searchable index; reruns only embed new or changed files')
-    .argument('<dirs...>', 'folders (or single image files) to index')
+    .argument('[dirs...]', 'folders (or single image files) to index')
     .option('--db <path>', `index location: a directory (LanceDB) or a .clipvec file (exact search) (default ${defaultDbPath()})`)
     .addOption(new Option('--store <kind>', 'kind of a new index (default: exact for *.clipvec, else lance)').choices(['lance', 'exact']))
     .option('--rehash', 'hash every file, even ones whose size and mtime are unchanged')
+    .option('--repair', 'first rewrite a damaged exact index with every readable row, moving the unreadable bytes to DB.damaged-<time> (no folders needed)')
     .option('--json', 'print the run statistics as JSON')
     .action(async (dirs: string[], o) => {
       const db = resolve(o.db ?? defaultDbPath());
-      const model = await loadModel(o);
+      if (!dirs.length && !o.repair) throw new Error('index: name the folders to index (or give --repair to only repair the index)');
+      if (o.repair && !existsSync(db)) throw new Error(`--repair: no index at ${db}`);
+      const model = dirs.length ? await loadModel(o) : undefined;
       mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
       const release = await lockWriter(db);
       // Ctrl-C: every commit is atomic, so stopping is safe; just don't leave the lock file behind.
@@ -47,14 +68,22 @@ export function registerIndexSearch(program: Command): Command {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       let store: VectorStore | undefined;
+      let repair: RepairReport | undefined;
       try {
+        if (o.repair) {
+          repair = await repairStore(db);
+          if (o.json && !model) process.stdout.write(JSON.stringify({ db, repair }) + '\n');
+          else if (!o.json) process.stdout.write(repairSummary(repair) + '\n');
+        }
+        if (!model) return;
         store = await openStore(db, { kind: o.store as StoreKind | undefined, create: { dim: model.dim, model: modelId(o.model) } });
+        warnDamage(store, db, true);
         checkModel(store, model, o.model);
         const progress = new Progress('indexing');
         const stats = await indexFolders(model, store, dirs, { batchSize: o.batchSize, rehash: o.rehash, onProgress: (d, t) => progress.update(d, t) });
         for (const f of stats.failed) process.stderr.write(`clip: skipped ${f.path}: ${f.error}\n`);
         const count = await store.count();
-        if (o.json) process.stdout.write(JSON.stringify({ db, ...stats, count }) + '\n');
+        if (o.json) process.stdout.write(JSON.stringify({ db, ...stats, count, ...(store.damage ? { damage: store.damage } : {}), ...(repair ? { repair } : {}) }) + '\n');
         else {
           process.stdout.write(`${db}: ${count} images indexed (${stats.files} found: ${stats.embedded} embedded, ${stats.reused} reused, ` +
             `${stats.unchanged} unchanged, ${stats.deleted} removed, ${stats.failed.length} failed)\n`);
@@ -62,7 +91,7 @@ export function registerIndexSearch(program: Command): Command {
         if (stats.failed.length) process.exitCode = 3;
       } finally {
         await store?.close();
-        await model.release();
+        await model?.release();
         await release();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
@@ -84,6 +113,7 @@ export function registerIndexSearch(program: Command): Command {
       const db = resolve(o.db ?? defaultDbPath());
       if (!existsSync(db)) throw new Error(`no index at ${db} (run clip index first)`);
       const store = await openStore(db);
+      warnDamage(store, db, false);
       const model = await loadModel(o);
       try {
         checkModel(store, model, o.model);
