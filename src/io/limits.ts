@@ -1,0 +1,33 @@
+// Bounds on what a checkpoint file may make the readers do. Nothing in a checkpoint is trusted: a few
+// KB of zip, pickle or JSON can otherwise ask for gigabytes or hours. Each limit sits far above what
+// real CLIP checkpoints need; a program with unusual files may raise them (the object is mutable).
+export const IO_LIMITS = {
+  /** Entries in one zip archive (a torch.save archive has one per storage, plus a few). */
+  zipMaxEntries: 200_000,
+  /** Bytes in one zip entry name. */
+  zipMaxNameBytes: 4096,
+  /**
+   * Bytes a deflated zip entry may inflate to. torch writes storages uncompressed, so this only
+   * matters for re-zipped archives; it keeps a small deflated entry from becoming gigabytes.
+   */
+  zipMaxInflatedBytes: 128 * 2 ** 20,
+  /** data.pkl / constants.pkl: the pickle describes tensors, it does not hold them. */
+  pickleMaxBytes: 64 * 2 ** 20,
+  /** Values the unpickler may create, memoize or hold on its stack (each costs tens of bytes). */
+  pickleMaxValues: 4_000_000,
+  /** Bytes of one pickled integer (LONG1/LONG4, or INT/LONG text digits). */
+  pickleMaxIntBytes: 1024,
+  /** One TorchScript source file under code/ (the declarations are all that is read). */
+  torchscriptMaxCodeBytes: 16 * 2 ** 20,
+  /** Nesting depth of TorchScript submodules (real models nest < 20). */
+  torchscriptMaxModuleDepth: 1000,
+  /**
+   * Elements a tensor view may have beyond those of its storage (a stride-0, expanded view repeats
+   * elements). Views within their storage are bounded by the file's size instead.
+   */
+  viewMaxExpandedElements: 2 ** 20,
+  /** Dimensions of one tensor. */
+  tensorMaxRank: 64,
+  /** The safetensors JSON header, as the reference implementation bounds it. */
+  safetensorsMaxHeaderBytes: 100_000_000,
+};
