@@ -13,8 +13,11 @@ export const IO_LIMITS = {
   zipMaxInflatedBytes: 128 * 2 ** 20,
   /** data.pkl / constants.pkl: the pickle describes tensors, it does not hold them. */
   pickleMaxBytes: 64 * 2 ** 20,
-  /** Values the unpickler may create, memoize or hold on its stack (each costs tens of bytes). */
-  pickleMaxValues: 4_000_000,
+  /**
+   * Values the unpickler may create, memoize or hold on its stack (a dict counts 4): about 200 MB at
+   * worst; a torch.save state dict needs some 20 per tensor.
+   */
+  pickleMaxValues: 2_000_000,
   /** Bytes of one pickled integer (LONG1/LONG4, or INT/LONG text digits). */
   pickleMaxIntBytes: 1024,
   /** One TorchScript source file under code/ (the declarations are all that is read). */

@@ -110,7 +110,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     return s;
   };
   // Reads `stack` only when called: an argument like popMark() may swap the stack first.
-  const push = (v: unknown): void => { count(1); stack.push(v); };
+  // A dict, set or bytes object costs several times an array or a string (about 200 bytes empty), so it counts more.
+  const push = (v: unknown): void => { count(v instanceof Map || v instanceof Set || v instanceof PickleObject || v instanceof Uint8Array ? 4 : 1); stack.push(v); };
   const pop = (): unknown => {
     if (stack.length === 0) throw new PickleError(`stack underflow at offset ${pos - 1}`);
     const v = stack.pop();

@@ -66,7 +66,7 @@ export const op = {
   global: (m: string, n: string) => Buffer.from(`c${m}\n${n}\n`, 'latin1'),
   mark: Buffer.from('('), tuple: Buffer.from('t'), reduce: Buffer.from('R'), persid: Buffer.from('Q'),
   emptyDict: Buffer.from('}'), emptyTuple: Buffer.from(')'), emptyList: Buffer.from(']'), setitem: Buffer.from('s'), setitems: Buffer.from('u'),
-  build: Buffer.from('b'), newobj: Buffer.from([0x81]), false_: Buffer.from([0x89]), stop: Buffer.from('.'),
+  pop: Buffer.from('0'), dup: Buffer.from('2'), build: Buffer.from('b'), newobj: Buffer.from([0x81]), false_: Buffer.from([0x89]), stop: Buffer.from('.'),
   stackGlobal: Buffer.from([0x93]), memoize: Buffer.from([0x94]), binget: (i: number) => Buffer.from([0x68, i]),
   frame: (n: number) => { const b = Buffer.alloc(9); b[0] = 0x95; b.writeBigUInt64LE(BigInt(n), 1); return b; },
 };
