@@ -161,6 +161,8 @@ test('views: strides, storage offsets, shared storages, deflated entries, wrappe
     ['sub', tensorOps('0', 'FloatStorage', 12, 5, [2, 2], [4, 1])], // a 2x2 block in the middle
     ['half', tensorOps('1', 'HalfStorage', 3, 0, [3], [1])],
     ['broadcast', tensorOps('1', 'HalfStorage', 3, 2, [2, 3], [0, 0])], // expand(): stride 0
+    ['dT', tensorOps('2', 'DoubleStorage', 6, 0, [3, 2], [1, 3])], // 8-byte elements, transposed
+    ['bytesT', tensorOps('3', 'ByteStorage', 6, 0, [3, 2], [1, 3])],
   ];
   // {'state_dict': OrderedDict(...) with BUILD {'_metadata': {}}, 'epoch': 3}, as a training script would save.
   const sd = Buffer.concat([
@@ -175,6 +177,8 @@ test('views: strides, storage offsets, shared storages, deflated entries, wrappe
     { name: 'views/byteorder', data: Buffer.from('little') },
     { name: 'views/data/0', data: f32(w) },
     { name: 'views/data/1', data: f16([1, -2, 0.25]), deflate: true },
+    { name: 'views/data/2', data: new Uint8Array(new Float64Array([0.1, 1, 2, 3, 4, 5]).buffer) },
+    { name: 'views/data/3', data: new Uint8Array([0, 1, 2, 3, 4, 5]), deflate: true },
   ]);
   const c = loadTorchCheckpoint(path);
   try {
@@ -192,6 +196,9 @@ test('views: strides, storage offsets, shared storages, deflated entries, wrappe
     assert.equal(h.dtype, 'float16');
     assert.deepEqual(values(h), [1, -2, 0.25]);
     assert.deepEqual(values(c.get('broadcast')), [0.25, 0.25, 0.25, 0.25, 0.25, 0.25]);
+    const dT = c.get('dT');
+    assert.deepEqual(Array.from(new Float64Array(dT.bytes.buffer, dT.bytes.byteOffset, 6)), [0.1, 3, 1, 4, 2, 5]);
+    assert.deepEqual(Array.from(c.get('bytesT').bytes), [0, 3, 1, 4, 2, 5]);
     // Every returned tensor owns contiguous bytes of exactly numel * itemsize.
     assert.equal(c.get('wT').bytes.length, 48);
   } finally {

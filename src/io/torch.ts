@@ -333,25 +333,35 @@ function isContiguous(shape: number[], stride: number[]): boolean {
   return true;
 }
 
-/** Copy a strided view into contiguous row-major bytes; `src` starts at the view's first element. */
+/**
+ * Copy a strided view into contiguous row-major bytes; `src` starts at the view's first element and
+ * its ArrayBuffer at offset 0 (readRange gives a fresh one). Elements move as whole words, never byte
+ * by byte through temporary views.
+ */
 function gather(src: Uint8Array, el: number, shape: number[], stride: number[]): Uint8Array {
   const nd = shape.length;
   const out = new Uint8Array(new ArrayBuffer(numel(shape) * el));
-  // Copy the innermost dimension as one block when it is dense, else element by element.
+  // 8-byte elements move as two 32-bit words.
+  const word = el === 8 ? 4 : el;
+  const per = el / word;
+  const Words = word === 4 ? Uint32Array : word === 2 ? Uint16Array : Uint8Array;
+  const from = new Words(src.buffer as ArrayBuffer, src.byteOffset, src.byteLength / word);
+  const to = new Words(out.buffer);
   const innerLen = shape[nd - 1]!;
-  const innerDense = stride[nd - 1] === 1;
+  const innerStride = stride[nd - 1]! * per;
   const idx = new Array<number>(nd - 1).fill(0);
   const rows = numel(shape.slice(0, nd - 1));
   let o = 0;
   for (let r = 0; r < rows; r++) {
     let base = 0;
     for (let d = 0; d < nd - 1; d++) base += idx[d]! * stride[d]!;
-    if (innerDense) {
-      out.set(src.subarray(base * el, (base + innerLen) * el), o);
-      o += innerLen * el;
+    base *= per;
+    if (innerStride === per) {
+      // The innermost dimension is dense: one block.
+      to.set(from.subarray(base, base + innerLen * per), o);
+      o += innerLen * per;
     } else {
-      const s = stride[nd - 1]!;
-      for (let j = 0; j < innerLen; j++, o += el) out.set(src.subarray((base + j * s) * el, (base + j * s + 1) * el), o);
+      for (let j = 0, s = base; j < innerLen; j++, s += innerStride) for (let w = 0; w < per; w++) to[o++] = from[s + w]!;
     }
     for (let d = nd - 2; d >= 0; d--) {
       if (++idx[d]! < shape[d]!) break;
@@ -363,7 +373,13 @@ function gather(src: Uint8Array, el: number, shape: number[], stride: number[]):
 
 function swapBytes(b: Uint8Array, el: number): void {
   if (el === 1) return;
-  for (let i = 0; i < b.length; i += el) b.subarray(i, i + el).reverse();
+  for (let i = 0; i < b.length; i += el) {
+    for (let lo = i, hi = i + el - 1; lo < hi; lo++, hi--) {
+      const x = b[lo]!;
+      b[lo] = b[hi]!;
+      b[hi] = x;
+    }
+  }
 }
 
 interface ModuleDecl { tensors: Set<string> }

@@ -85,7 +85,11 @@ export class ZipReader {
       throw new ZipError(`${this.path}: entry "${name}" has ${e.size} bytes, cannot read [${start}, ${start + length})`);
     }
     if (e.method === 0) return this.readAt(this.entryDataStart(e) + start, length, name);
-    return this.read(name).slice(start, start + length);
+    // Copy out the range (a Buffer's slice would share, and pin, the whole inflated entry).
+    const whole = this.read(name);
+    const part = new Uint8Array(new ArrayBuffer(length));
+    part.set(whole.subarray(start, start + length));
+    return part;
   }
 
   close(): void {
