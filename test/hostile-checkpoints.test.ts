@@ -110,6 +110,9 @@ test('safetensors: headers that would cost gigabytes to parse are refused before
   const n = 2_000_000;
   refused('safetensors', st('deep.safetensors', `{"w":${'['.repeat(n)}${']'.repeat(n)}}`), /values nest deeper than 3 levels/);
   refused('safetensors', st('long-list.safetensors', `{"w":{"dtype":"F32","shape":[${'1,'.repeat(n)}1],"data_offsets":[0,4]}}`, 4), /more than 1024 items/);
+  // 250k one-byte tensors: a 16 MB header that JSON.parse would turn into ~1 GB of objects.
+  const tiny = Array.from({ length: 250_000 }, (_, i) => `"${i}":{"dtype":"U8","shape":[],"data_offsets":[${i},${i + 1}]}`);
+  refused('safetensors', st('many-tensors.safetensors', `{${tiny.join(',')}}`, tiny.length), /header is not a safetensors header: it holds more than 2000000 values/);
   // A legitimate header still parses, whatever strings (with brackets and escapes) it holds.
   const ok = open('safetensors', st('ok.safetensors', { __metadata__: { note: 'a [[[ {"x"} \\" ]' }, 'w[0]': t([2], [0, 8]), e: t([0], [8, 8]) }, 8));
   assert.deepEqual(ok.keys, ['w[0]', 'e']);

@@ -33,4 +33,6 @@ export const IO_LIMITS = {
   tensorMaxRank: 64,
   /** The safetensors JSON header, as the reference implementation bounds it. */
   safetensorsMaxHeaderBytes: 100_000_000,
+  /** JSON values in that header (a tensor takes about 11: room for 180k tensors, and for < 500 MB to parse). */
+  safetensorsMaxHeaderValues: 2_000_000,
 };

@@ -153,12 +153,14 @@ function jsonKind(v: unknown): string {
 
 /**
  * A linear pre-scan of the header text, before JSON.parse: the top level is an object, nothing nests
- * deeper than object -> object -> list, and no nested object or list has more than 1024 items. This is
- * what keeps a 100 MB header of `[[[[...` or of a million-element list from costing gigabytes.
- * Returns what is wrong, or undefined.
+ * deeper than object -> object -> list, no nested object or list has more than 1024 items, and the
+ * whole holds a bounded number of values. This is what keeps a 100 MB header of `[[[[...`, of a
+ * million-element list or of a million tiny tensors from costing gigabytes. Returns what is wrong.
  */
 function checkHeaderShape(text: string): string | undefined {
   const counts: number[] = [];
+  const maxValues = IO_LIMITS.safetensorsMaxHeaderValues;
+  let values = 0;
   let inString = false;
   let first = true;
   for (let i = 0; i < text.length; i++) {
@@ -171,6 +173,10 @@ function checkHeaderShape(text: string): string | undefined {
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
     if (first && c !== 0x7b) return 'it does not start with "{"';
     first = false;
+    // Each value in the header is preceded by one of these (or is a container).
+    if ((c === 0x3a || c === 0x2c || c === 0x7b || c === 0x5b) && ++values > maxValues) {
+      return `it holds more than ${maxValues} values (at byte ${i})`;
+    }
     if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
       counts.push(1);
