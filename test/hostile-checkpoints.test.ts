@@ -143,7 +143,7 @@ test('TorchScript code: declarations are scanned in linear time (2M blank lines 
   // Loads, and the declaration after the blank lines still decides what is state ('mask' is not).
   const blank = open('torch', archive('blank-lines.pt', code(' \n'.repeat(2_000_000))));
   assert.deepEqual(blank, { ...blank, ok: true, keys: ['w'] });
-  refused('torch', archive('big-code.pt', code('#'.repeat(17 * 2 ** 20) + '\n')), /entry "a\/code\/__torch__\/m\.py" declares \d+ bytes, more than the 16777216-byte limit for TorchScript code/);
+  refused('torch', archive('big-code.pt', code('#'.repeat(17 * 2 ** 20) + '\n')), /the 1 TorchScript source files under a\/code\/ declare \d+ bytes, more than the limit of 16777216/);
 });
 
 test('TorchScript: deeply nested modules get a depth error, not a stack overflow', () => {
@@ -225,6 +225,18 @@ test('zip bombs: entries are capped by their declared size and their role before
     { name: 'z/code/__torch__/m.py', data: bomb, predeflated: true, declaredSize: 4096 },
     { name: 'z/data/0', data: f32([1]) },
   ]), /entry "z\/code\/__torch__\/m\.py" inflates past its declared 4096 bytes/);
+  // Twenty code files, each a 1 MB bomb that honestly declares 1 MB: together past the code limit.
+  refused('torch', write('many-code.pt', [
+    { name: 'z/data.pkl', data: Buffer.concat([op.proto(2), moduleObj('m', 'M', [op.str('w'), tensorOps('0', 'FloatStorage', 1, 0, [1], [1])]), op.stop]) },
+    ...Array.from({ length: 20 }, (_, i) => ({ name: `z/code/__torch__/m${i}.py`, data: Buffer.alloc(2 ** 20, 0x20), deflate: true })),
+    { name: 'z/data/0', data: f32([1]) },
+  ]), /the 20 TorchScript source files under z\/code\/ declare 20971520 bytes, more than the limit of 16777216/);
+  // 2000 one-element tensors over one deflated 64 MiB storage: each read used to inflate all of it again.
+  const views = Array.from({ length: 2000 }, (_, i): [string, Buffer] => [`t${i}`, tensorOps('0', 'FloatStorage', 2 ** 24, i, [1], [1])]);
+  refused('torch', write('reinflate.pt', [
+    { name: 'z/data.pkl', data: stateDict(views) },
+    { name: 'z/data/0', data: Buffer.alloc(2 ** 26), deflate: true },
+  ]), /inflating entry "z\/data\/0" would bring what this \d+-byte archive inflated to over \d+ bytes/);
   // A valid archive for the central-directory cases below.
   const good = write('good.pt', [{ name: 'z/data.pkl', data: tensor, deflate: true }, { name: 'z/data/0', data: f32([1]) }]);
   assert.equal(open('torch', good).ok, true);

@@ -11,6 +11,13 @@ export const IO_LIMITS = {
    * matters for re-zipped archives; it keeps a small deflated entry from becoming gigabytes.
    */
   zipMaxInflatedBytes: 128 * 2 ** 20,
+  /**
+   * All inflation from one archive, as a multiple of its file size plus a fixed allowance: real data
+   * deflates by 1-10x and each entry is inflated about once, so this only stops an archive that makes
+   * the reader inflate the same small bomb over and over (many tensors over one deflated storage).
+   */
+  zipMaxInflatedPerFileByte: 16,
+  zipMaxInflatedAllowance: 64 * 2 ** 20,
   /** data.pkl / constants.pkl: the pickle describes tensors, it does not hold them. */
   pickleMaxBytes: 64 * 2 ** 20,
   /**
@@ -20,7 +27,7 @@ export const IO_LIMITS = {
   pickleMaxValues: 2_000_000,
   /** Bytes of one pickled integer (LONG1/LONG4, or INT/LONG text digits). */
   pickleMaxIntBytes: 1024,
-  /** One TorchScript source file under code/ (the declarations are all that is read). */
+  /** All TorchScript source under code/, together (only the declarations are read). */
   torchscriptMaxCodeBytes: 16 * 2 ** 20,
   /** Nesting depth of TorchScript submodules (real models nest < 20). */
   torchscriptMaxModuleDepth: 1000,

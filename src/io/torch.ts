@@ -392,8 +392,12 @@ interface ModuleDecl { tensors: Set<string> }
 function readModuleDeclarations(zip: ZipReader, prefix: string): Map<string, ModuleDecl> {
   const decls = new Map<string, ModuleDecl>();
   const codeDir = `${prefix}code/`;
-  for (const name of zip.names()) {
-    if (!name.startsWith(codeDir) || !name.endsWith('.py')) continue;
+  const files = zip.entries().filter((e) => e.name.startsWith(codeDir) && e.name.endsWith('.py'));
+  const total = files.reduce((n, e) => n + e.size, 0);
+  if (total > IO_LIMITS.torchscriptMaxCodeBytes) {
+    throw new Error(`${zip.path}: the ${files.length} TorchScript source files under ${codeDir} declare ${total} bytes, more than the limit of ${IO_LIMITS.torchscriptMaxCodeBytes}`);
+  }
+  for (const { name } of files) {
     // code/__torch__/model/___torch_mangle_0.py declares classes of module __torch__.model.___torch_mangle_0
     const module = name.slice(codeDir.length, -3).split('/').join('.');
     const text = new TextDecoder().decode(zip.read(name, { maxBytes: IO_LIMITS.torchscriptMaxCodeBytes, role: 'TorchScript code' }));

@@ -40,6 +40,7 @@ export class ZipReader {
   private readonly list: ZipEntry[] = [];
   // Where each entry's data begins, found from its local header on first use.
   private readonly dataStart = new Map<string, number>();
+  private inflated = 0;
 
   constructor(readonly path: string) {
     try {
@@ -109,6 +110,11 @@ export class ZipReader {
     if (e.size > IO_LIMITS.zipMaxInflatedBytes) {
       throw new ZipError(`${this.path}: deflated entry "${e.name}" declares ${e.size} bytes, more than the ${IO_LIMITS.zipMaxInflatedBytes}-byte limit for a compressed entry`);
     }
+    const budget = IO_LIMITS.zipMaxInflatedPerFileByte * this.size + IO_LIMITS.zipMaxInflatedAllowance;
+    if (this.inflated + e.size > budget) {
+      throw new ZipError(`${this.path}: inflating entry "${e.name}" would bring what this ${this.size}-byte archive inflated to over ${budget} bytes (the same compressed data read again and again?)`);
+    }
+    this.inflated += e.size;
     let out: Uint8Array;
     try {
       // Stop as soon as the output passes the declared size: a zip bomb never gets to allocate its output.
