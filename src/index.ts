@@ -6,6 +6,7 @@ export { similarityLogits, softmax, dot, l2normalize } from './tasks/similarity.
 export { loadTokenizer } from './text/index.js';
 export { decodeImage } from './image/decode.js';
 export { SafetensorsFile, writeSafetensors } from './io/safetensors.js';
+export { IO_LIMITS } from './io/limits.js';
 export * from './hub/index.js';
 export { buildClassifier, predict, classEmbeddings } from './tasks/zeroshot.js';
 export { loadTemplates } from './tasks/templates.js';

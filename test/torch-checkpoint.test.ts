@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateRawSync } from 'node:zlib';
 import { loadTorchCheckpoint } from '../src/io/torch.js';
 import { PickleError, PickleGlobal, PickleRefusedError, unpickle } from '../src/io/pickle.js';
 import { ZipReader } from '../src/io/zip.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { floatToHalf, toFloat32 } from '../src/io/tensor.js';
 import { SKIP_FIXTURES, fixture } from './fixtures.js';
+import { op, tensorOps, writeZip } from './hostile/zip-writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torch-ckpt-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
@@ -138,63 +138,6 @@ test('garbage, empty and legacy (non-zip) files are rejected with the reason', (
 
 // ---------------------------------------------------------------- hand-assembled archives
 
-/** Tiny pickle assembler: enough opcodes to write what torch.save writes. */
-const op = {
-  proto: (v: number) => Buffer.from([0x80, v]),
-  str: (s: string) => { const b = Buffer.from(s, 'utf8'); const h = Buffer.alloc(5); h[0] = 0x58; h.writeUInt32LE(b.length, 1); return Buffer.concat([h, b]); },
-  shortStr: (s: string) => { const b = Buffer.from(s, 'utf8'); return Buffer.concat([Buffer.from([0x8c, b.length]), b]); },
-  int: (n: number) => {
-    if (n >= 0 && n < 256) return Buffer.from([0x4b, n]);
-    const b = Buffer.alloc(5); b[0] = 0x4a; b.writeInt32LE(n, 1); return b;
-  },
-  global: (m: string, n: string) => Buffer.from(`c${m}\n${n}\n`, 'latin1'),
-  mark: Buffer.from('('), tuple: Buffer.from('t'), reduce: Buffer.from('R'), persid: Buffer.from('Q'),
-  emptyDict: Buffer.from('}'), emptyTuple: Buffer.from(')'), setitem: Buffer.from('s'), setitems: Buffer.from('u'),
-  build: Buffer.from('b'), newobj: Buffer.from([0x81]), false_: Buffer.from([0x89]), stop: Buffer.from('.'),
-  stackGlobal: Buffer.from([0x93]), memoize: Buffer.from([0x94]), binget: (i: number) => Buffer.from([0x68, i]),
-  frame: (n: number) => { const b = Buffer.alloc(9); b[0] = 0x95; b.writeBigUInt64LE(BigInt(n), 1); return b; },
-};
-const ints = (xs: number[]): Buffer => Buffer.concat([op.mark, ...xs.map(op.int), op.tuple]);
-
-/** `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())` as torch.save writes it. */
-function tensorOps(key: string, storage: string, count: number, offset: number, size: number[], stride: number[]): Buffer {
-  return Buffer.concat([
-    op.global('torch._utils', '_rebuild_tensor_v2'), op.mark,
-    op.mark, op.str('storage'), op.global('torch', storage), op.str(key), op.str('cpu'), op.int(count), op.tuple, op.persid,
-    op.int(offset), ints(size), ints(stride), op.false_, op.global('collections', 'OrderedDict'), op.emptyTuple, op.reduce,
-    op.tuple, op.reduce,
-  ]);
-}
-
-interface ZipItem { name: string; data: Uint8Array; deflate?: boolean }
-
-/** Minimal zip writer (no ZIP64) for the synthetic archives. */
-function writeZip(path: string, items: ZipItem[]): void {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const it of items) {
-    const name = Buffer.from(it.name, 'utf8');
-    const body = it.deflate ? deflateRawSync(it.data) : Buffer.from(it.data);
-    const crc = crc32(it.data);
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0); lh.writeUInt16LE(20, 4); lh.writeUInt16LE(it.deflate ? 8 : 0, 8);
-    lh.writeUInt32LE(crc, 14); lh.writeUInt32LE(body.length, 18); lh.writeUInt32LE(it.data.length, 22); lh.writeUInt16LE(name.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0); ch.writeUInt16LE(20, 4); ch.writeUInt16LE(20, 6); ch.writeUInt16LE(it.deflate ? 8 : 0, 10);
-    ch.writeUInt32LE(crc, 16); ch.writeUInt32LE(body.length, 20); ch.writeUInt32LE(it.data.length, 24); ch.writeUInt16LE(name.length, 28);
-    ch.writeUInt32LE(offset, 42);
-    locals.push(lh, name, body);
-    centrals.push(ch, name);
-    offset += 30 + name.length + body.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(items.length, 8); end.writeUInt16LE(items.length, 10);
-  end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(offset, 16);
-  writeFileSync(path, Buffer.concat([...locals, cd, end]));
-}
-
 const f32 = (xs: number[], bigEndian = false): Uint8Array => {
   const b = Buffer.alloc(xs.length * 4);
   xs.forEach((x, i) => (bigEndian ? b.writeFloatBE(x, i * 4) : b.writeFloatLE(x, i * 4)));
@@ -218,6 +161,8 @@ test('views: strides, storage offsets, shared storages, deflated entries, wrappe
     ['sub', tensorOps('0', 'FloatStorage', 12, 5, [2, 2], [4, 1])], // a 2x2 block in the middle
     ['half', tensorOps('1', 'HalfStorage', 3, 0, [3], [1])],
     ['broadcast', tensorOps('1', 'HalfStorage', 3, 2, [2, 3], [0, 0])], // expand(): stride 0
+    ['dT', tensorOps('2', 'DoubleStorage', 6, 0, [3, 2], [1, 3])], // 8-byte elements, transposed
+    ['bytesT', tensorOps('3', 'ByteStorage', 6, 0, [3, 2], [1, 3])],
   ];
   // {'state_dict': OrderedDict(...) with BUILD {'_metadata': {}}, 'epoch': 3}, as a training script would save.
   const sd = Buffer.concat([
@@ -232,6 +177,8 @@ test('views: strides, storage offsets, shared storages, deflated entries, wrappe
     { name: 'views/byteorder', data: Buffer.from('little') },
     { name: 'views/data/0', data: f32(w) },
     { name: 'views/data/1', data: f16([1, -2, 0.25]), deflate: true },
+    { name: 'views/data/2', data: new Uint8Array(new Float64Array([0.1, 1, 2, 3, 4, 5]).buffer) },
+    { name: 'views/data/3', data: new Uint8Array([0, 1, 2, 3, 4, 5]), deflate: true },
   ]);
   const c = loadTorchCheckpoint(path);
   try {
@@ -249,6 +196,9 @@ test('views: strides, storage offsets, shared storages, deflated entries, wrappe
     assert.equal(h.dtype, 'float16');
     assert.deepEqual(values(h), [1, -2, 0.25]);
     assert.deepEqual(values(c.get('broadcast')), [0.25, 0.25, 0.25, 0.25, 0.25, 0.25]);
+    const dT = c.get('dT');
+    assert.deepEqual(Array.from(new Float64Array(dT.bytes.buffer, dT.bytes.byteOffset, 6)), [0.1, 3, 1, 4, 2, 5]);
+    assert.deepEqual(Array.from(c.get('bytesT').bytes), [0, 3, 1, 4, 2, 5]);
     // Every returned tensor owns contiguous bytes of exactly numel * itemsize.
     assert.equal(c.get('wT').bytes.length, 48);
   } finally {

@@ -5,6 +5,11 @@
 //
 // Values: None -> null, bool -> boolean, int -> number (bigint beyond 2^53), float -> number,
 // str -> string, bytes -> Uint8Array, tuple/list -> array, dict -> Map, set -> Set.
+//
+// The VM is a loop, never recursive, so nesting costs no call stack. What a stream may build is
+// bounded (IO_LIMITS): every value pushed, memoized or added to a container counts, so a few MB of
+// one-byte opcodes cannot become gigabytes of objects, and big integers cannot take quadratic time.
+import { IO_LIMITS } from './limits.js';
 
 /** A global the allowlist admits: what REDUCE (`call`) and NEWOBJ (`construct`) do with it. */
 export class PickleGlobal {
@@ -51,6 +56,8 @@ export interface UnpickleOptions {
   persistentLoad?(pid: unknown): unknown;
   /** BUILD on something other than a PickleObject; return false to reject the state. */
   build?(obj: unknown, state: unknown): boolean;
+  /** Values the stream may create, memoize or hold (default IO_LIMITS.pickleMaxValues). */
+  maxValues?: number;
 }
 
 const MARK = Symbol('mark');
@@ -62,6 +69,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   let stack: unknown[] = [];
   const metastack: unknown[][] = [];
   const memo = new Map<number, unknown>();
+  const maxValues = opts.maxValues ?? IO_LIMITS.pickleMaxValues;
+  let values = 0;
+  const count = (n: number): void => {
+    values += n;
+    if (values > maxValues) throw new PickleError(`pickle builds more than ${maxValues} values (at offset ${pos}); refusing it as a memory bomb`);
+  };
 
   const need = (n: number): number => {
     if (n < 0 || pos + n > data.length) throw new PickleError(`pickle is truncated (needs ${n} bytes at offset ${pos}, has ${data.length - pos})`);
@@ -97,7 +110,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     return s;
   };
   // Reads `stack` only when called: an argument like popMark() may swap the stack first.
-  const push = (v: unknown): void => { stack.push(v); };
+  // A dict, set or bytes object costs several times an array or a string (about 200 bytes empty), so it counts more.
+  const push = (v: unknown): void => { count(v instanceof Map || v instanceof Set || v instanceof PickleObject || v instanceof Uint8Array ? 4 : 1); stack.push(v); };
   const pop = (): unknown => {
     if (stack.length === 0) throw new PickleError(`stack underflow at offset ${pos - 1}`);
     const v = stack.pop();
@@ -127,10 +141,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const setItems = (dict: unknown, kv: unknown[]): void => {
     if (!(dict instanceof Map)) throw new PickleError(`SETITEM(S) on ${describe(dict)}, not a dict`);
     if (kv.length % 2) throw new PickleError('SETITEMS with an odd number of items');
+    count(kv.length / 2);
     for (let i = 0; i < kv.length; i += 2) dict.set(kv[i], kv[i + 1]);
   };
   const appendItems = (list: unknown, items: unknown[]): void => {
     if (!Array.isArray(list) || Object.isFrozen(list)) throw new PickleError(`APPEND(S) on ${describe(list)}, not a list`);
+    count(items.length);
     for (const v of items) list.push(v);
   };
   const asArgs = (v: unknown, op: string): unknown[] => {
@@ -138,6 +154,16 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     return v;
   };
   const tuple = (items: unknown[]): unknown[] => Object.freeze(items) as unknown[];
+  const memoPut = (i: number): void => { count(1); memo.set(i, top()); };
+  const intBytes = (n: number): Uint8Array => {
+    if (n > IO_LIMITS.pickleMaxIntBytes) throw new PickleError(`integer of ${n} bytes at offset ${pos}, more than the limit of ${IO_LIMITS.pickleMaxIntBytes}`);
+    return bytes(n);
+  };
+  const intLine = (): string => {
+    const s = line();
+    if (s.length > IO_LIMITS.pickleMaxIntBytes) throw new PickleError(`integer of ${s.length} digits at offset ${pos}, more than the limit of ${IO_LIMITS.pickleMaxIntBytes}`);
+    return s;
+  };
 
   for (;;) {
     const opAt = pos;
@@ -159,22 +185,22 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x4a: push(dv.getInt32(need(4), true)); break; // BININT
       case 0x4b: push(u8()); break; // BININT1
       case 0x4d: push(u16()); break; // BININT2
-      case 0x8a: push(decodeLong(bytes(u8()))); break; // LONG1
+      case 0x8a: push(decodeLong(intBytes(u8()))); break; // LONG1
       case 0x8b: { // LONG4
         const n = dv.getInt32(need(4), true);
         if (n < 0) throw new PickleError('LONG4 with negative length');
-        push(decodeLong(bytes(n)));
+        push(decodeLong(intBytes(n)));
         break;
       }
       case 0x47: push(dv.getFloat64(need(8), false)); break; // BINFLOAT (big-endian, per the spec)
       case 0x49: { // INT (text): also how protocol 0/1 spell booleans
-        const s = line();
+        const s = intLine();
         if (s === '01') push(true);
         else if (s === '00') push(false);
         else push(parseIntText(s));
         break;
       }
-      case 0x4c: push(parseIntText(line().replace(/L$/, ''))); break; // LONG (text)
+      case 0x4c: push(parseIntText(intLine().replace(/L$/, ''))); break; // LONG (text)
       case 0x46: { // FLOAT (text)
         const v = Number(line());
         if (Number.isNaN(v)) throw new PickleError(`bad FLOAT at offset ${opAt}`);
@@ -194,7 +220,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x5d: push([]); break; // EMPTY_LIST
       case 0x29: push(tuple([])); break; // EMPTY_TUPLE
       case 0x8f: push(new Set()); break; // EMPTY_SET
-      case 0x28: metastack.push(stack); stack = []; break; // MARK
+      case 0x28: count(1); metastack.push(stack); stack = []; break; // MARK
       case 0x74: push(tuple(popMark())); break; // TUPLE
       case 0x85: push(tuple([pop()])); break; // TUPLE1
       case 0x86: { const b = pop(); const a = pop(); push(tuple([a, b])); break; } // TUPLE2
@@ -206,6 +232,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         const items = popMark();
         const s = top();
         if (!(s instanceof Set)) throw new PickleError(`ADDITEMS on ${describe(s)}, not a set`);
+        count(items.length);
         for (const v of items) s.add(v);
         break;
       }
@@ -216,13 +243,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x30: pop(); break; // POP
       case 0x31: popMark(); break; // POP_MARK
       case 0x32: push(top()); break; // DUP
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x70: memo.set(parseIntNumber(line()), top()); break; // PUT
+      case 0x71: memoPut(u8()); break; // BINPUT
+      case 0x72: memoPut(u32()); break; // LONG_BINPUT
+      case 0x94: memoPut(memo.size); break; // MEMOIZE
+      case 0x70: memoPut(parseIntNumber(intLine())); break; // PUT
       case 0x68: push(memoGet(u8())); break; // BINGET
       case 0x6a: push(memoGet(u32())); break; // LONG_BINGET
-      case 0x67: push(memoGet(parseIntNumber(line()))); break; // GET
+      case 0x67: push(memoGet(parseIntNumber(intLine()))); break; // GET
       case 0x63: { // GLOBAL
         const module = line();
         const name = line();

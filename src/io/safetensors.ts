@@ -3,6 +3,7 @@
 import { openSync, readSync, closeSync, fstatSync, fsyncSync } from 'node:fs';
 import { type DType, type RawTensor, type TensorSource, DTYPE_BYTES, numel } from './tensor.js';
 import { writeAll } from './write-all.js';
+import { IO_LIMITS } from './limits.js';
 
 const DTYPES: Record<string, DType> = {
   F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64',
@@ -25,31 +26,91 @@ export class SafetensorsFile implements TensorSource {
       throw new Error(`cannot open safetensors file ${origin}: ${(e as Error).message}`);
     }
     const size = fstatSync(this.fd).size;
-    const lenBuf = Buffer.alloc(8);
-    if (size < 8 || readSync(this.fd, lenBuf, 0, 8, 0) !== 8) this.fail('file is shorter than its 8-byte header length');
-    const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > size - 8 || headerLen > 100_000_000) this.fail(`header length ${headerLen} does not fit in a ${size}-byte file`);
-    const headerBuf = Buffer.alloc(headerLen);
-    readSync(this.fd, headerBuf, 0, headerLen, 8);
+    if (size < 8) this.fail('file is shorter than its 8-byte header length');
+    const lenBuf = this.readExactly(8, 0, 'the header length');
+    const headerLen = Number(Buffer.from(lenBuf).readBigUInt64LE(0));
+    const maxHeader = IO_LIMITS.safetensorsMaxHeaderBytes;
+    if (headerLen > maxHeader) this.fail(`header length ${headerLen} is more than the limit of ${maxHeader} bytes`);
+    if (headerLen > size - 8) this.fail(`header length ${headerLen} does not fit in a ${size}-byte file (truncated?)`);
+    const headerText = Buffer.from(this.readExactly(headerLen, 8, 'the header')).toString('utf8');
+    // JSON.parse builds whatever the text nests; a header is an object of objects of short arrays.
+    const shapeProblem = checkHeaderShape(headerText);
+    if (shapeProblem) this.fail(`header is not a safetensors header: ${shapeProblem}`);
     let header: Record<string, unknown>;
     try {
-      header = JSON.parse(headerBuf.toString('utf8'));
-    } catch {
-      this.fail('header is not valid JSON');
+      header = JSON.parse(headerText);
+    } catch (e) {
+      this.fail(`header is not valid JSON (${(e as Error).message})`);
     }
     this.dataStart = 8 + headerLen;
-    this.metadata = (header.__metadata__ as Record<string, string>) ?? {};
+    this.metadata = this.readMetadata(header.__metadata__);
     for (const [name, v] of Object.entries(header)) {
       if (name === '__metadata__') continue;
-      const info = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      const dtype = DTYPES[info.dtype];
-      if (!dtype) this.fail(`tensor "${name}" has unsupported dtype ${info.dtype}`);
-      const [begin, end] = info.data_offsets;
-      if (end - begin !== numel(info.shape) * DTYPE_BYTES[dtype] || this.dataStart + end > size) {
-        this.fail(`tensor "${name}" has inconsistent offsets (file truncated?)`);
-      }
-      this.entries.set(name, { dtype, shape: info.shape, begin, end });
+      this.entries.set(name, this.readEntry(name, v));
     }
+    this.checkLayout(size - this.dataStart);
+  }
+
+  /** One header entry, checked field by field; the error says which tensor and what is wrong. */
+  private readEntry(name: string, v: unknown): Entry {
+    const t = `tensor ${JSON.stringify(name)}`;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(`${t}: entry is ${jsonKind(v)}, not an object`);
+    const info = v as Record<string, unknown>;
+    if (typeof info.dtype !== 'string') this.fail(`${t}: dtype is ${jsonKind(info.dtype)}, not a string`);
+    const dtype = Object.hasOwn(DTYPES, info.dtype) ? DTYPES[info.dtype] : undefined;
+    if (!dtype) this.fail(`${t}: unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
+    const shape = info.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      this.fail(`${t}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    }
+    if (shape.length > IO_LIMITS.tensorMaxRank) this.fail(`${t}: shape has ${shape.length} dimensions, more than the limit of ${IO_LIMITS.tensorMaxRank}`);
+    const offsets = info.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      this.fail(`${t}: data_offsets ${JSON.stringify(offsets)} are not two non-negative integers`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end < begin) this.fail(`${t}: data_offsets [${begin}, ${end}] are not increasing`);
+    const bytes = numel(shape) * DTYPE_BYTES[dtype];
+    if (end - begin !== bytes) {
+      this.fail(`${t}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but shape [${shape.join(', ')}] of ${info.dtype} needs ${bytes}`);
+    }
+    return { dtype, shape: [...shape] as number[], begin, end };
+  }
+
+  /** As the reference reader requires: the tensors tile the data section exactly, without gaps or overlaps. */
+  private checkLayout(dataBytes: number): void {
+    const byOffset = [...this.entries].sort(([, a], [, b]) => a.begin - b.begin || a.end - b.end);
+    let at = 0;
+    let prev = '';
+    for (const [name, e] of byOffset) {
+      const t = `tensor ${JSON.stringify(name)}: data_offsets [${e.begin}, ${e.end}]`;
+      if (e.end > dataBytes) this.fail(`${t} reach past the ${dataBytes}-byte data section (file truncated?)`);
+      if (e.begin < at) this.fail(`${t} overlap tensor ${JSON.stringify(prev)}, which ends at ${at}`);
+      if (e.begin > at) this.fail(`${t} leave a gap of ${e.begin - at} bytes after ${prev ? `tensor ${JSON.stringify(prev)}` : 'the header'}`);
+      at = e.end;
+      prev = name;
+    }
+    if (at !== dataBytes) this.fail(`${dataBytes - at} bytes follow the last tensor's data (corrupt file?)`);
+  }
+
+  private readMetadata(v: unknown): Record<string, string> {
+    if (v === undefined) return {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(`__metadata__ is ${jsonKind(v)}, not an object`);
+    for (const [k, x] of Object.entries(v)) {
+      if (typeof x !== 'string') this.fail(`__metadata__ entry ${JSON.stringify(k)} is ${jsonKind(x)}, not a string`);
+    }
+    return v as Record<string, string>;
+  }
+
+  private readExactly(length: number, pos: number, what: string): Uint8Array {
+    const buf = new Uint8Array(length);
+    let off = 0;
+    while (off < length) {
+      const n = readSync(this.fd!, buf, off, length - off, pos + off);
+      if (n <= 0) this.fail(`unexpected end of file reading ${what}`);
+      off += n;
+    }
+    return buf;
   }
 
   private fail(msg: string): never {
@@ -81,6 +142,51 @@ export class SafetensorsFile implements TensorSource {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+}
+
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'missing';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`.slice(0, 80);
+}
+
+/**
+ * A linear pre-scan of the header text, before JSON.parse: the top level is an object, nothing nests
+ * deeper than object -> object -> list, no nested object or list has more than 1024 items, and the
+ * whole holds a bounded number of values. This is what keeps a 100 MB header of `[[[[...`, of a
+ * million-element list or of a million tiny tensors from costing gigabytes. Returns what is wrong.
+ */
+function checkHeaderShape(text: string): string | undefined {
+  const counts: number[] = [];
+  const maxValues = IO_LIMITS.safetensorsMaxHeaderValues;
+  let values = 0;
+  let inString = false;
+  let first = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    if (first && c !== 0x7b) return 'it does not start with "{"';
+    first = false;
+    // Each value in the header is preceded by one of these (or is a container).
+    if ((c === 0x3a || c === 0x2c || c === 0x7b || c === 0x5b) && ++values > maxValues) {
+      return `it holds more than ${maxValues} values (at byte ${i})`;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      counts.push(1);
+      if (counts.length > 3) return `values nest deeper than 3 levels (at byte ${i})`;
+    } else if (c === 0x7d || c === 0x5d) counts.pop();
+    else if (c === 0x2c && counts.length >= 2 && ++counts[counts.length - 1]! > 1024) {
+      return `a nested object or list has more than 1024 items (at byte ${i})`;
+    }
+  }
+  return undefined;
 }
 
 /** A tensor to write whose bytes are produced only when its turn comes (e.g. converted from training layout). */

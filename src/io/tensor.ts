@@ -16,8 +16,19 @@ export interface TensorSource {
   keys(): string[];
   has(name: string): boolean;
   get(name: string): RawTensor;
+  /**
+   * dtype and shape without reading the bytes (files that index their tensors have it): lets a caller
+   * compare a shape with what its config expects before anything is materialized.
+   */
+  info?(name: string): { dtype: DType; shape: number[] } | undefined;
   /** Human-readable origin, used in error messages. */
   readonly origin: string;
+}
+
+/** A tensor's shape, read from the file's index when it has one, so nothing is materialized. */
+export function shapeOf(src: TensorSource, name: string): number[] | undefined {
+  if (!src.has(name)) return undefined;
+  return src.info ? src.info(name)?.shape : src.get(name).shape;
 }
 
 export const DTYPE_BYTES: Record<DType, number> = {

@@ -5,6 +5,7 @@
 import { openSync, readSync, closeSync } from 'node:fs';
 import { type DType, type RawTensor, type TensorSource, DTYPE_BYTES, numel } from './tensor.js';
 import { ZipError, ZipReader } from './zip.js';
+import { IO_LIMITS } from './limits.js';
 import { PickleGlobal, PickleObject, PickleRefusedError, describe, unpickle } from './pickle.js';
 
 export { PickleRefusedError } from './pickle.js';
@@ -71,8 +72,10 @@ export class TorchCheckpoint implements TensorSource {
     try {
       const prefix = findPrefix(zip, origin);
       const pklName = `${prefix}data.pkl`;
-      const byteorder = zip.has(`${prefix}byteorder`) ? new TextDecoder().decode(zip.read(`${prefix}byteorder`)).trim() : 'little';
-      if (byteorder !== 'little' && byteorder !== 'big') throw new Error(`${origin}: unknown byteorder "${byteorder}"`);
+      const byteorder = zip.has(`${prefix}byteorder`)
+        ? new TextDecoder().decode(zip.read(`${prefix}byteorder`, { maxBytes: 64, role: 'the byteorder marker' })).trim()
+        : 'little';
+      if (byteorder !== 'little' && byteorder !== 'big') throw new Error(`${origin}: unknown byteorder ${JSON.stringify(byteorder)}`);
       this.bigEndian = byteorder === 'big';
       // jit.save writes the TorchScript code and constants beside data.pkl; only then are `__torch__` classes expected.
       const torchscript = zip.has(`${prefix}constants.pkl`) || zip.names().some((n) => n.startsWith(`${prefix}code/`));
@@ -81,10 +84,11 @@ export class TorchCheckpoint implements TensorSource {
       if (torchscript) {
         if (!(root instanceof PickleObject)) throw new Error(`${origin}: TorchScript data.pkl holds ${describe(root)}, not a module`);
         const decls = readModuleDeclarations(zip, prefix);
-        collectModuleTensors(root, '', decls, this.tensors, this.skipped, new Set());
+        collectModuleTensors(origin, root, decls, this.tensors, this.skipped);
       } else {
         this.unwrapped = this.collectStateDict(root);
       }
+      for (const [name, t] of this.tensors) checkView(origin, name, t);
       if (this.tensors.size === 0) throw new Error(`${origin}: the checkpoint holds no tensors`);
     } catch (e) {
       zip.close();
@@ -120,7 +124,7 @@ export class TorchCheckpoint implements TensorSource {
     const zip = this.zip;
     const storages = new Map<string, StorageRef>();
     try {
-      return unpickle(zip.read(pklName), {
+      return unpickle(zip.read(pklName, { maxBytes: IO_LIMITS.pickleMaxBytes, role: 'a pickle' }), {
         findGlobal: (module, name) => findTorchGlobal(module, name, torchscript),
         persistentLoad: (pid) => {
           // ('storage', storage_type, key, location, numel): the bytes are the archive entry data/<key>.
@@ -278,9 +282,10 @@ function asTensor(v: unknown): TensorRef {
 }
 
 function intList(v: unknown, what: string): number[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
     throw new Error(`tensor ${what} is ${describe(v)}, not a tuple of non-negative ints`);
   }
+  if (v.length > IO_LIMITS.tensorMaxRank) throw new Error(`tensor ${what} has ${v.length} dimensions, more than the limit of ${IO_LIMITS.tensorMaxRank}`);
   return [...v] as number[];
 }
 
@@ -297,12 +302,26 @@ function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride:
     if (DTYPE_BYTES[dtype.dtype] !== DTYPE_BYTES[storage.dtype]) throw new Error(`tensor dtype ${dtype.dtype} does not match its ${storage.dtype} storage`);
     dt = dtype.dtype;
   }
-  if (numel(shape) > 0) {
-    let last = offset;
-    for (let i = 0; i < shape.length; i++) last += (shape[i]! - 1) * strides[i]!;
-    if (last >= storage.numel) throw new Error(`tensor of size [${shape}] stride [${strides}] offset ${offset} reaches past its ${storage.numel}-element storage`);
-  }
   return new TensorRef(storage, dt, offset, shape, strides);
+}
+
+/**
+ * A view must stay inside its storage, and may repeat elements (stride 0, as expand() saves) only up
+ * to a small bound: checked for every named tensor at load, long before `get` allocates anything.
+ */
+function checkView(origin: string, name: string, t: TensorRef): void {
+  const n = numel(t.shape);
+  const where = `${origin}: tensor "${name}" (size [${t.shape.join(', ')}], stride [${t.stride.join(', ')}], offset ${t.offset})`;
+  if (n === 0) return;
+  // Products of safe integers may leave the exact range; anything that large is past any storage anyway.
+  let last = t.offset;
+  for (let i = 0; i < t.shape.length; i++) last += (t.shape[i]! - 1) * t.stride[i]!;
+  if (!Number.isSafeInteger(last) || last >= t.storage.numel) {
+    throw new Error(`${where} reaches past its ${t.storage.numel}-element storage (${t.storage.entry})`);
+  }
+  if (n > t.storage.numel && n > IO_LIMITS.viewMaxExpandedElements) {
+    throw new Error(`${where} repeats its ${t.storage.numel}-element storage into ${n} elements, more than the limit of ${IO_LIMITS.viewMaxExpandedElements} for an expanded view`);
+  }
 }
 
 function isContiguous(shape: number[], stride: number[]): boolean {
@@ -314,25 +333,35 @@ function isContiguous(shape: number[], stride: number[]): boolean {
   return true;
 }
 
-/** Copy a strided view into contiguous row-major bytes; `src` starts at the view's first element. */
+/**
+ * Copy a strided view into contiguous row-major bytes; `src` starts at the view's first element and
+ * its ArrayBuffer at offset 0 (readRange gives a fresh one). Elements move as whole words, never byte
+ * by byte through temporary views.
+ */
 function gather(src: Uint8Array, el: number, shape: number[], stride: number[]): Uint8Array {
   const nd = shape.length;
   const out = new Uint8Array(new ArrayBuffer(numel(shape) * el));
-  // Copy the innermost dimension as one block when it is dense, else element by element.
+  // 8-byte elements move as two 32-bit words.
+  const word = el === 8 ? 4 : el;
+  const per = el / word;
+  const Words = word === 4 ? Uint32Array : word === 2 ? Uint16Array : Uint8Array;
+  const from = new Words(src.buffer as ArrayBuffer, src.byteOffset, src.byteLength / word);
+  const to = new Words(out.buffer);
   const innerLen = shape[nd - 1]!;
-  const innerDense = stride[nd - 1] === 1;
+  const innerStride = stride[nd - 1]! * per;
   const idx = new Array<number>(nd - 1).fill(0);
   const rows = numel(shape.slice(0, nd - 1));
   let o = 0;
   for (let r = 0; r < rows; r++) {
     let base = 0;
     for (let d = 0; d < nd - 1; d++) base += idx[d]! * stride[d]!;
-    if (innerDense) {
-      out.set(src.subarray(base * el, (base + innerLen) * el), o);
-      o += innerLen * el;
+    base *= per;
+    if (innerStride === per) {
+      // The innermost dimension is dense: one block.
+      to.set(from.subarray(base, base + innerLen * per), o);
+      o += innerLen * per;
     } else {
-      const s = stride[nd - 1]!;
-      for (let j = 0; j < innerLen; j++, o += el) out.set(src.subarray((base + j * s) * el, (base + j * s + 1) * el), o);
+      for (let j = 0, s = base; j < innerLen; j++, s += innerStride) for (let w = 0; w < per; w++) to[o++] = from[s + w]!;
     }
     for (let d = nd - 2; d >= 0; d--) {
       if (++idx[d]! < shape[d]!) break;
@@ -344,54 +373,126 @@ function gather(src: Uint8Array, el: number, shape: number[], stride: number[]):
 
 function swapBytes(b: Uint8Array, el: number): void {
   if (el === 1) return;
-  for (let i = 0; i < b.length; i += el) b.subarray(i, i + el).reverse();
+  for (let i = 0; i < b.length; i += el) {
+    for (let lo = i, hi = i + el - 1; lo < hi; lo++, hi--) {
+      const x = b[lo]!;
+      b[lo] = b[hi]!;
+      b[hi] = x;
+    }
+  }
 }
 
 interface ModuleDecl { tensors: Set<string> }
 
 /**
  * jit.save writes each class's source under code/; its `__parameters__` and `__buffers__` lines
- * say which tensor attributes belong to the state dict. The text is only pattern-matched.
+ * say which tensor attributes belong to the state dict. The text is only scanned line by line (linear
+ * in its size, whatever it holds); nothing else in it is interpreted.
  */
 function readModuleDeclarations(zip: ZipReader, prefix: string): Map<string, ModuleDecl> {
   const decls = new Map<string, ModuleDecl>();
   const codeDir = `${prefix}code/`;
-  for (const name of zip.names()) {
-    if (!name.startsWith(codeDir) || !name.endsWith('.py')) continue;
+  const files = zip.entries().filter((e) => e.name.startsWith(codeDir) && e.name.endsWith('.py'));
+  const total = files.reduce((n, e) => n + e.size, 0);
+  if (total > IO_LIMITS.torchscriptMaxCodeBytes) {
+    throw new Error(`${zip.path}: the ${files.length} TorchScript source files under ${codeDir} declare ${total} bytes, more than the limit of ${IO_LIMITS.torchscriptMaxCodeBytes}`);
+  }
+  for (const { name } of files) {
     // code/__torch__/model/___torch_mangle_0.py declares classes of module __torch__.model.___torch_mangle_0
     const module = name.slice(codeDir.length, -3).split('/').join('.');
-    const text = new TextDecoder().decode(zip.read(name));
-    const classRe = /^class (\w+)\(Module\):\n((?:[ \t]+.*\n?|\n)*)/gm;
-    for (const m of text.matchAll(classRe)) {
-      const body = m[2]!;
-      const params = body.match(/^\s+__parameters__ = \[(.*)\]\s*$/m);
-      const buffers = body.match(/^\s+__buffers__ = \[(.*)\]\s*$/m);
-      if (!params || !buffers) continue;
-      const names = [...`${params[1]},${buffers[1]}`.matchAll(/"([^"]*)"/g)].map((x) => x[1]!);
-      decls.set(`${module}.${m[1]}`, { tensors: new Set(names) });
-    }
+    const text = new TextDecoder().decode(zip.read(name, { maxBytes: IO_LIMITS.torchscriptMaxCodeBytes, role: 'TorchScript code' }));
+    for (const [cls, decl] of scanModuleClasses(text)) decls.set(`${module}.${cls}`, decl);
   }
   return decls;
 }
 
-/** Walk TorchScript module objects: tensor attributes become `path.name`, submodules recurse. */
+/**
+ * `class Name(Module):` at column 0 opens a class; its body is the following indented or blank lines.
+ * A class counts only when its body has both a `__parameters__ = [...]` and a `__buffers__ = [...]` line.
+ */
+function scanModuleClasses(text: string): Map<string, ModuleDecl> {
+  const found = new Map<string, ModuleDecl>();
+  let cls: string | undefined;
+  let params: string | undefined;
+  let buffers: string | undefined;
+  const close = (): void => {
+    if (cls !== undefined && params !== undefined && buffers !== undefined) found.set(cls, { tensors: new Set([...quoted(params), ...quoted(buffers)]) });
+    cls = params = buffers = undefined;
+  };
+  for (let at = 0; at < text.length;) {
+    let nl = text.indexOf('\n', at);
+    if (nl < 0) nl = text.length;
+    const line = text.slice(at, nl);
+    at = nl + 1;
+    const indented = line.startsWith(' ') || line.startsWith('\t');
+    if (!indented && line.trim() !== '') {
+      close();
+      const header = /^class (\w+)\(Module\):\s*$/.exec(line);
+      if (header) cls = header[1];
+      continue;
+    }
+    if (cls === undefined) continue;
+    const body = line.trim();
+    if (params === undefined) params = listValue(body, '__parameters__');
+    if (buffers === undefined) buffers = listValue(body, '__buffers__');
+  }
+  close();
+  return found;
+}
+
+/** The text between the brackets of `key = [...]`, or undefined when the line is something else. */
+function listValue(line: string, key: string): string | undefined {
+  if (!line.startsWith(key) || !line.endsWith(']')) return undefined;
+  const rest = line.slice(key.length).trimStart();
+  if (!rest.startsWith('=')) return undefined;
+  const list = rest.slice(1).trimStart();
+  return list.startsWith('[') ? list.slice(1, -1) : undefined;
+}
+
+/** The "double-quoted" names in a list's text. */
+function quoted(s: string): string[] {
+  const names: string[] = [];
+  for (let i = s.indexOf('"'); i >= 0;) {
+    const j = s.indexOf('"', i + 1);
+    if (j < 0) break;
+    names.push(s.slice(i + 1, j));
+    i = s.indexOf('"', j + 1);
+  }
+  return names;
+}
+
+/**
+ * Walk TorchScript module objects: tensor attributes become `path.name`, submodules are entered in
+ * place (depth first, attributes in order). Iterative with a depth bound, so a pickle that nests
+ * modules 200k deep gets an error that says so rather than a stack overflow.
+ */
 function collectModuleTensors(
-  obj: PickleObject, prefix: string, decls: Map<string, ModuleDecl>,
-  out: Map<string, TensorRef>, skipped: string[], seen: Set<PickleObject>,
+  origin: string, root: PickleObject, decls: Map<string, ModuleDecl>, out: Map<string, TensorRef>, skipped: string[],
 ): void {
-  if (seen.has(obj)) return; // a submodule shared by two parents is listed once, under its first path
-  seen.add(obj);
-  const state = obj.state;
-  if (!(state instanceof Map)) return;
-  const decl = decls.get(obj.className);
-  for (const [k, v] of state) {
+  const seen = new Set<PickleObject>();
+  const stack: { prefix: string; decl: ModuleDecl | undefined; items: Iterator<[unknown, unknown]> }[] = [];
+  const enter = (obj: PickleObject, prefix: string): void => {
+    if (seen.has(obj)) return; // a submodule shared by two parents is listed once, under its first path
+    seen.add(obj);
+    if (!(obj.state instanceof Map)) return;
+    if (stack.length >= IO_LIMITS.torchscriptMaxModuleDepth) {
+      throw new Error(`${origin}: TorchScript modules nest deeper than ${IO_LIMITS.torchscriptMaxModuleDepth} levels (at "${prefix.slice(0, 200)}...")`);
+    }
+    stack.push({ prefix, decl: decls.get(obj.className), items: (obj.state as Map<unknown, unknown>).entries() });
+  };
+  enter(root, '');
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const next = top.items.next();
+    if (next.done) { stack.pop(); continue; }
+    const [k, v] = next.value;
     if (typeof k !== 'string') continue;
     if (v instanceof TensorRef) {
       // Without a declaration (code/ stripped) every tensor attribute is kept.
-      if (!decl || decl.tensors.has(k)) out.set(prefix + k, v);
-      else skipped.push(prefix + k);
+      if (!top.decl || top.decl.tensors.has(k)) out.set(top.prefix + k, v);
+      else skipped.push(top.prefix + k);
     } else if (v instanceof PickleObject) {
-      collectModuleTensors(v, `${prefix}${k}.`, decls, out, skipped, seen);
+      enter(v, `${top.prefix}${k}.`);
     }
   }
 }

@@ -4,6 +4,7 @@
 // demand instead of unpacking the archive, and a stored entry can be read in part.
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import * as zlib from 'node:zlib';
+import { IO_LIMITS } from './limits.js';
 
 export interface ZipEntry {
   name: string;
@@ -39,6 +40,7 @@ export class ZipReader {
   private readonly list: ZipEntry[] = [];
   // Where each entry's data begins, found from its local header on first use.
   private readonly dataStart = new Map<string, number>();
+  private inflated = 0;
 
   constructor(readonly path: string) {
     try {
@@ -60,9 +62,15 @@ export class ZipReader {
   has(name: string): boolean { return this.byName.has(name); }
   entry(name: string): ZipEntry | undefined { return this.byName.get(name); }
 
-  /** The whole (decompressed) entry; its CRC is checked. */
-  read(name: string): Uint8Array {
+  /**
+   * The whole (decompressed) entry; its CRC is checked. `limit` bounds its size for the entry's role
+   * (a pickle is small): checked against the declared size before anything is read or inflated.
+   */
+  read(name: string, limit?: { maxBytes: number; role: string }): Uint8Array {
     const e = this.require(name);
+    if (limit && e.size > limit.maxBytes) {
+      throw new ZipError(`${this.path}: entry "${name}" declares ${e.size} bytes, more than the ${limit.maxBytes}-byte limit for ${limit.role}`);
+    }
     const raw = this.readAt(this.entryDataStart(e), e.compressedSize, name);
     const out = e.method === 0 ? raw : this.inflate(e, raw);
     // zlib.crc32 arrived in Node 20.15; on older runtimes the size check below is all we have.
@@ -78,7 +86,11 @@ export class ZipReader {
       throw new ZipError(`${this.path}: entry "${name}" has ${e.size} bytes, cannot read [${start}, ${start + length})`);
     }
     if (e.method === 0) return this.readAt(this.entryDataStart(e) + start, length, name);
-    return this.read(name).slice(start, start + length);
+    // Copy out the range (a Buffer's slice would share, and pin, the whole inflated entry).
+    const whole = this.read(name);
+    const part = new Uint8Array(new ArrayBuffer(length));
+    part.set(whole.subarray(start, start + length));
+    return part;
   }
 
   close(): void {
@@ -95,10 +107,22 @@ export class ZipReader {
   }
 
   private inflate(e: ZipEntry, raw: Uint8Array): Uint8Array {
+    if (e.size > IO_LIMITS.zipMaxInflatedBytes) {
+      throw new ZipError(`${this.path}: deflated entry "${e.name}" declares ${e.size} bytes, more than the ${IO_LIMITS.zipMaxInflatedBytes}-byte limit for a compressed entry`);
+    }
+    const budget = IO_LIMITS.zipMaxInflatedPerFileByte * this.size + IO_LIMITS.zipMaxInflatedAllowance;
+    if (this.inflated + e.size > budget) {
+      throw new ZipError(`${this.path}: inflating entry "${e.name}" would bring what this ${this.size}-byte archive inflated to over ${budget} bytes (the same compressed data read again and again?)`);
+    }
+    this.inflated += e.size;
     let out: Uint8Array;
     try {
-      out = zlib.inflateRawSync(raw);
+      // Stop as soon as the output passes the declared size: a zip bomb never gets to allocate its output.
+      out = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
     } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new ZipError(`${this.path}: entry "${e.name}" inflates past its declared ${e.size} bytes (corrupt archive or zip bomb)`);
+      }
       throw new ZipError(`${this.path}: entry "${e.name}" does not inflate: ${(err as Error).message}`);
     }
     if (out.length !== e.size) throw new ZipError(`${this.path}: entry "${e.name}" inflates to ${out.length} bytes, expected ${e.size}`);
@@ -166,6 +190,8 @@ export class ZipReader {
       cdOffset = num64(rec, 48);
     }
     if (cdOffset + cdSize > this.size) throw new ZipError(`${this.path}: central directory lies past the end of the file (truncated?)`);
+    if (count > IO_LIMITS.zipMaxEntries) throw new ZipError(`${this.path}: archive lists ${count} entries, more than the limit of ${IO_LIMITS.zipMaxEntries}`);
+    if (count * 46 > cdSize) throw new ZipError(`${this.path}: central directory of ${cdSize} bytes cannot hold the ${count} entries it claims (corrupt?)`);
     const cd = this.readAt(cdOffset, cdSize, 'central directory');
     const dv = view(cd);
     const utf8 = new TextDecoder('utf-8');
@@ -183,6 +209,7 @@ export class ZipReader {
       let localHeaderOffset = dv.getUint32(p + 42, true);
       const end = p + 46 + nameLen + extraLen + commentLen;
       if (end > cd.length) throw new ZipError(`${this.path}: central directory entry ${i} is corrupt`);
+      if (nameLen > IO_LIMITS.zipMaxNameBytes) throw new ZipError(`${this.path}: central directory entry ${i} has a ${nameLen}-byte name, more than the limit of ${IO_LIMITS.zipMaxNameBytes}`);
       const name = utf8.decode(cd.subarray(p + 46, p + 46 + nameLen));
       // ZIP64 extra field (id 1) holds, in order, only the fields whose 32-bit slot is saturated.
       for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen;) {
@@ -196,6 +223,14 @@ export class ZipReader {
         }
         x += 4 + len;
       }
+      // Every entry's header and data lie before the central directory; a stored entry is its own size.
+      if (localHeaderOffset + 30 + nameLen + compressedSize > cdOffset) {
+        throw new ZipError(`${this.path}: entry "${name}" claims ${compressedSize} bytes at offset ${localHeaderOffset}, past the start of the central directory (corrupt or truncated archive)`);
+      }
+      if (method === 0 && compressedSize !== size) {
+        throw new ZipError(`${this.path}: stored entry "${name}" has ${compressedSize} bytes but declares ${size}`);
+      }
+      if (this.byName.has(name)) throw new ZipError(`${this.path}: entry "${name}" appears twice in the archive`);
       const e: ZipEntry = { name, method, compressedSize, size, crc32, flags, localHeaderOffset };
       this.list.push(e);
       this.byName.set(name, e);

@@ -1,9 +1,10 @@
 // OpenAI's released .pt files carry no config: like OpenAI's build_model, read it off the tensor shapes.
-import type { TensorSource } from '../io/tensor.js';
+import { shapeOf, type TensorSource } from '../io/tensor.js';
 
 function shape(src: TensorSource, key: string): number[] {
-  if (!src.has(key)) throw new Error(`${src.origin}: not an OpenAI CLIP state dict (no "${key}")`);
-  return src.get(key).shape;
+  const s = shapeOf(src, key);
+  if (!s) throw new Error(`${src.origin}: not an OpenAI CLIP state dict (no "${key}")`);
+  return s;
 }
 
 /** An open_clip_config.json-shaped object inferred from an OpenAI-keyed state dict. */
