@@ -13,7 +13,9 @@ import { chineseClipWeights } from './families/chinese-clip.js';
 import { hfClipWeights } from './families/hf-clip.js';
 import { openaiClipWeights } from './families/openai-clip.js';
 import { taiyiWeights } from './families/taiyi.js';
-import { chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
+import { checkMeanStd, CONFIG_LIMITS, Fields } from './config-fields.js';
+import { CHINESE_CLIP_CONTEXT, chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
+import { checkWeightShapes } from './shapes.js';
 import { openaiConfigFromStateDict } from './openai-state-dict.js';
 import type { TowerWeights } from './weights.js';
 
@@ -122,9 +124,29 @@ function scalar(w: TowerWeights, name: string, fallback: number): number {
 const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
   opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
 
+/**
+ * The values of a preprocessor_config.json that decide the pixels: mean and std (finite, std non-zero, else
+ * every embedding is NaN) and the resize / crop sizes (bounded like the towers' image size).
+ */
+function checkPreprocessorConfig(json: unknown, path: string): Record<string, unknown> {
+  const f = Fields.of(json, path);
+  if (f.has('image_mean')) checkMeanStd(f.obj.image_mean, 'image_mean', path, false);
+  if (f.has('image_std')) checkMeanStd(f.obj.image_std, 'image_std', path, true);
+  if (f.has('rescale_factor')) f.num('rescale_factor', undefined, { gt: 0, max: 1e6 });
+  for (const key of ['size', 'crop_size']) {
+    const v = f.obj[key];
+    if (typeof v === 'number') f.int(key, undefined, 1, CONFIG_LIMITS.imageSize);
+    else if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const o = f.sub(key);
+      for (const k of ['shortest_edge', 'height', 'width']) if (o.has(k)) o.int(k, undefined, 1, CONFIG_LIMITS.imageSize);
+    }
+  }
+  return f.obj;
+}
+
 function hfPreprocess(dir: string, size: number): PreprocessSpec {
   const ppPath = join(dir, 'preprocessor_config.json');
-  const hfConfig = existsSync(ppPath) ? readJson(ppPath) : undefined;
+  const hfConfig = existsSync(ppPath) ? checkPreprocessorConfig(readJson(ppPath), ppPath) : undefined;
   return {
     kind: 'hf', hfConfig, size,
     mean: (hfConfig?.image_mean as number[]) ?? OPENAI_MEAN,
@@ -148,8 +170,14 @@ const textSource = (cfg: ClipConfig) => ({ text: cfg.text, projectionDim: cfg.pr
 function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions, cfgFile?: string): Checkpoint {
   const src = openWeights(weightsPath);
   const w = openaiClipWeights(src);
-  const config = cfgJson ? openClipConfig(cfgJson, join(dirname(weightsPath), 'open_clip_config.json')) : openClipConfig(openaiConfigFromStateDict(src));
+  const config = cfgJson
+    ? openClipConfig(cfgJson, cfgFile ?? join(dirname(weightsPath), 'open_clip_config.json'))
+    : openClipConfig(openaiConfigFromStateDict(src), `${weightsPath} (config read off its tensor shapes)`);
+  checkWeightShapes(w, config);
   const pp = cfgJson?.preprocess_cfg ?? {};
+  const ppOrigin = `${cfgFile ?? weightsPath}: preprocess_cfg`;
+  const mean = pp.mean === undefined ? OPENAI_MEAN : checkMeanStd(pp.mean, 'mean', ppOrigin, false);
+  const std = pp.std === undefined ? OPENAI_STD : checkMeanStd(pp.std, 'std', ppOrigin, true);
   const files = [weightsPath, cfgFile];
   return {
     family: 'open-clip', path, projectionDim: config.projectionDim,
@@ -159,7 +187,7 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     tokenizerDir: tokenizerIn(dirname(weightsPath), opts),
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
-    preprocess: { kind: 'openai', size: config.vision.imageSize, mean: pp.mean ?? OPENAI_MEAN, std: pp.std ?? OPENAI_STD },
+    preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
     logitScale: scalar(w, 'logit_scale', Math.log(1 / 0.07)),
     config, weights: w,
   };
@@ -171,7 +199,8 @@ function onnxFamily(dir: string, cfgJson: Record<string, any>, opts: OpenOptions
   const vision = requireFile(join(dir, 'onnx'), [`vision_model${variant}.onnx`], 'ONNX image tower');
   const text = requireFile(join(dir, 'onnx'), [`text_model${variant}.onnx`], 'ONNX text tower');
   const chinese = cfgJson.model_type === 'chinese_clip';
-  const config = chinese ? chineseClipConfig(cfgJson) : clipConfigFromHF(cfgJson, join(dir, 'config.json'));
+  const cfgPath = join(dir, 'config.json');
+  const config = chinese ? chineseClipConfig(cfgJson, cfgPath) : clipConfigFromHF(cfgJson, cfgPath);
   return {
     family: 'onnx', path: dir, projectionDim: config.projectionDim,
     image: { kind: 'onnx', path: vision }, text: { kind: 'onnx', path: text },
@@ -191,7 +220,10 @@ function readLogitScale(dir: string): number | undefined {
   if (!p) return undefined;
   const f = new SafetensorsFile(p);
   try {
-    return f.has('logit_scale') ? toFloat32(f.get('logit_scale'))[0] : undefined;
+    if (!f.has('logit_scale')) return undefined;
+    const v = toFloat32(f.get('logit_scale'))[0];
+    if (v === undefined || !Number.isFinite(v)) throw new Error(`${p}: logit_scale must be one finite number, got ${v}`);
+    return v;
   } finally {
     f.close();
   }
@@ -211,7 +243,9 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   const tcfg = taiyiBertConfig(readJson(tcfgPath), join(textDir, 'config.json'));
   const weightsPath = requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
   const w = taiyiWeights(openWeights(weightsPath));
+  checkWeightShapes(w, { text: tcfg, projectionDim: tcfg.numLabels, numLabels: tcfg.numLabels });
   const masked = opts.textMask ?? spec.attention_mask === true;
+  const pair = Fields.of(spec, file);
   if (tcfg.numLabels !== image.projectionDim) {
     throw new Error(`${file}: text features have ${tcfg.numLabels} dimensions but the image tower gives ${image.projectionDim}`);
   }
@@ -222,7 +256,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
     textInputs: masked ? 'bert-masked' : 'bert', textPadding: 'longest',
     tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
     // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
-    contextLength: spec.context_length ?? tcfg.contextLength,
+    contextLength: pair.int('context_length', tcfg.contextLength, 1, tcfg.contextLength),
   };
 }
 
@@ -267,6 +301,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
     const config = clipConfigFromHF(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
     const w = hfClipWeights(openWeights(weightsPath));
+    checkWeightShapes(w, config);
     const files = [weightsPath, cfgPath];
     return {
       family: 'hf-clip', path, projectionDim: config.projectionDim,
@@ -284,6 +319,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
     const config = chineseClipConfig(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
     const w = chineseClipWeights(openWeights(weightsPath));
+    checkWeightShapes(w, config);
     const files = [weightsPath, cfgPath];
     return {
       family: 'chinese-clip', path, projectionDim: config.projectionDim,
@@ -291,7 +327,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true }), files, { ...textSource(config), masked: true }),
       textInputs: 'bert-masked', outputs: OURS, textPadding: 'longest',
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
-      contextLength: 52,
+      contextLength: CHINESE_CLIP_CONTEXT,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
       logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
       config, weights: w,

@@ -1,6 +1,6 @@
 // Hugging Face CLIPModel key names -> canonical tower names.
 import type { TensorSource } from '../../io/tensor.js';
-import { concat0, read, TowerWeights, type Weight } from '../weights.js';
+import { TowerWeights } from '../weights.js';
 
 const BLOCK = /^(visual|text)\.blocks\.(\d+)\.(.+)$/;
 const BLOCK_PARTS: Record<string, string> = {
@@ -42,11 +42,8 @@ export function hfClipKeys(canonical: string): string[] | undefined {
 }
 
 export function hfClipWeights(src: TensorSource): TowerWeights {
-  return new TowerWeights((name) => {
+  return TowerWeights.fromSource(src, (name) => {
     const keys = hfClipKeys(name);
-    if (!keys) return undefined;
-    const ws = keys.map((k) => read(src, k));
-    if (ws.some((w) => !w)) return undefined;
-    return ws.length === 1 ? ws[0] : concat0(ws as Weight[]);
-  }, src.origin);
+    return keys && { keys };
+  });
 }
