@@ -285,7 +285,8 @@ export class ClipModel {
   }
 
   async release(): Promise<void> {
-    for (const s of [this.imageSession, this.textSession]) if (s) await (await s).release();
+    // A tower that failed to open has nothing to release (its error was reported where it was used).
+    for (const s of [this.imageSession, this.textSession]) if (s) await (await s.catch(() => undefined))?.release();
   }
 }
 
