@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
 import type { RawTensor } from '../src/io/tensor.js';
+import { pipelineFromPreprocessorConfig } from '../src/image/pipelines.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
+import { fromConfig } from '../src/train/source.js';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { readJson } from './helpers.js';
 
@@ -223,4 +225,49 @@ test('an ONNX file ONNX Runtime cannot load is named in the error', { skip: SKIP
     assert.doesNotMatch(e.message, /\n/);
     return true;
   });
+});
+
+test('torch checkpoints (a HF .bin, a bare OpenAI TorchScript .pt) are checked the same way, from declared shapes', { skip: SKIP_FIXTURES }, async () => {
+  const dir = join(root, `bin-${n++}`);
+  mkdirSync(dir);
+  const cfg = readJson(fixture('hf-clip-tiny', 'config.json'));
+  cfg.vision_config.num_hidden_layers = 1;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+  symlinkSync(fixture('pickles', 'hf-clip-tiny-pytorch_model.bin'), join(dir, 'pytorch_model.bin'));
+  await refused(dir, /pytorch_model\.bin: the weights do not match the config:[\s\S]*"vision_model\.encoder\.layers\.1\.layer_norm1\.weight" is one block more/);
+
+  const oc = readJson(fixture('openai-vit-tiny', 'open_clip_config.json'));
+  oc.model_cfg.vision_cfg.layers = 3;
+  const ocPath = join(root, `open_clip_config-${n++}.json`);
+  writeFileSync(ocPath, JSON.stringify(oc));
+  const pt = fixture('pickles', 'openai-vit-tiny-torchscript.pt');
+  await assert.rejects(ClipModel.load(pt, { cache: false, tokenizerDir: CLIP_TOKENIZER, configPath: ocPath }), /missing tensor "visual\.transformer\.resblocks\.2\.ln_1\.weight"/);
+  // Without a config file the shapes are the config: it loads and embeds.
+  const m = await ClipModel.load(pt, { cache: false, tokenizerDir: CLIP_TOKENIZER });
+  assert.equal((await m.encodeTexts(['a cat']))[0]!.length, 16);
+  await m.release();
+});
+
+test('training from a scratch config checks it before sizing anything from it', { skip: SKIP_FIXTURES }, () => {
+  const base = {
+    projection_dim: 16,
+    text_config: { hidden_size: 32, intermediate_size: 128, num_attention_heads: 4, num_hidden_layers: 2, max_position_embeddings: 77 },
+    vision_config: { hidden_size: 64, intermediate_size: 256, num_attention_heads: 4, num_hidden_layers: 2, image_size: 32, patch_size: 8 },
+  };
+  const write = (edit: (j: Json) => void): string => {
+    const j = structuredClone(base) as Json;
+    edit(j);
+    const p = join(root, `scratch-${n++}.json`);
+    writeFileSync(p, JSON.stringify(j));
+    return p;
+  };
+  assert.doesNotThrow(() => fromConfig(write(() => {}), CLIP_TOKENIZER, 0));
+  assert.throws(() => fromConfig(write((j) => (j.text_config.max_position_embeddings = 1e9)), CLIP_TOKENIZER, 0), /scratch-\d+\.json: text_config\.max_position_embeddings must be an integer <= 8192/);
+  assert.throws(() => fromConfig(write((j) => (j.text_config.vocab_size = '49408')), CLIP_TOKENIZER, 0), /text_config\.vocab_size must be an integer >= 1, got "49408"/);
+  assert.throws(() => fromConfig(write((j) => (j.vision_config.num_hidden_layers = 0)), CLIP_TOKENIZER, 0), /vision_config\.num_hidden_layers must be an integer >= 1, got 0/);
+});
+
+test('pipelineFromPreprocessorConfig refuses a zero std (the library path without a checkpoint)', () => {
+  assert.throws(() => pipelineFromPreprocessorConfig({ image_std: [0.3, 0, 0.3] }), /image_std must be non-zero/);
+  assert.doesNotThrow(() => pipelineFromPreprocessorConfig({ image_std: [0.3, 0.3, 0.3] }));
 });

@@ -124,14 +124,15 @@ function scalar(w: TowerWeights, name: string, fallback: number): number {
 const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
   opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
 
-/**
- * The values of a preprocessor_config.json that decide the pixels: mean and std (finite, std non-zero, else
- * every embedding is NaN) and the resize / crop sizes (bounded like the towers' image size).
- */
-function checkPreprocessorConfig(json: unknown, path: string): Record<string, unknown> {
-  const f = Fields.of(json, path);
-  if (f.has('image_mean')) checkMeanStd(f.obj.image_mean, 'image_mean', path, false);
-  if (f.has('image_std')) checkMeanStd(f.obj.image_std, 'image_std', path, true);
+/** CLIPImageProcessor settings from preprocessor_config.json (its defaults when there is none). */
+function hfPreprocess(dir: string, size: number): PreprocessSpec {
+  const ppPath = join(dir, 'preprocessor_config.json');
+  if (!existsSync(ppPath)) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
+  // The values that decide the pixels: mean and std (finite, std non-zero, else every embedding is NaN) and
+  // the resize / crop sizes (bounded like the towers' image size). The rest is checked where it is used.
+  const f = Fields.of(readJson(ppPath), ppPath);
+  const mean = f.has('image_mean') ? checkMeanStd(f.obj.image_mean, 'image_mean', ppPath, false) : OPENAI_MEAN;
+  const std = f.has('image_std') ? checkMeanStd(f.obj.image_std, 'image_std', ppPath, true) : OPENAI_STD;
   if (f.has('rescale_factor')) f.num('rescale_factor', undefined, { gt: 0, max: 1e6 });
   for (const key of ['size', 'crop_size']) {
     const v = f.obj[key];
@@ -141,17 +142,7 @@ function checkPreprocessorConfig(json: unknown, path: string): Record<string, un
       for (const k of ['shortest_edge', 'height', 'width']) if (o.has(k)) o.int(k, undefined, 1, CONFIG_LIMITS.imageSize);
     }
   }
-  return f.obj;
-}
-
-function hfPreprocess(dir: string, size: number): PreprocessSpec {
-  const ppPath = join(dir, 'preprocessor_config.json');
-  const hfConfig = existsSync(ppPath) ? checkPreprocessorConfig(readJson(ppPath), ppPath) : undefined;
-  return {
-    kind: 'hf', hfConfig, size,
-    mean: (hfConfig?.image_mean as number[]) ?? OPENAI_MEAN,
-    std: (hfConfig?.image_std as number[]) ?? OPENAI_STD,
-  };
+  return { kind: 'hf', hfConfig: f.obj, size, mean, std };
 }
 
 const built = (build: (opts: BuildOptions) => Graph, files: (string | undefined)[], config: unknown): TowerSpec => ({
@@ -235,7 +226,7 @@ function readLogitScale(dir: string): number | undefined {
  */
 function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   const spec = readJson(file);
-  if (!spec.text || !spec.image) throw new Error(`${file}: a pairing file needs "text" and "image" directories`);
+  if (typeof spec.text !== 'string' || typeof spec.image !== 'string') throw new Error(`${file}: a pairing file needs "text" and "image" directories`);
   const base = dirname(file);
   const textDir = resolve(base, spec.text);
   const image = openCheckpoint(resolve(base, spec.image), { ...opts, tokenizerDir: undefined });

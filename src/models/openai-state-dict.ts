@@ -1,9 +1,11 @@
 // OpenAI's released .pt files carry no config: like OpenAI's build_model, read it off the tensor shapes.
 import type { TensorSource } from '../io/tensor.js';
+import { declaredShape } from './weights.js';
 
+// Only the declared shapes are read: the config they give is checked, and the tensors against it, before any data.
 function shape(src: TensorSource, key: string): number[] {
   if (!src.has(key)) throw new Error(`${src.origin}: not an OpenAI CLIP state dict (no "${key}")`);
-  return src.get(key).shape;
+  return declaredShape(src, key);
 }
 
 /** An open_clip_config.json-shaped object inferred from an OpenAI-keyed state dict. */

@@ -27,7 +27,7 @@ export interface WeightRef {
 }
 
 /** Shape without reading the tensor: both file readers expose `info`; in-memory sources just `get`. */
-function declaredShape(src: TensorSource, key: string): number[] {
+export function declaredShape(src: TensorSource, key: string): number[] {
   const s = src as TensorSource & { info?: (k: string) => { shape: number[] } | undefined };
   return (s.info ? s.info(key)?.shape : undefined) ?? src.get(key).shape;
 }
