@@ -110,7 +110,7 @@ export function checkMeanStd(v: unknown, what: string, origin: string, isStd: bo
   if (!Array.isArray(vals) || vals.length !== 3) fail(`must be 3 numbers, got ${show(v)}`);
   return (vals as unknown[]).map((x) => {
     const n = checkNum(x, isStd ? {} : { min: -1e6, max: 1e6 }, fail);
-    if (isStd && (n === 0 || Math.abs(n) > 1e6 || Math.abs(n) < 1e-6)) fail(`must be non-zero numbers with 1e-6 <= |std| <= 1e6, got ${show(v)}`);
+    if (isStd && (n === 0 || Math.abs(n) > 1e6 || Math.abs(n) < 1e-6)) fail(`must be non-zero (1e-6 <= |std| <= 1e6), got ${show(v)}`);
     return n;
   });
 }

@@ -161,6 +161,14 @@ export class ClipModel {
     return g;
   }
 
+  private async run(session: ortTypes.InferenceSession, tower: Tower, feeds: Record<string, ortTypes.Tensor>): Promise<ortTypes.InferenceSession.ReturnType> {
+    try {
+      return await session.run(feeds);
+    } catch (e) {
+      throw new Error(`${this.checkpoint.path}: ONNX Runtime failed running the ${tower} tower: ${ortReason(e, undefined)}`, { cause: e });
+    }
+  }
+
   /** Pick the normalized output when the graph has one; otherwise normalize here (ONNX exports). */
   private pick(out: ortTypes.InferenceSession.ReturnType, tower: 'image' | 'text', n: number, normalize: boolean): Float32Array[] {
     const names = this.checkpoint.outputs;
@@ -185,7 +193,7 @@ export class ClipModel {
   private async runImages(pixels: Float32Array, n: number, normalize: boolean): Promise<Float32Array[]> {
     const s = this.checkpoint.preprocess.size;
     const session = await this.session('image');
-    const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [n, 3, s, s]) });
+    const out = await this.run(session, 'image', { pixel_values: new ort.Tensor('float32', pixels, [n, 3, s, s]) });
     return this.pick(out, 'image', n, normalize);
   }
 
@@ -207,7 +215,7 @@ export class ClipModel {
     } else if (inputs === 'bert-masked' || inputs === 'onnx-hf') {
       feeds.attention_mask = new ort.Tensor('int64', b.attentionMask, dims);
     }
-    return this.pick(await session.run(feeds), 'text', b.batch, normalize);
+    return this.pick(await this.run(session, 'text', feeds), 'text', b.batch, normalize);
   }
 
   async encodeTexts(texts: string[], opts: EncodeOptions = {}): Promise<Float32Array[]> {
