@@ -132,6 +132,8 @@ test('non-finite weights are refused with the tensor name; non-finite embeddings
   await m1.release();
   const inf = variant('hf-clip-tiny', { tensors: { 'model.safetensors': (m) => m.set('logit_scale', f32([], Infinity)) } });
   await refused(inf, /"logit_scale" holds a non-finite value \(Infinity/);
+  const hot = variant('hf-clip-tiny', { tensors: { 'model.safetensors': (m) => m.set('logit_scale', f32([], 1000)) } });
+  await refused(hot, /"logit_scale" must be a number from -100 to 100 \(log space\), got 1000/);
 
   // Finite weights whose products overflow float32: every feature is ±Infinity, every embedding NaN.
   const big = variant('hf-clip-tiny', {

@@ -117,8 +117,18 @@ export function openWeights(path: string): TensorSource {
   throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt or .pth)`);
 }
 
-function scalar(w: TowerWeights, name: string, fallback: number): number {
-  return w.has(name) ? w.get(name).data[0]! : fallback;
+/**
+ * logit_scale as stored (log space). exp() of it multiplies every similarity: past ±100 the scores are
+ * infinities (CLIP clamps it at ln 100 = 4.6 when training).
+ */
+function logitScaleOf(w: TowerWeights, fallback: number): number {
+  if (!w.has('logit_scale')) return fallback;
+  return checkLogitScale(w.get('logit_scale').data[0]!, `${w.origin}: tensor "${w.keys('logit_scale')[0]}"`);
+}
+
+function checkLogitScale(v: number, what: string): number {
+  if (!(Math.abs(v) <= 100)) throw new Error(`${what} must be a number from -100 to 100 (log space), got ${v}`);
+  return v;
 }
 
 const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
@@ -179,7 +189,7 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
     preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
-    logitScale: scalar(w, 'logit_scale', Math.log(1 / 0.07)),
+    logitScale: logitScaleOf(w, Math.log(1 / 0.07)),
     config, weights: w,
   };
 }
@@ -212,9 +222,9 @@ function readLogitScale(dir: string): number | undefined {
   const f = new SafetensorsFile(p);
   try {
     if (!f.has('logit_scale')) return undefined;
-    const v = toFloat32(f.get('logit_scale'))[0];
-    if (v === undefined || !Number.isFinite(v)) throw new Error(`${p}: logit_scale must be one finite number, got ${v}`);
-    return v;
+    const t = f.get('logit_scale');
+    if (t.shape.some((d) => d !== 1)) throw new Error(`${p}: tensor "logit_scale" has shape [${t.shape.join(', ')}], expected []`);
+    return checkLogitScale(toFloat32(t)[0]!, `${p}: tensor "logit_scale"`);
   } finally {
     f.close();
   }
@@ -302,7 +312,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: config.text.contextLength,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
-      logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
+      logitScale: logitScaleOf(w, config.logitScaleInit),
       config, weights: w,
     };
   }
@@ -320,7 +330,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: CHINESE_CLIP_CONTEXT,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
-      logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
+      logitScale: logitScaleOf(w, config.logitScaleInit),
       config, weights: w,
     };
   }
