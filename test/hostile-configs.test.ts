@@ -120,6 +120,13 @@ test('HF CLIP weights must have the shapes the config implies: tensor named, exp
   await refused(hfConfig((j) => (j.vision_config.hidden_size = 32)), /"vision_model\.embeddings\.class_embedding" has shape \[64\], expected \[32\]/);
   await refused(hfConfig((j) => (j.vision_config.image_size = 256)), /"vision_model\.embeddings\.position_embedding\.weight" has shape \[50, 64\], expected \[65, 64\]/);
   await refused(hfConfig((j) => (j.text_config.max_position_embeddings = 100)), /"text_model\.embeddings\.position_embedding\.weight" has shape \[77, 32\], expected \[100, 32\]/);
+  // A refused weight file is closed: a server retrying a bad model must not run out of descriptors.
+  if (process.platform === 'linux') {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let i = 0; i < 5; i++) await assert.rejects(load(huge));
+    assert.equal(fds(), before);
+  }
   const scale = variant('hf-clip-tiny', { tensors: { 'model.safetensors': (m) => m.set('logit_scale', f32([2], 1)) } });
   await refused(scale, /"logit_scale" has shape \[2\], expected \[\]/);
 });

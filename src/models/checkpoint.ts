@@ -117,6 +117,16 @@ export function openWeights(path: string): TensorSource {
   throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt or .pth)`);
 }
 
+/** Run `fn` on an open weight file; a file refused by it is closed, not leaked (a server may retry loads). */
+function closingOnError<T>(src: TensorSource, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    (src as TensorSource & { close?: () => void }).close?.();
+    throw e;
+  }
+}
+
 /**
  * logit_scale as stored (log space). exp() of it multiplies every similarity: past ±100 the scores are
  * infinities (CLIP clamps it at ln 100 = 4.6 when training).
@@ -169,16 +179,19 @@ const textSource = (cfg: ClipConfig) => ({ text: cfg.text, projectionDim: cfg.pr
 
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
 function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions, cfgFile?: string): Checkpoint {
-  const src = openWeights(weightsPath);
-  const w = openaiClipWeights(src);
-  const config = cfgJson
-    ? openClipConfig(cfgJson, cfgFile ?? join(dirname(weightsPath), 'open_clip_config.json'))
-    : openClipConfig(openaiConfigFromStateDict(src), `${weightsPath} (config read off its tensor shapes)`);
-  checkWeightShapes(w, config);
+  const cfgOrigin = cfgFile ?? join(dirname(weightsPath), 'open_clip_config.json');
   const pp = cfgJson?.preprocess_cfg ?? {};
-  const ppOrigin = `${cfgFile ?? weightsPath}: preprocess_cfg`;
+  const ppOrigin = `${cfgOrigin}: preprocess_cfg`;
   const mean = pp.mean === undefined ? OPENAI_MEAN : checkMeanStd(pp.mean, 'mean', ppOrigin, false);
   const std = pp.std === undefined ? OPENAI_STD : checkMeanStd(pp.std, 'std', ppOrigin, true);
+  const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
+  const src = openWeights(weightsPath);
+  const { w, config, logitScale } = closingOnError(src, () => {
+    const w = openaiClipWeights(src);
+    const config = fileConfig ?? openClipConfig(openaiConfigFromStateDict(src), `${weightsPath} (config read off its tensor shapes)`);
+    checkWeightShapes(w, config);
+    return { w, config, logitScale: logitScaleOf(w, Math.log(1 / 0.07)) };
+  });
   const files = [weightsPath, cfgFile];
   return {
     family: 'open-clip', path, projectionDim: config.projectionDim,
@@ -189,7 +202,7 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
     preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
-    logitScale: logitScaleOf(w, Math.log(1 / 0.07)),
+    logitScale,
     config, weights: w,
   };
 }
@@ -243,13 +256,18 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   const tcfgPath = requireFile(textDir, ['config.json'], 'config.json');
   const tcfg = taiyiBertConfig(readJson(tcfgPath), join(textDir, 'config.json'));
   const weightsPath = requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
-  const w = taiyiWeights(openWeights(weightsPath));
-  checkWeightShapes(w, { text: tcfg, projectionDim: tcfg.numLabels, numLabels: tcfg.numLabels });
-  const masked = opts.textMask ?? spec.attention_mask === true;
   const pair = Fields.of(spec, file);
+  const contextLength = pair.int('context_length', tcfg.contextLength, 1, tcfg.contextLength);
   if (tcfg.numLabels !== image.projectionDim) {
     throw new Error(`${file}: text features have ${tcfg.numLabels} dimensions but the image tower gives ${image.projectionDim}`);
   }
+  const src = openWeights(weightsPath);
+  const w = closingOnError(src, () => {
+    const w = taiyiWeights(src);
+    checkWeightShapes(w, { text: tcfg, projectionDim: tcfg.numLabels, numLabels: tcfg.numLabels });
+    return w;
+  });
+  const masked = opts.textMask ?? spec.attention_mask === true;
   return {
     ...image,
     family: 'taiyi', path: file,
@@ -257,7 +275,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
     textInputs: masked ? 'bert-masked' : 'bert', textPadding: 'longest',
     tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
     // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
-    contextLength: pair.int('context_length', tcfg.contextLength, 1, tcfg.contextLength),
+    contextLength,
   };
 }
 
@@ -285,7 +303,9 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
     // A bare OpenAI checkpoint (their released TorchScript .pt, or a state dict): the shapes say the config.
     if (file) {
       const src = openWeights(file);
-      if (!src.has('token_embedding.weight') && !src.has('visual.proj') && !src.has('visual.attnpool.c_proj.weight')) {
+      const isOpenai = src.has('token_embedding.weight') || src.has('visual.proj') || src.has('visual.attnpool.c_proj.weight');
+      (src as TensorSource & { close?: () => void }).close?.();
+      if (!isOpenai) {
         throw new Error(`${file}: not an OpenAI CLIP state dict, and no config.json beside it to say what it is (put it in its model directory)`);
       }
       return openaiFamily(path, opts.configPath ? readJson(opts.configPath) : undefined, file, opts, opts.configPath);
@@ -301,8 +321,12 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
   if (cfgJson.model_type === 'clip' || cfgJson.text_config?.model_type === 'clip_text_model') {
     const config = clipConfigFromHF(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
-    const w = hfClipWeights(openWeights(weightsPath));
-    checkWeightShapes(w, config);
+    const src = openWeights(weightsPath);
+    const { w, logitScale } = closingOnError(src, () => {
+      const w = hfClipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+    });
     const files = [weightsPath, cfgPath];
     return {
       family: 'hf-clip', path, projectionDim: config.projectionDim,
@@ -312,15 +336,19 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: config.text.contextLength,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
-      logitScale: logitScaleOf(w, config.logitScaleInit),
+      logitScale,
       config, weights: w,
     };
   }
   if (cfgJson.model_type === 'chinese_clip') {
     const config = chineseClipConfig(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
-    const w = chineseClipWeights(openWeights(weightsPath));
-    checkWeightShapes(w, config);
+    const src = openWeights(weightsPath);
+    const { w, logitScale } = closingOnError(src, () => {
+      const w = chineseClipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+    });
     const files = [weightsPath, cfgPath];
     return {
       family: 'chinese-clip', path, projectionDim: config.projectionDim,
@@ -330,7 +358,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: CHINESE_CLIP_CONTEXT,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
-      logitScale: logitScaleOf(w, config.logitScaleInit),
+      logitScale,
       config, weights: w,
     };
   }
