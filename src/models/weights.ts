@@ -83,7 +83,9 @@ export class TowerWeights {
       };
       return { keys: plan.keys, shape, load };
     };
-    return new TowerWeights({ ref, keys: (name) => map(name)?.keys }, src.origin);
+    // For messages about a weight that is not there: the keys that are missing.
+    const absent = (name: string) => map(name)?.keys.filter((k) => !src.has(k));
+    return new TowerWeights({ ref, keys: absent }, src.origin);
   }
 
   /** Every value finite: a NaN or infinite weight would give NaN embeddings for every input. */
@@ -110,7 +112,7 @@ export class TowerWeights {
     return this.refOf(name)?.shape;
   }
 
-  /** The checkpoint key(s) behind a canonical name, for messages. */
+  /** The checkpoint key(s) behind a canonical name (when absent: the missing ones), for messages. */
   keys(name: string): string[] {
     return this.refOf(name)?.keys ?? this.keysOf(name) ?? [name];
   }
