@@ -114,6 +114,8 @@ test('HF CLIP weights must have the shapes the config implies: tensor named, exp
   await refused(qkv, /"vision_model\.encoder\.layers\.1\.self_attn\.k_proj\.weight" \[64, 63\].*should differ only in their first dimension/);
   const gone = variant('hf-clip-tiny', { tensors: { 'model.safetensors': (m) => m.delete('vision_model.post_layernorm.weight') } });
   await refused(gone, /missing tensor "vision_model\.post_layernorm\.weight"/);
+  const bias = variant('hf-clip-tiny', { tensors: { 'model.safetensors': (m) => m.set('visual_projection.bias', f32([16], 0.5)) } });
+  await refused(bias, /"visual_projection\.bias" is a bias of the image projection, which has no bias in CLIP/);
   const noQ = variant('hf-clip-tiny', { tensors: { 'model.safetensors': (m) => m.delete('vision_model.encoder.layers.0.self_attn.q_proj.bias') } });
   await refused(noQ, /missing tensor "vision_model\.encoder\.layers\.0\.self_attn\.q_proj\.bias" \(visual\.blocks\.0\.attn\.qkv\.bias\)/);
   // A config that counts fewer layers than the weights hold would silently drop the rest.

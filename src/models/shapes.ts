@@ -142,6 +142,13 @@ function surplus(tower: 'vision' | 'text' | 'bert', layers: number | number[]): 
   return [{ name: `${p}.${layers}.ln1.weight`, what: `the config has ${layers} ${tower} layers` }];
 }
 
+/** Biases a CLIP tower does not have: a checkpoint that holds one was built differently, and would be misread. */
+const UNUSED_BIASES = [
+  { name: 'visual.patch.bias', what: 'the patch embedding, which has no bias in CLIP' },
+  { name: 'visual.proj.bias', what: 'the image projection, which has no bias in CLIP' },
+  { name: 'text.proj.bias', what: 'the text projection, which has no bias in CLIP' },
+];
+
 /** The tower configs whose weights to check: any of image / text (CLIP or BERT). */
 export interface TowerShapes {
   vision?: VitConfig | ResNetConfig;
@@ -158,11 +165,13 @@ export function checkWeightShapes(w: TowerWeights, towers: TowerShapes): void {
   if (v) {
     expect.push(...(v.kind === 'vit' ? vitShapes(v, towers.projectionDim) : resnetShapes(v)));
     extra.push(...surplus('vision', v.layers));
+    if (v.kind === 'vit') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('visual.')));
   }
   const t = towers.text;
   if (t) {
     expect.push(...(t.kind === 'clip-text' ? clipTextShapes(t, towers.projectionDim) : bertShapes(t, towers.numLabels ?? towers.projectionDim)));
     extra.push(...surplus(t.kind === 'bert' ? 'bert' : 'text', t.layers));
+    if (t.kind === 'clip-text' || t.pooling === 'cls-projection') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('text.')));
   }
   const problems: string[] = [];
   for (const e of expect) {
@@ -176,7 +185,9 @@ export function checkWeightShapes(w: TowerWeights, towers: TowerShapes): void {
     if (!same) problems.push(`tensor ${w.keys(e.name).map((k) => `"${k}"`).join(', ')} has shape ${fmt(got)}, expected ${fmt(e.shape)} (${e.why})`);
   }
   for (const x of extra) {
-    if (w.has(x.name)) problems.push(`tensor ${w.keys(x.name).map((k) => `"${k}"`).join(', ')} is one block more than ${x.what}: the config does not match the weights`);
+    if (!w.has(x.name)) continue;
+    const tensor = `tensor ${w.keys(x.name).map((k) => `"${k}"`).join(', ')}`;
+    problems.push(x.name.endsWith('.bias') ? `${tensor} is a bias of ${x.what}: it would be ignored` : `${tensor} is one block more than ${x.what}: the config does not match the weights`);
   }
   if (problems.length) {
     const more = problems.length > 5 ? `\n  ... and ${problems.length - 5} more` : '';

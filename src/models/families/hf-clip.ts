@@ -25,6 +25,10 @@ const DIRECT: Record<string, string> = {
   'text.ln_final.bias': 'text_model.final_layer_norm.bias',
   'text.proj': 'text_projection.weight',
   logit_scale: 'logit_scale',
+  // Biases CLIP does not have: named only so that a checkpoint holding one is refused (shapes.ts), not misread.
+  'visual.patch.bias': 'vision_model.embeddings.patch_embedding.bias',
+  'visual.proj.bias': 'visual_projection.bias',
+  'text.proj.bias': 'text_projection.bias',
 };
 
 /** Checkpoint key(s) behind a canonical name; qkv is packed from three HF tensors. */

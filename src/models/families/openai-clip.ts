@@ -25,6 +25,8 @@ const DIRECT: Record<string, string> = {
   'text.ln_final.weight': 'ln_final.weight',
   'text.ln_final.bias': 'ln_final.bias',
   logit_scale: 'logit_scale',
+  // A bias CLIP's patch conv does not have: named only so that a checkpoint holding one is refused (shapes.ts).
+  'visual.patch.bias': 'visual.conv1.bias',
 };
 const TRANSPOSED: Record<string, string> = { 'visual.proj': 'visual.proj', 'text.proj': 'text_projection' };
 
