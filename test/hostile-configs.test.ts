@@ -199,6 +199,8 @@ test('open_clip ViT and ModifiedResNet configs and weights', { skip: SKIP_FIXTUR
   await refused(vit((j) => (j.preprocess_cfg.std = [0.2, 0, 0.2])), /open_clip_config\.json: preprocess_cfg: std must be non-zero/, CLIP_TOKENIZER);
   await refused(vit((j) => (j.model_cfg.text_cfg.width = 32)), /"token_embedding\.weight" has shape \[49408, 16\], expected \[49408, 32\]/, CLIP_TOKENIZER);
   await refused(vit((j) => (j.model_cfg.vision_cfg.layers = 1)), /"visual\.transformer\.resblocks\.1\.ln_1\.weight" is one block more/, CLIP_TOKENIZER);
+  await refused(vit((j) => (j.model_cfg.vision_cfg.ls_init_value = 1e-5)), /model_cfg\.vision_cfg\.ls_init_value 0\.00001 is not supported/, CLIP_TOKENIZER);
+  await refused(vit((j) => (j.model_cfg.text_cfg.pool_type = 'first')), /model_cfg\.text_cfg\.pool_type "first" is not supported/, CLIP_TOKENIZER);
   // OpenAI's projections are stored [in, out]: the message names the stored key; shapes are the canonical [out, in].
   await refused(vit((j) => (j.model_cfg.embed_dim = 8)), /"visual\.proj" has shape \[16, 64\], expected \[8, 64\]/, CLIP_TOKENIZER);
 

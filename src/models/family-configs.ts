@@ -16,6 +16,14 @@ function mlpWidth(f: Fields, width: number): number {
   return w;
 }
 
+/** open_clip options that change a tower's structure, with the value of the plain CLIP tower (if any). */
+const UNSUPPORTED_OPEN_CLIP: ['vision_cfg' | 'text_cfg', string, unknown][] = [
+  ['vision_cfg', 'ls_init_value', undefined], ['vision_cfg', 'attentional_pool', undefined],
+  ['vision_cfg', 'pool_type', 'tok'], ['vision_cfg', 'final_ln_after_pool', undefined],
+  ['text_cfg', 'ls_init_value', undefined], ['text_cfg', 'embed_cls', undefined], ['text_cfg', 'proj_bias', undefined],
+  ['text_cfg', 'pool_type', 'argmax'], ['text_cfg', 'final_ln_after_pool', undefined],
+];
+
 /**
  * open_clip's `open_clip_config.json` (the whole file, or its `model_cfg`). Defaults are open_clip's
  * CLIPVisionCfg / CLIPTextCfg defaults; head counts follow OpenAI: width // 64 for a ViT, width * 32 // 64
@@ -29,6 +37,12 @@ export function openClipConfig(json: Json, origin = 'open_clip_config.json'): Cl
   const t = m.sub('text_cfg');
   if (v.obj.timm_model_name) throw new Error(`${origin}: timm vision towers (${String(v.obj.timm_model_name)}) are not supported`);
   if (t.obj.hf_model_name) throw new Error(`${origin}: Hugging Face text towers (${String(t.obj.hf_model_name)}) are not supported`);
+  // Tower variants whose extra weights our towers would silently ignore: refused by name.
+  for (const [f, key, plain] of UNSUPPORTED_OPEN_CLIP) {
+    const cfg = f === 'vision_cfg' ? v : t;
+    const val = cfg.obj[key];
+    if (val !== undefined && val !== null && val !== false && val !== plain) cfg.fail(key, `${JSON.stringify(val)} is not supported (a tower variant clip-ts does not build)`);
+  }
   const act: Activation = m.obj.quick_gelu ? 'quick_gelu' : 'gelu';
   const embedDim = m.int('embed_dim', undefined, 1, CONFIG_LIMITS.width);
   let imageSize: number;
