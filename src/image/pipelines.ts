@@ -79,6 +79,12 @@ function triple(v: unknown, what: string, dflt: RGBTriple): RGBTriple {
   return [num(v[0], what), num(v[1], what), num(v[2], what)];
 }
 
+/** A std of 0 divides every pixel by zero: NaN embeddings for every image. */
+function nonZero(v: RGBTriple, what: string): RGBTriple {
+  if (v.some((x) => x === 0)) throw new Error(`preprocessor config: ${what} must be non-zero, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function hw(v: Record<string, unknown>, what: string): { height: number; width: number } {
   return { height: num(v.height, `${what}.height`), width: num(v.width, `${what}.width`) };
 }
@@ -125,7 +131,7 @@ export function pipelineFromPreprocessorConfig(json: Record<string, unknown>, ba
   return {
     kind: 'hf', backend: backend ?? backendOf(json), size, crop,
     mean: triple(json.image_mean, 'image_mean', OPENAI_CLIP_MEAN),
-    std: triple(json.image_std, 'image_std', OPENAI_CLIP_STD),
+    std: nonZero(triple(json.image_std, 'image_std', OPENAI_CLIP_STD), 'image_std'),
     resample,
     doResize: bool('do_resize', true),
     doCenterCrop: bool('do_center_crop', true),

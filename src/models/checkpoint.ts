@@ -13,7 +13,9 @@ import { chineseClipWeights } from './families/chinese-clip.js';
 import { hfClipWeights } from './families/hf-clip.js';
 import { openaiClipWeights } from './families/openai-clip.js';
 import { taiyiWeights } from './families/taiyi.js';
-import { chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
+import { checkMeanStd, CONFIG_LIMITS, Fields } from './config-fields.js';
+import { CHINESE_CLIP_CONTEXT, chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
+import { checkWeightShapes } from './shapes.js';
 import { openaiConfigFromStateDict } from './openai-state-dict.js';
 import type { TowerWeights } from './weights.js';
 
@@ -115,21 +117,52 @@ export function openWeights(path: string): TensorSource {
   throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt or .pth)`);
 }
 
-function scalar(w: TowerWeights, name: string, fallback: number): number {
-  return w.has(name) ? w.get(name).data[0]! : fallback;
+/** Run `fn` on an open weight file; a file refused by it is closed, not leaked (a server may retry loads). */
+function closingOnError<T>(src: TensorSource, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    (src as TensorSource & { close?: () => void }).close?.();
+    throw e;
+  }
+}
+
+/**
+ * logit_scale as stored (log space). exp() of it multiplies every similarity: past ±100 the scores are
+ * infinities (CLIP clamps it at ln 100 = 4.6 when training).
+ */
+function logitScaleOf(w: TowerWeights, fallback: number): number {
+  if (!w.has('logit_scale')) return fallback;
+  return checkLogitScale(w.get('logit_scale').data[0]!, `${w.origin}: tensor "${w.keys('logit_scale')[0]}"`);
+}
+
+function checkLogitScale(v: number, what: string): number {
+  if (!(Math.abs(v) <= 100)) throw new Error(`${what} must be a number from -100 to 100 (log space), got ${v}`);
+  return v;
 }
 
 const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
   opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
 
+/** CLIPImageProcessor settings from preprocessor_config.json (its defaults when there is none). */
 function hfPreprocess(dir: string, size: number): PreprocessSpec {
   const ppPath = join(dir, 'preprocessor_config.json');
-  const hfConfig = existsSync(ppPath) ? readJson(ppPath) : undefined;
-  return {
-    kind: 'hf', hfConfig, size,
-    mean: (hfConfig?.image_mean as number[]) ?? OPENAI_MEAN,
-    std: (hfConfig?.image_std as number[]) ?? OPENAI_STD,
-  };
+  if (!existsSync(ppPath)) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
+  // The values that decide the pixels: mean and std (finite, std non-zero, else every embedding is NaN) and
+  // the resize / crop sizes (bounded like the towers' image size). The rest is checked where it is used.
+  const f = Fields.of(readJson(ppPath), ppPath);
+  const mean = f.has('image_mean') ? checkMeanStd(f.obj.image_mean, 'image_mean', ppPath, false) : OPENAI_MEAN;
+  const std = f.has('image_std') ? checkMeanStd(f.obj.image_std, 'image_std', ppPath, true) : OPENAI_STD;
+  if (f.has('rescale_factor')) f.num('rescale_factor', undefined, { gt: 0, max: 1e6 });
+  for (const key of ['size', 'crop_size']) {
+    const v = f.obj[key];
+    if (typeof v === 'number') f.int(key, undefined, 1, CONFIG_LIMITS.imageSize);
+    else if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const o = f.sub(key);
+      for (const k of ['shortest_edge', 'height', 'width']) if (o.has(k)) o.int(k, undefined, 1, CONFIG_LIMITS.imageSize);
+    }
+  }
+  return { kind: 'hf', hfConfig: f.obj, size, mean, std };
 }
 
 const built = (build: (opts: BuildOptions) => Graph, files: (string | undefined)[], config: unknown): TowerSpec => ({
@@ -146,10 +179,19 @@ const textSource = (cfg: ClipConfig) => ({ text: cfg.text, projectionDim: cfg.pr
 
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
 function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions, cfgFile?: string): Checkpoint {
-  const src = openWeights(weightsPath);
-  const w = openaiClipWeights(src);
-  const config = cfgJson ? openClipConfig(cfgJson, join(dirname(weightsPath), 'open_clip_config.json')) : openClipConfig(openaiConfigFromStateDict(src));
+  const cfgOrigin = cfgFile ?? join(dirname(weightsPath), 'open_clip_config.json');
   const pp = cfgJson?.preprocess_cfg ?? {};
+  const ppOrigin = `${cfgOrigin}: preprocess_cfg`;
+  const mean = pp.mean === undefined ? OPENAI_MEAN : checkMeanStd(pp.mean, 'mean', ppOrigin, false);
+  const std = pp.std === undefined ? OPENAI_STD : checkMeanStd(pp.std, 'std', ppOrigin, true);
+  const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
+  const src = openWeights(weightsPath);
+  const { w, config, logitScale } = closingOnError(src, () => {
+    const w = openaiClipWeights(src);
+    const config = fileConfig ?? openClipConfig(openaiConfigFromStateDict(src), `${weightsPath} (config read off its tensor shapes)`);
+    checkWeightShapes(w, config);
+    return { w, config, logitScale: logitScaleOf(w, Math.log(1 / 0.07)) };
+  });
   const files = [weightsPath, cfgFile];
   return {
     family: 'open-clip', path, projectionDim: config.projectionDim,
@@ -159,8 +201,8 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     tokenizerDir: tokenizerIn(dirname(weightsPath), opts),
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
-    preprocess: { kind: 'openai', size: config.vision.imageSize, mean: pp.mean ?? OPENAI_MEAN, std: pp.std ?? OPENAI_STD },
-    logitScale: scalar(w, 'logit_scale', Math.log(1 / 0.07)),
+    preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
+    logitScale,
     config, weights: w,
   };
 }
@@ -171,7 +213,8 @@ function onnxFamily(dir: string, cfgJson: Record<string, any>, opts: OpenOptions
   const vision = requireFile(join(dir, 'onnx'), [`vision_model${variant}.onnx`], 'ONNX image tower');
   const text = requireFile(join(dir, 'onnx'), [`text_model${variant}.onnx`], 'ONNX text tower');
   const chinese = cfgJson.model_type === 'chinese_clip';
-  const config = chinese ? chineseClipConfig(cfgJson) : clipConfigFromHF(cfgJson, join(dir, 'config.json'));
+  const cfgPath = join(dir, 'config.json');
+  const config = chinese ? chineseClipConfig(cfgJson, cfgPath) : clipConfigFromHF(cfgJson, cfgPath);
   return {
     family: 'onnx', path: dir, projectionDim: config.projectionDim,
     image: { kind: 'onnx', path: vision }, text: { kind: 'onnx', path: text },
@@ -191,7 +234,10 @@ function readLogitScale(dir: string): number | undefined {
   if (!p) return undefined;
   const f = new SafetensorsFile(p);
   try {
-    return f.has('logit_scale') ? toFloat32(f.get('logit_scale'))[0] : undefined;
+    if (!f.has('logit_scale')) return undefined;
+    const t = f.get('logit_scale');
+    if (t.shape.some((d) => d !== 1)) throw new Error(`${p}: tensor "logit_scale" has shape [${t.shape.join(', ')}], expected []`);
+    return checkLogitScale(toFloat32(t)[0]!, `${p}: tensor "logit_scale"`);
   } finally {
     f.close();
   }
@@ -203,18 +249,25 @@ function readLogitScale(dir: string): number | undefined {
  */
 function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   const spec = readJson(file);
-  if (!spec.text || !spec.image) throw new Error(`${file}: a pairing file needs "text" and "image" directories`);
+  if (typeof spec.text !== 'string' || typeof spec.image !== 'string') throw new Error(`${file}: a pairing file needs "text" and "image" directories`);
   const base = dirname(file);
   const textDir = resolve(base, spec.text);
   const image = openCheckpoint(resolve(base, spec.image), { ...opts, tokenizerDir: undefined });
   const tcfgPath = requireFile(textDir, ['config.json'], 'config.json');
   const tcfg = taiyiBertConfig(readJson(tcfgPath), join(textDir, 'config.json'));
   const weightsPath = requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
-  const w = taiyiWeights(openWeights(weightsPath));
-  const masked = opts.textMask ?? spec.attention_mask === true;
+  const pair = Fields.of(spec, file);
+  const contextLength = pair.int('context_length', tcfg.contextLength, 1, tcfg.contextLength);
   if (tcfg.numLabels !== image.projectionDim) {
     throw new Error(`${file}: text features have ${tcfg.numLabels} dimensions but the image tower gives ${image.projectionDim}`);
   }
+  const src = openWeights(weightsPath);
+  const w = closingOnError(src, () => {
+    const w = taiyiWeights(src);
+    checkWeightShapes(w, { text: tcfg, projectionDim: tcfg.numLabels, numLabels: tcfg.numLabels });
+    return w;
+  });
+  const masked = opts.textMask ?? spec.attention_mask === true;
   return {
     ...image,
     family: 'taiyi', path: file,
@@ -222,7 +275,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
     textInputs: masked ? 'bert-masked' : 'bert', textPadding: 'longest',
     tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
     // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
-    contextLength: spec.context_length ?? tcfg.contextLength,
+    contextLength,
   };
 }
 
@@ -250,7 +303,9 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
     // A bare OpenAI checkpoint (their released TorchScript .pt, or a state dict): the shapes say the config.
     if (file) {
       const src = openWeights(file);
-      if (!src.has('token_embedding.weight') && !src.has('visual.proj') && !src.has('visual.attnpool.c_proj.weight')) {
+      const isOpenai = src.has('token_embedding.weight') || src.has('visual.proj') || src.has('visual.attnpool.c_proj.weight');
+      (src as TensorSource & { close?: () => void }).close?.();
+      if (!isOpenai) {
         throw new Error(`${file}: not an OpenAI CLIP state dict, and no config.json beside it to say what it is (put it in its model directory)`);
       }
       return openaiFamily(path, opts.configPath ? readJson(opts.configPath) : undefined, file, opts, opts.configPath);
@@ -266,7 +321,12 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
   if (cfgJson.model_type === 'clip' || cfgJson.text_config?.model_type === 'clip_text_model') {
     const config = clipConfigFromHF(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
-    const w = hfClipWeights(openWeights(weightsPath));
+    const src = openWeights(weightsPath);
+    const { w, logitScale } = closingOnError(src, () => {
+      const w = hfClipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+    });
     const files = [weightsPath, cfgPath];
     return {
       family: 'hf-clip', path, projectionDim: config.projectionDim,
@@ -276,14 +336,19 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
       contextLength: config.text.contextLength,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
-      logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
+      logitScale,
       config, weights: w,
     };
   }
   if (cfgJson.model_type === 'chinese_clip') {
     const config = chineseClipConfig(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
-    const w = chineseClipWeights(openWeights(weightsPath));
+    const src = openWeights(weightsPath);
+    const { w, logitScale } = closingOnError(src, () => {
+      const w = chineseClipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+    });
     const files = [weightsPath, cfgPath];
     return {
       family: 'chinese-clip', path, projectionDim: config.projectionDim,
@@ -291,9 +356,9 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true }), files, { ...textSource(config), masked: true }),
       textInputs: 'bert-masked', outputs: OURS, textPadding: 'longest',
       tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
-      contextLength: 52,
+      contextLength: CHINESE_CLIP_CONTEXT,
       preprocess: hfPreprocess(dir, config.vision.imageSize),
-      logitScale: scalar(w, 'logit_scale', config.logitScaleInit),
+      logitScale,
       config, weights: w,
     };
   }

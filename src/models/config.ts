@@ -1,5 +1,6 @@
 // Tower configurations as plain data. Every family's config file is translated into these.
 import type { Activation } from '../graph/ops.js';
+import { checkHeads, CONFIG_LIMITS, Fields } from './config-fields.js';
 
 export interface TransformerConfig {
   width: number;
@@ -56,35 +57,54 @@ export interface ClipConfig {
 
 type Json = Record<string, any>;
 
-/** HF CLIPConfig (config.json). The top-level projection_dim wins over the nested ones. */
+/** The transformer fields every HF tower config (CLIP text/vision, BERT) shares, range-checked. */
+export function hfTransformerFields(f: Fields, d: { width: number; layers: number; heads: number; mlpWidth: number; act: Activation; eps: number }): TransformerConfig {
+  const width = f.int('hidden_size', d.width, 1, CONFIG_LIMITS.width);
+  const heads = f.int('num_attention_heads', d.heads, 1, CONFIG_LIMITS.width);
+  checkHeads(f, 'hidden_size', width, 'num_attention_heads', heads);
+  return {
+    width,
+    layers: f.int('num_hidden_layers', d.layers, 1, CONFIG_LIMITS.layers),
+    heads,
+    mlpWidth: f.int('intermediate_size', d.mlpWidth, 1, CONFIG_LIMITS.mlpWidth),
+    act: f.act('hidden_act', d.act),
+    eps: f.num('layer_norm_eps', d.eps, { gt: 0, max: 1 }),
+  };
+}
+
+/** HF CLIPVisionConfig (a CLIPConfig's or ChineseCLIPConfig's vision_config). */
+export function hfVisionConfig(v: Fields): VitConfig {
+  const imageSize = v.int('image_size', 224, 1, CONFIG_LIMITS.imageSize);
+  return {
+    kind: 'vit',
+    ...hfTransformerFields(v, { width: 768, layers: 12, heads: 12, mlpWidth: 3072, act: 'quick_gelu', eps: 1e-5 }),
+    imageSize,
+    patchSize: v.int('patch_size', 32, 1, imageSize),
+  };
+}
+
+/** The projection width: the top-level projection_dim wins over the nested ones (as in transformers). */
+export function hfProjectionDim(f: Fields): number {
+  const where = f.has('projection_dim') ? f : [f.sub('text_config'), f.sub('vision_config')].find((s) => s.has('projection_dim'));
+  return where ? where.int('projection_dim', undefined, 1, CONFIG_LIMITS.width) : 512;
+}
+
+/** HF CLIPConfig (config.json). */
 export function clipConfigFromHF(cfg: Json, origin = 'config.json'): ClipConfig {
-  const t = cfg.text_config;
-  const v = cfg.vision_config;
-  if (!t || !v) throw new Error(`${origin}: expected a CLIP config with text_config and vision_config`);
-  const projectionDim = cfg.projection_dim ?? t.projection_dim ?? v.projection_dim ?? 512;
+  if (!cfg?.text_config || !cfg?.vision_config) throw new Error(`${origin}: expected a CLIP config with text_config and vision_config`);
+  const f = Fields.of(cfg, origin);
+  const t = f.sub('text_config');
+  const vocabSize = t.int('vocab_size', 49408, 1, CONFIG_LIMITS.vocab);
+  const eosTokenId = t.int('eos_token_id', Math.min(49407, vocabSize - 1), 0, vocabSize - 1);
   const text: ClipTextConfig = {
     kind: 'clip-text',
-    width: t.hidden_size ?? 512,
-    layers: t.num_hidden_layers ?? 12,
-    heads: t.num_attention_heads ?? 8,
-    mlpWidth: t.intermediate_size ?? 2048,
-    act: (t.hidden_act ?? 'quick_gelu') as Activation,
-    eps: t.layer_norm_eps ?? 1e-5,
-    vocabSize: t.vocab_size ?? 49408,
-    contextLength: t.max_position_embeddings ?? 77,
-    eosTokenId: t.eos_token_id ?? 49407,
-    poolAtArgmax: t.eos_token_id === 2,
+    ...hfTransformerFields(t, { width: 512, layers: 12, heads: 8, mlpWidth: 2048, act: 'quick_gelu', eps: 1e-5 }),
+    vocabSize,
+    contextLength: t.int('max_position_embeddings', 77, 1, CONFIG_LIMITS.positions),
+    eosTokenId,
+    poolAtArgmax: eosTokenId === 2,
   };
-  const vision: VitConfig = {
-    kind: 'vit',
-    width: v.hidden_size ?? 768,
-    layers: v.num_hidden_layers ?? 12,
-    heads: v.num_attention_heads ?? 12,
-    mlpWidth: v.intermediate_size ?? 3072,
-    act: (v.hidden_act ?? 'quick_gelu') as Activation,
-    eps: v.layer_norm_eps ?? 1e-5,
-    imageSize: v.image_size ?? 224,
-    patchSize: v.patch_size ?? 32,
-  };
-  return { vision, text, projectionDim, logitScaleInit: cfg.logit_scale_init_value ?? 2.6592 };
+  const vision = hfVisionConfig(f.sub('vision_config'));
+  const logitScaleInit = f.num('logit_scale_init_value', 2.6592, { min: -100, max: 100 });
+  return { vision, text, projectionDim: hfProjectionDim(f), logitScaleInit };
 }

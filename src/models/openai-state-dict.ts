@@ -1,6 +1,7 @@
 // OpenAI's released .pt files carry no config: like OpenAI's build_model, read it off the tensor shapes.
 import { shapeOf, type TensorSource } from '../io/tensor.js';
 
+// Only the declared shapes are read: the config they give is checked, and the tensors against it, before any data.
 function shape(src: TensorSource, key: string): number[] {
   const s = shapeOf(src, key);
   if (!s) throw new Error(`${src.origin}: not an OpenAI CLIP state dict (no "${key}")`);

@@ -1,6 +1,6 @@
 // Towers read weights by *canonical* names (one naming for every checkpoint family). A family is a
 // resolver from canonical names to its own keys; the tower code never sees checkpoint key names.
-import { toFloat32, type TensorSource } from '../io/tensor.js';
+import { shapeOf, toFloat32, type TensorSource } from '../io/tensor.js';
 
 export interface Weight {
   data: Float32Array;
@@ -9,25 +9,119 @@ export interface Weight {
 
 export type Resolver = (canonical: string) => Weight | undefined;
 
-export class TowerWeights {
-  constructor(private readonly resolve: Resolver, readonly origin: string) {}
+/**
+ * Where a canonical weight sits in a checkpoint: one key, or several stacked along dim 0 (HF's q/k/v),
+ * optionally transposed (OpenAI's [in, out] projections).
+ */
+export interface KeyPlan {
+  keys: string[];
+  transpose?: boolean;
+}
+export type KeyMap = (canonical: string) => KeyPlan | undefined;
 
+/** A weight's shape as the checkpoint declares it, before a byte is read. */
+export interface WeightRef {
+  keys: string[];
+  shape: number[];
+  load(): Weight;
+}
+
+/** Shape without reading the tensor: both file readers expose `info`; in-memory sources just `get`. */
+export function declaredShape(src: TensorSource, key: string): number[] {
+  const s = shapeOf(src, key);
+  if (!s) throw new Error(`${src.origin}: no tensor "${key}"`);
+  return s;
+}
+
+const fmt = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+export class TowerWeights {
+  private readonly refOf: (name: string) => WeightRef | undefined;
+  private readonly keysOf: (name: string) => string[] | undefined;
+
+  /** A function: weights already in memory (tests, a trainer's parameters); else refs into a file (fromSource). */
+  constructor(resolve: Resolver | { ref: (name: string) => WeightRef | undefined; keys: (name: string) => string[] | undefined }, readonly origin: string) {
+    if (typeof resolve === 'function') {
+      this.refOf = (name) => {
+        const w = resolve(name);
+        return w && { keys: [name], shape: w.shape, load: () => w };
+      };
+      this.keysOf = () => undefined;
+    } else {
+      this.refOf = resolve.ref;
+      this.keysOf = resolve.keys;
+    }
+  }
+
+  /**
+   * A checkpoint's tensors by canonical name. Shapes come from the file's header and are checked (see
+   * shapes.ts) before any tensor is read; the data is read, converted and checked finite only by `get`.
+   */
+  static fromSource(src: TensorSource, map: KeyMap): TowerWeights {
+    const ref = (name: string): WeightRef | undefined => {
+      const plan = map(name);
+      if (!plan || !plan.keys.every((k) => src.has(k))) return undefined;
+      const parts = plan.keys.map((k) => ({ key: k, shape: declaredShape(src, k) }));
+      let shape = parts[0]!.shape;
+      if (parts.length > 1) {
+        const rest = fmt(shape.slice(1));
+        if (parts.some((p) => p.shape.length === 0 || fmt(p.shape.slice(1)) !== rest)) {
+          throw new Error(`${src.origin}: tensors ${parts.map((p) => `"${p.key}" ${fmt(p.shape)}`).join(', ')} should differ only in their first dimension`);
+        }
+        shape = [parts.reduce((n, p) => n + p.shape[0]!, 0), ...shape.slice(1)];
+      }
+      if (plan.transpose) {
+        if (shape.length !== 2) throw new Error(`${src.origin}: tensor "${plan.keys[0]}" has shape ${fmt(shape)}, expected a matrix`);
+        shape = [shape[1]!, shape[0]!];
+      }
+      const load = (): Weight => {
+        const ws = plan.keys.map((k) => {
+          const t = src.get(k);
+          return { data: toFloat32(t), shape: t.shape };
+        });
+        const packed = ws.length === 1 ? ws[0]! : concat0(ws);
+        return plan.transpose ? transpose2d(packed) : packed;
+      };
+      return { keys: plan.keys, shape, load };
+    };
+    // For messages about a weight that is not there: the keys that are missing.
+    const absent = (name: string) => map(name)?.keys.filter((k) => !src.has(k));
+    return new TowerWeights({ ref, keys: absent }, src.origin);
+  }
+
+  /** Every value finite: a NaN or infinite weight would give NaN embeddings for every input. */
   get(name: string): Weight {
-    const w = this.resolve(name);
-    if (!w) throw new Error(`${this.origin}: missing weight for "${name}"`);
+    const ref = this.refOf(name);
+    if (!ref) throw new Error(`${this.origin}: ${this.missing(name)}`);
+    const w = ref.load();
+    const data = w.data;
+    for (let i = 0; i < data.length; i++) {
+      // x - x is 0 for every finite x and NaN for NaN and ±Infinity: one compare per element.
+      if (data[i]! - data[i]! !== 0) {
+        throw new Error(`${this.origin}: tensor ${ref.keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${data[i]} at index ${i})`);
+      }
+    }
     return w;
   }
 
   has(name: string): boolean {
-    return this.resolve(name) !== undefined;
+    return this.refOf(name) !== undefined;
   }
-}
 
-/** Read a checkpoint tensor as float32, or undefined when absent. */
-export function read(src: TensorSource, key: string): Weight | undefined {
-  if (!src.has(key)) return undefined;
-  const t = src.get(key);
-  return { data: toFloat32(t), shape: t.shape };
+  /** The declared shape, without reading the tensor; undefined when absent. */
+  shape(name: string): number[] | undefined {
+    return this.refOf(name)?.shape;
+  }
+
+  /** The checkpoint key(s) behind a canonical name (when absent: the missing ones), for messages. */
+  keys(name: string): string[] {
+    return this.refOf(name)?.keys ?? this.keysOf(name) ?? [name];
+  }
+
+  missing(name: string): string {
+    const keys = this.keysOf(name);
+    return keys ? `missing tensor ${keys.map((k) => `"${k}"`).join(', ')} (${name})` : `missing weight for "${name}"`;
+  }
 }
 
 /** PyTorch Linear weights are [out, in]; MatMul wants [in, out]. */

@@ -97,7 +97,13 @@ export class ClipModel {
 
   private async open(tower: Tower, t: TowerSpec): Promise<ortTypes.InferenceSession> {
     const so: SessionOptions = { device: this.opts.device, threads: this.opts.threads };
-    if (t.kind === 'onnx') return createSession(t.path, so);
+    if (t.kind === 'onnx') {
+      try {
+        return await createSession(t.path, so);
+      } catch (e) {
+        throw new Error(`${t.path}: ONNX Runtime cannot load this ${tower} tower: ${ortReason(e, t.path)}`, { cause: e });
+      }
+    }
     const emit = (event: OnnxCacheEvent['event'], path: string, reason?: string) => this.opts.onCache?.({ tower, event, path, reason });
     // Everything that changes the built graph; the device and thread count only affect the session.
     const build = { fused: this.opts.fused ?? true, dtype: this.opts.dtype ?? 'fp32' };
@@ -119,13 +125,14 @@ export class ClipModel {
     }
     if (entry) emit('miss', entry.path);
     const model = this.materialize(t, build.fused, entry, emit);
-    if (typeof model !== 'string') return createSession(model, so);
     try {
       return await createSession(model, so);
     } catch (e) {
       // Never leave behind an entry ORT refused; the same error would follow on every load.
-      removeCacheEntry(entry!);
-      throw e;
+      if (typeof model === 'string') removeCacheEntry(entry!);
+      // The checkpoint is what the user named; the cache file is our business.
+      const reason = ortReason(e, typeof model === 'string' ? model : undefined);
+      throw new Error(`${this.checkpoint.path}: ONNX Runtime refused the ${tower} tower built from this checkpoint: ${reason}`, { cause: e });
     }
   }
 
@@ -154,6 +161,14 @@ export class ClipModel {
     return g;
   }
 
+  private async run(session: ortTypes.InferenceSession, tower: Tower, feeds: Record<string, ortTypes.Tensor>): Promise<ortTypes.InferenceSession.ReturnType> {
+    try {
+      return await session.run(feeds);
+    } catch (e) {
+      throw new Error(`${this.checkpoint.path}: ONNX Runtime failed running the ${tower} tower: ${ortReason(e, undefined)}`, { cause: e });
+    }
+  }
+
   /** Pick the normalized output when the graph has one; otherwise normalize here (ONNX exports). */
   private pick(out: ortTypes.InferenceSession.ReturnType, tower: 'image' | 'text', n: number, normalize: boolean): Float32Array[] {
     const names = this.checkpoint.outputs;
@@ -164,16 +179,33 @@ export class ClipModel {
     return normalize ? r.map(l2normalize) : r;
   }
 
-  /** Run the image tower on preprocessed pixels [n, 3, S, S]; returns one row per image. */
+  /**
+   * Run the image tower on preprocessed pixels [n, 3, S, S]; returns one row per image. Throws when a row is
+   * not finite (encodeImages reports that per image instead).
+   */
   async encodePixels(pixels: Float32Array, n: number, normalize = true): Promise<Float32Array[]> {
+    const rows = await this.runImages(pixels, n, normalize);
+    const bad = rows.findIndex((r) => !isFinite32(r));
+    if (bad >= 0) throw new Error(`image ${bad} of the batch: ${NON_FINITE}`);
+    return rows;
+  }
+
+  private async runImages(pixels: Float32Array, n: number, normalize: boolean): Promise<Float32Array[]> {
     const s = this.checkpoint.preprocess.size;
     const session = await this.session('image');
-    const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [n, 3, s, s]) });
+    const out = await this.run(session, 'image', { pixel_values: new ort.Tensor('float32', pixels, [n, 3, s, s]) });
     return this.pick(out, 'image', n, normalize);
   }
 
-  /** Run the text tower on a tokenized batch. */
+  /** Run the text tower on a tokenized batch. Throws when a row is not finite. */
   async encodeBatch(b: TokenBatch, normalize = true): Promise<Float32Array[]> {
+    const rows = await this.runTexts(b, normalize);
+    const bad = rows.findIndex((r) => !isFinite32(r));
+    if (bad >= 0) throw new Error(`text ${bad} of the batch: ${NON_FINITE}`);
+    return rows;
+  }
+
+  private async runTexts(b: TokenBatch, normalize: boolean): Promise<Float32Array[]> {
     const session = await this.session('text');
     const dims = [b.batch, b.length];
     const feeds: Record<string, ortTypes.Tensor> = { input_ids: new ort.Tensor('int64', b.inputIds, dims) };
@@ -183,7 +215,7 @@ export class ClipModel {
     } else if (inputs === 'bert-masked' || inputs === 'onnx-hf') {
       feeds.attention_mask = new ort.Tensor('int64', b.attentionMask, dims);
     }
-    return this.pick(await session.run(feeds), 'text', b.batch, normalize);
+    return this.pick(await this.run(session, 'text', feeds), 'text', b.batch, normalize);
   }
 
   async encodeTexts(texts: string[], opts: EncodeOptions = {}): Promise<Float32Array[]> {
@@ -200,8 +232,11 @@ export class ClipModel {
     for (const size of sizes) {
       const chunk = order.slice(start, start + size);
       const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: this.checkpoint.textPadding });
-      const embs = await this.encodeBatch(batch, opts.normalize ?? true);
-      chunk.forEach((c, k) => (result[c.i] = embs[k]!));
+      const embs = await this.runTexts(batch, opts.normalize ?? true);
+      chunk.forEach((c, k) => {
+        if (!isFinite32(embs[k]!)) throw new Error(`text ${JSON.stringify(clipText(texts[c.i]!))}: ${NON_FINITE}`);
+        result[c.i] = embs[k]!;
+      });
       start += size;
       opts.onProgress?.(start, texts.length);
     }
@@ -244,8 +279,11 @@ export class ClipModel {
         const buf = new Float32Array(ok.length * per);
         let k = 0;
         idx.forEach((_, j) => { if (pixels[j]) buf.set(pixels[j]!, per * k++); });
-        const embs = await this.encodePixels(buf, ok.length, opts.normalize ?? true);
-        ok.forEach((i, j) => (results[i]!.embedding = embs[j]));
+        const embs = await this.runImages(buf, ok.length, opts.normalize ?? true);
+        ok.forEach((i, j) => {
+          if (isFinite32(embs[j]!)) results[i]!.embedding = embs[j];
+          else results[i]!.error = `${results[i]!.input}: ${NON_FINITE}`;
+        });
       }
       if (!next && start + batchSize < inputs.length) next = prepare(start + batchSize);
       done += idx.length;
@@ -255,8 +293,27 @@ export class ClipModel {
   }
 
   async release(): Promise<void> {
-    for (const s of [this.imageSession, this.textSession]) if (s) await (await s).release();
+    // A tower that failed to open has nothing to release (its error was reported where it was used).
+    for (const s of [this.imageSession, this.textSession]) if (s) await (await s.catch(() => undefined))?.release();
   }
+}
+
+/** Stored or printed embeddings must be numbers: NaN/Infinity would become `null` in JSON and poison an index. */
+const NON_FINITE = 'the model gave a non-finite embedding (NaN or Infinity); its weights or config are broken';
+
+function isFinite32(v: Float32Array): boolean {
+  // x - x is 0 for every finite x and NaN for NaN and ±Infinity.
+  for (let i = 0; i < v.length; i++) if (v[i]! - v[i]! !== 0) return false;
+  return true;
+}
+
+const clipText = (t: string): string => (t.length > 60 ? `${t.slice(0, 57)}...` : t);
+
+/** ORT's message in one line, without the path of a file it was handed (a cache entry, or the model itself). */
+function ortReason(e: unknown, path: string | undefined): string {
+  let msg = ((e as Error)?.message ?? String(e)).split('\n')[0]!.trim();
+  if (path) msg = msg.split(path).join('<model>');
+  return msg.length > 300 ? `${msg.slice(0, 297)}...` : msg;
 }
 
 function rows(data: Float32Array, n: number): Float32Array[] {

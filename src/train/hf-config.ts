@@ -3,6 +3,7 @@
 // preprocessor_config.json (CLIPImageProcessor). Key names follow transformers' configuration_clip.
 import type { PreprocessSpec } from '../models/checkpoint.js';
 import type { ClipConfig } from '../models/config.js';
+import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { OPENAI_MEAN, OPENAI_STD } from '../models/checkpoint.js';
 import type { TextTokenizer } from '../text/types.js';
 
@@ -67,9 +68,10 @@ export function hfClipConfigJson(cfg: ClipConfig, base: Json = {}, tokens?: Toke
  * with the tokenizer: vocab_size at least its vocabulary, eos/bos/pad its special tokens.
  */
 export function completeScratchConfig(user: Json, tokens: TokenIds, origin: string): Json {
-  if (!user.text_config || !user.vision_config) throw new Error(`${origin}: expected a CLIPConfig with text_config and vision_config`);
+  if (!user?.text_config || !user?.vision_config) throw new Error(`${origin}: expected a CLIPConfig with text_config and vision_config`);
+  // Range-checked here because it is compared before clipConfigFromHF reads the completed config.
   const text = { ...user.text_config };
-  text.vocab_size ??= tokens.vocab;
+  text.vocab_size = Fields.of(user, origin).sub('text_config').int('vocab_size', tokens.vocab, 1, CONFIG_LIMITS.vocab);
   if (text.vocab_size < tokens.vocab) throw new Error(`${origin}: text_config.vocab_size ${text.vocab_size} is smaller than the tokenizer's vocabulary (${tokens.vocab})`);
   if (text.eos_token_id !== undefined && text.eos_token_id !== tokens.eos && text.eos_token_id !== 2) {
     throw new Error(`${origin}: text_config.eos_token_id ${text.eos_token_id} is not the tokenizer's end token ${tokens.eos}`);

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { resolveModel } from '../hub/resolve.js';
 import { openCheckpoint, type PreprocessSpec } from '../models/checkpoint.js';
 import { clipConfigFromHF, type ClipConfig } from '../models/config.js';
+import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
@@ -75,7 +76,9 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string): Prom
 /** Train from scratch: random weights (seeded) for a CLIPConfig, with a tokenizer from `tokenizerDir`. */
 export function fromConfig(configPath: string, tokenizerDir: string, seed: number): TrainSource {
   const user = readJson(configPath);
-  const contextLength = user.text_config?.max_position_embeddings ?? 77;
+  // The tokenizer is sized by it before the whole config is read: check it first.
+  const f = Fields.of(user, configPath);
+  const contextLength = f.has('text_config') ? f.sub('text_config').int('max_position_embeddings', 77, 1, CONFIG_LIMITS.positions) : 77;
   const tokenizer = loadTokenizer(tokenizerDir, { mode: 'hf', contextLength });
   const full = completeScratchConfig(user, tokenIdsOf(tokenizer), configPath);
   const config = clipConfigFromHF(full, configPath);

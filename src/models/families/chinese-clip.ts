@@ -2,7 +2,7 @@
 // logit_scale use CLIPModel's key names exactly, so hf-clip's mapping serves them; the BERT text tower
 // sits under `text_model.` (no pooler: Chinese-CLIP pools the [CLS] hidden state itself).
 import type { TensorSource } from '../../io/tensor.js';
-import { concat0, read, TowerWeights, type Weight } from '../weights.js';
+import { TowerWeights } from '../weights.js';
 import { hfClipKeys } from './hf-clip.js';
 
 // HF BertModel key names (relative to the model's prefix), shared with the Taiyi family.
@@ -38,13 +38,6 @@ export function bertKeys(canonical: string): string[] | undefined {
   return BERT_PARTS[part!] ? [prefix + BERT_PARTS[part!]] : undefined;
 }
 
-/** Read (and pack) the tensors behind `keys`, or undefined if any is absent. */
-export function readPacked(src: TensorSource, keys: string[]): Weight | undefined {
-  const ws = keys.map((k) => read(src, k));
-  if (ws.some((w) => !w)) return undefined;
-  return ws.length === 1 ? ws[0] : concat0(ws as Weight[]);
-}
-
 export function chineseClipKeys(canonical: string): string[] | undefined {
   const bert = bertKeys(canonical);
   if (bert) return bert.map((k) => `text_model.${k}`);
@@ -53,8 +46,8 @@ export function chineseClipKeys(canonical: string): string[] | undefined {
 }
 
 export function chineseClipWeights(src: TensorSource): TowerWeights {
-  return new TowerWeights((name) => {
+  return TowerWeights.fromSource(src, (name) => {
     const keys = chineseClipKeys(name);
-    return keys && readPacked(src, keys);
-  }, src.origin);
+    return keys && { keys };
+  });
 }

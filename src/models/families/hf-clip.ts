@@ -1,6 +1,6 @@
 // Hugging Face CLIPModel key names -> canonical tower names.
 import type { TensorSource } from '../../io/tensor.js';
-import { concat0, read, TowerWeights, type Weight } from '../weights.js';
+import { TowerWeights } from '../weights.js';
 
 const BLOCK = /^(visual|text)\.blocks\.(\d+)\.(.+)$/;
 const BLOCK_PARTS: Record<string, string> = {
@@ -25,6 +25,10 @@ const DIRECT: Record<string, string> = {
   'text.ln_final.bias': 'text_model.final_layer_norm.bias',
   'text.proj': 'text_projection.weight',
   logit_scale: 'logit_scale',
+  // Biases CLIP does not have: named only so that a checkpoint holding one is refused (shapes.ts), not misread.
+  'visual.patch.bias': 'vision_model.embeddings.patch_embedding.bias',
+  'visual.proj.bias': 'visual_projection.bias',
+  'text.proj.bias': 'text_projection.bias',
 };
 
 /** Checkpoint key(s) behind a canonical name; qkv is packed from three HF tensors. */
@@ -42,11 +46,8 @@ export function hfClipKeys(canonical: string): string[] | undefined {
 }
 
 export function hfClipWeights(src: TensorSource): TowerWeights {
-  return new TowerWeights((name) => {
+  return TowerWeights.fromSource(src, (name) => {
     const keys = hfClipKeys(name);
-    if (!keys) return undefined;
-    const ws = keys.map((k) => read(src, k));
-    if (ws.some((w) => !w)) return undefined;
-    return ws.length === 1 ? ws[0] : concat0(ws as Weight[]);
-  }, src.origin);
+    return keys && { keys };
+  });
 }

@@ -1,7 +1,7 @@
 // OpenAI / open_clip state-dict key names -> canonical tower names.
 // OpenAI stores projections as [in, out] (x @ proj); canonical is Linear's [out, in], so they are transposed here.
 import type { TensorSource } from '../../io/tensor.js';
-import { read, transpose2d, TowerWeights } from '../weights.js';
+import { TowerWeights } from '../weights.js';
 
 const BLOCK = /^(visual|text)\.blocks\.(\d+)\.(.+)$/;
 const BLOCK_PARTS: Record<string, string> = {
@@ -25,6 +25,8 @@ const DIRECT: Record<string, string> = {
   'text.ln_final.weight': 'ln_final.weight',
   'text.ln_final.bias': 'ln_final.bias',
   logit_scale: 'logit_scale',
+  // A bias CLIP's patch conv does not have: named only so that a checkpoint holding one is refused (shapes.ts).
+  'visual.patch.bias': 'visual.conv1.bias',
 };
 const TRANSPOSED: Record<string, string> = { 'visual.proj': 'visual.proj', 'text.proj': 'text_projection' };
 
@@ -38,13 +40,9 @@ export function openaiClipKey(canonical: string): string | undefined {
 }
 
 export function openaiClipWeights(src: TensorSource, prefix = ''): TowerWeights {
-  return new TowerWeights((name) => {
-    if (TRANSPOSED[name]) {
-      const w = read(src, prefix + TRANSPOSED[name]);
-      return w && transpose2d(w);
-    }
+  return TowerWeights.fromSource(src, (name) => {
+    if (TRANSPOSED[name]) return { keys: [prefix + TRANSPOSED[name]], transpose: true };
     // The canonical name is itself the key for the ResNet tower's own weights (visual.layer1...).
-    const key = openaiClipKey(name) ?? name;
-    return read(src, prefix + key);
-  }, src.origin);
+    return { keys: [prefix + (openaiClipKey(name) ?? name)] };
+  });
 }

@@ -2,7 +2,7 @@
 // the encoder under `bert.`, the pooler, and the classifier whose logits are the text features.
 import type { TensorSource } from '../../io/tensor.js';
 import { TowerWeights } from '../weights.js';
-import { bertKeys, readPacked } from './chinese-clip.js';
+import { bertKeys } from './chinese-clip.js';
 
 export function taiyiKeys(canonical: string): string[] | undefined {
   if (canonical === 'classifier.weight' || canonical === 'classifier.bias') return [canonical];
@@ -10,8 +10,8 @@ export function taiyiKeys(canonical: string): string[] | undefined {
 }
 
 export function taiyiWeights(src: TensorSource): TowerWeights {
-  return new TowerWeights((name) => {
+  return TowerWeights.fromSource(src, (name) => {
     const keys = taiyiKeys(name);
-    return keys && readPacked(src, keys);
-  }, src.origin);
+    return keys && { keys };
+  });
 }
