@@ -10,15 +10,12 @@ import { defaultDbPath, openStore, type StoreKind } from '../../search/open.js';
 import { detectPreview, previewSequence } from '../../search/preview.js';
 import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
 import { parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
-import { loadModel, modelOptions, positiveInt } from '../model-options.js';
+import { loadModel, modelId, modelOptions, positiveInt } from '../model-options.js';
 import { Progress } from '../progress.js';
 import { table } from '../table.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const collectCondition = (v: string, prev: Condition[]) => [...prev, parseCondition(v)];
-
-/** Model as recorded in the store: a local path made absolute (so cwd does not matter), a hub id as given. */
-const modelId = (m: string) => (existsSync(m) ? resolve(m) : m);
 
 function checkModel(store: VectorStore, model: ClipModel, modelArg: string): void {
   const info: StoreInfo = store.info;
@@ -36,6 +33,7 @@ export function registerIndexSearch(program: Command): Command {
     .option('--json', 'print the run statistics as JSON')
     .action(async (dirs: string[], o) => {
       const db = resolve(o.db ?? defaultDbPath());
+      for (const d of dirs) if (!existsSync(d)) throw new Error(`${d}: no such file or folder to index`);
       const model = await loadModel(o);
       mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
       const release = await lockWriter(db);
