@@ -102,7 +102,7 @@ export function registerEval(program: Command): void {
       const model = await loadModel(o);
       try {
         const report = await evalZeroShot(model, data, { templates: set.templates, k: o.top, batchSize: o.batchSize, onProgress: stageProgress() });
-        if (o.confusionPng) await writeConfusionPng(o.confusionPng, report.confusion);
+        if (o.confusionPng) await writeConfusionPng(o.confusionPng, report.confusion, { classes: report.classes });
         const full = { model: o.model, dataset: source, templateSource: set.source, ...report };
         await finish(o, full, () => zeroShotText(report, source), report.failed);
         exitCodeFor(report.counts.evaluated, report.counts.failed);
