@@ -134,7 +134,7 @@ function openProgress(out: string, header: ProgressHeader, resume: boolean): { l
     }
     // A torn header: the job was killed before any row could be written, so start afresh.
   } else if (resume && existsSync(out) && statSync(out).size > 0) {
-    throw new Error(`${out} exists but ${path} does not (a finished job removes it), so which inputs it holds is unknown: pass --no-resume to overwrite it`);
+    throw new Error(`${out} exists but ${path} does not, so which inputs it holds is unknown: pass --no-resume to overwrite it`);
   }
   // The header goes to disk before the outputs are created: a kill in between leaves a progress file with
   // no marks, which a rerun treats as a fresh start, never as an unexplained output.
@@ -244,11 +244,8 @@ export async function runEmbedJob(model: EmbedModel, opts: EmbedJobOptions): Pro
     progress.log.close();
     errorLog.close();
   }
-  // A job with nothing left to do needs no progress log; after failures it stays, so a rerun retries only those.
-  if (!errors.length) {
-    unlinkSync(errorsFile);
-    unlinkSync(progressPath(opts.out));
-  }
+  // FILE.progress stays: it records which inputs FILE holds, so a later run over more inputs adds only the new ones.
+  if (!errors.length) unlinkSync(errorsFile);
 
   const rows = writer.state().rows;
   return {
