@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, test } from 'node:test';
 import { displayWidth, table } from '../src/cli/table.js';
 import { labelSetWarning, splitLabels } from '../src/tasks/labels.js';
@@ -126,4 +127,28 @@ test('clip serve uses the default index of clip index when no --db is given', { 
   } finally {
     child.kill('SIGTERM');
   }
+});
+
+// LanceDB and Arrow are optional peers: a resolve hook makes them missing, as in an app that never installed them.
+const HOOK = `export async function resolve(s, c, next) {
+  if (/^(@lancedb\\/|apache-arrow)/.test(s)) throw Object.assign(new Error('not installed: ' + s), { code: 'ERR_MODULE_NOT_FOUND' });
+  return next(s, c);
+}`;
+writeFileSync(join(tmp, 'no-lance-hook.mjs'), HOOK);
+writeFileSync(join(tmp, 'no-lance.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(tmp, 'no-lance-hook.mjs')).href)});\n`);
+const WITHOUT_LANCE = ['--import', pathToFileURL(join(tmp, 'no-lance.mjs')).href];
+
+test('without LanceDB installed: the library imports, clip index says what to install, the exact store works', () => {
+  const lib = spawnSync(process.execPath, [...WITHOUT_LANCE, '--input-type=module', '-e',
+    `const m = await import(${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'index.js'))}); console.log(typeof m.ClipModel, typeof m.openStore);`], { encoding: 'utf8' });
+  assert.equal(lib.status, 0, lib.stderr);
+  assert.equal(lib.stdout.trim(), 'function function');
+  const run = (args: string[]) => spawnSync(process.execPath, [...WITHOUT_LANCE, CLIP_BIN, ...args], { encoding: 'utf8' });
+  const lance = run(['index', join(REPO_ROOT, 'examples'), '--db', join(tmp, 'nolance.lance')]);
+  assert.equal(lance.status, 1);
+  assert.match(lance.stderr, /LanceDB store needs the optional packages @lancedb\/lancedb and apache-arrow: `npm i @lancedb\/lancedb apache-arrow@18`, or give --db a path ending in \.clipvec/);
+  assert.doesNotMatch(lance.stderr, /bundled demo model/, 'fails before loading the model');
+  const exact = run(['index', join(REPO_ROOT, 'examples'), '--db', join(tmp, 'nolance.clipvec'), '--json']);
+  assert.equal(exact.status, 0, exact.stderr);
+  assert.equal(JSON.parse(exact.stdout).count, 5);
 });

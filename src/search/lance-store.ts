@@ -45,7 +45,7 @@ export function filterToSql(filter: Filter): string {
 // `import { ClipModel } from 'clip-ts'` works without them and the exact store needs neither.
 let lancedb: typeof LanceDB;
 let arrow: typeof LanceArrow;
-async function loadLance(): Promise<void> {
+export async function loadLance(): Promise<void> {
   if (lancedb && arrow) return;
   try {
     lancedb = await import('@lancedb/lancedb');

@@ -6,7 +6,8 @@ import { dirname, resolve } from 'node:path';
 import type { ClipModel } from '../../runtime/clip-model.js';
 import { indexFolders } from '../../search/indexer.js';
 import { lockWriter } from '../../search/lock.js';
-import { defaultDbPath, openStore, type StoreKind } from '../../search/open.js';
+import { defaultDbPath, openStore, storeKindAt, type StoreKind } from '../../search/open.js';
+import { loadLance } from '../../search/lance-store.js';
 import { detectPreview, previewSequence } from '../../search/preview.js';
 import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
 import { parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
@@ -34,6 +35,8 @@ export function registerIndexSearch(program: Command): Command {
     .action(async (dirs: string[], o) => {
       const db = resolve(o.db ?? defaultDbPath());
       for (const d of dirs) if (!existsSync(d)) throw new Error(`${d}: no such file or folder to index`);
+      // A missing optional LanceDB is reported before the model loads, not after.
+      if (storeKindAt(db, o.store) === 'lance') await loadLance();
       const model = await loadModel(o);
       mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
       const release = await lockWriter(db);
