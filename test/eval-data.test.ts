@@ -11,7 +11,7 @@ import { readLabeledCsv, readLabeledFolder, readRetrievalCsv, readRetrievalJsonl
 import { loadTemplates } from '../src/tasks/templates.js';
 import { mapLabelsToClasses, withClasses } from '../src/tasks/eval-zeroshot.js';
 import { dotMatrix } from '../src/tasks/score-matrix.js';
-import { confusionPixels, confusionPng, heatColor, NO_DATA_RGB } from '../src/tasks/confusion-png.js';
+import { confusionChartLayout, confusionChartPng, confusionPixels, confusionPng, heatColor, NO_DATA_RGB } from '../src/tasks/confusion-png.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'clip-eval-data-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -114,6 +114,23 @@ test('confusion heat map: row-normalized colours, grey rows without samples, gri
   assert.equal(back.info.width, width);
   assert.deepEqual(new Uint8Array(back.data), data);
   assert.throws(() => confusionPixels([[1, 2]]), /row 0 has 2 cells, expected 1/);
+});
+
+test('confusion chart: axis titles and class names around the same heat map', async () => {
+  const m = [[3, 1], [0, 0]];
+  const frame = confusionChartLayout(['cat', 'a <dog>'], { cell: 20 });
+  assert.ok(frame.names);
+  for (const t of ['predicted class', 'true class', '>cat<', '>a &lt;dog&gt;<']) assert.ok(frame.svg.includes(t), t);
+  const png = await confusionChartPng(m, ['cat', 'a <dog>'], { cell: 20 });
+  const back = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  assert.equal(back.info.width, frame.width);
+  const px = (x: number, y: number) => Array.from(back.data.subarray((y * frame.width + x) * 3, (y * frame.width + x) * 3 + 3));
+  assert.deepEqual(px(frame.left + 1 + 10, frame.top + 1 + 10), heatColor(0.75), 'cell (0,0) sits at the offset');
+  // Cells too small to read a name: the axes are marked by the first and last class index.
+  const many = confusionChartLayout(Array.from({ length: 300 }, (_, i) => `class ${i}`));
+  assert.equal(many.names, false);
+  assert.ok(many.svg.includes('>299<') && !many.svg.includes('class 5'));
+  await assert.rejects(confusionChartPng(m, ['only one']), /2 rows but 1 class names/);
 });
 
 test('dotMatrix equals plain dot products, in one run or row by row', async () => {

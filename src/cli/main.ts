@@ -16,6 +16,23 @@ import { Progress } from './progress.js';
 import { table } from './table.js';
 import { renderTrainingCurve } from '../tasks/training-curve.js';
 import { join } from 'node:path';
+import { labelSetWarning, labelsFromText, splitLabels } from '../tasks/labels.js';
+
+/** The package's own version (package.json sits three levels above dist/src/cli/). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+/** A text file named by an option, with an error that names the option and the file. */
+export function readOptionFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not a file' : (e as Error).message;
+    throw new Error(`${flag} ${path}: ${why}`);
+  }
+}
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -35,7 +52,8 @@ function expandImageArgs(args: string[]): string[] {
 }
 
 export function buildCli(): Command {
-  const program = new Command('clip').description('CLIP for TypeScript: embed, classify, search, train').showHelpAfterError();
+  const program = new Command('clip').description('CLIP for TypeScript: embed, classify, search, train').showHelpAfterError()
+    .version(packageVersion(), '-V, --version', 'print the clip-ts version');
 
   addEmbedBatchOptions(modelOptions(program.command('embed')))
     .description('embed images and texts (with --out: folders, globs, lists or EasyNLP TSV into TSV/.npy/JSONL, resumable)')
@@ -49,6 +67,7 @@ export function buildCli(): Command {
         return;
       }
       if (o.input?.length) throw new Error('--input needs --out FILE (the batch job writes TSV, .npy or JSONL)');
+      if (!o.image.length && !o.text.length) throw new Error('nothing to embed: give --image FILE or --text TEXT (or --input with --out FILE); see clip embed --help');
       const model = await loadModel(o);
       const normalize = !o.raw;
       const progress = new Progress('images');
@@ -77,7 +96,8 @@ export function buildCli(): Command {
   modelOptions(program.command('classify'))
     .description('zero-shot classification of images over labels')
     .argument('<images...>', 'image files, folders, globs or file:// URLs')
-    .option('-l, --labels <labels>', 'comma-separated labels')
+    .option('-l, --labels <labels>', 'comma-separated labels (full-width ， too); \\, keeps a comma in a label')
+    .option('--label <label>', 'one label, taken as is, commas included (repeatable)', collect, [])
     .option('--labels-file <file>', 'labels, one per line')
     .option('--template <template>', 'one prompt template with {} for the label')
     .option('--templates <set|file>', `template set (${Object.keys(TEMPLATE_SETS).join(', ')}) or a file (JSON or one template per line); averaged per class`)
@@ -86,11 +106,14 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (images: string[], o) => {
       const spec: TemplateSpec = o.templates || o.dataset ? loadTemplates(o.templates, o.dataset) : { source: 'option', templates: [o.template ?? '{}'] };
-      let labels: string[] = o.labels ? String(o.labels).split(',') : [];
-      if (o.labelsFile) labels = labels.concat(readFileSync(o.labelsFile, 'utf8').split(/\r?\n/));
-      labels = labels.map((s) => s.trim()).filter(Boolean);
+      let labels: string[] = [...(o.labels ? splitLabels(String(o.labels)) : []), ...o.label.map((l: string) => l.trim()).filter(Boolean)];
+      if (o.labelsFile) labels = labels.concat(labelsFromText(readOptionFile('--labels-file', o.labelsFile)));
       if (!labels.length && spec.classes) labels = spec.classes;
-      if (!labels.length) throw new Error('no labels: give --labels, --labels-file, or a --templates file with classes');
+      if (!labels.length) throw new Error('no labels: give --labels, --label, --labels-file, or a --templates file with classes');
+      const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+      if (dup !== undefined) throw new Error(`label "${dup}" is given twice`);
+      const warning = labelSetWarning(labels);
+      if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
       const model = await loadModel(o);
       const clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
       const files = expandImageArgs(images);

@@ -1,6 +1,8 @@
 // The model flags every command shares, and loading a model from them.
 import { Command, Option } from 'commander';
-import { DEFAULT_MODEL } from '../hub/bundled.js';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { BUNDLED_MODELS, DEFAULT_MODEL } from '../hub/bundled.js';
 import { ClipModel, type LoadOptions } from '../runtime/clip-model.js';
 
 export const positiveInt = (flag: string) => (v: string): number => {
@@ -33,6 +35,26 @@ export function loadOptionsFrom(o: Record<string, any>): LoadOptions {
   };
 }
 
-export function loadModel(o: Record<string, any>): Promise<ClipModel> {
+/**
+ * How a job or an index records its model: a bundled model by name and a hub id as given (both mean the
+ * same thing from any directory), a local path made absolute (so the cwd does not matter).
+ */
+export function modelId(m: string): string {
+  if (Object.hasOwn(BUNDLED_MODELS, m) || !existsSync(m)) return m;
+  return resolve(m);
+}
+
+let toldBundled = false;
+
+/** The bundled model knows emoji drawings only: say so once, since it answers photos confidently and wrongly. */
+export function noteBundledModel(model: string): void {
+  if (toldBundled || model !== DEFAULT_MODEL) return;
+  toldBundled = true;
+  process.stderr.write(`clip: using the bundled demo model ${DEFAULT_MODEL} (11 MB, trained on emoji drawings only: it misreads photos); ` +
+    'for photos pass --model ViT-B-32 (OpenAI CLIP, ~600 MB downloaded once)\n');
+}
+
+export function loadModel(o: Record<string, any>, opts: { quiet?: boolean } = {}): Promise<ClipModel> {
+  if (!opts.quiet) noteBundledModel(o.model);
   return ClipModel.load(o.model, loadOptionsFrom(o));
 }

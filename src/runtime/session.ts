@@ -12,9 +12,19 @@ export interface SessionOptions {
 }
 
 let webgpuWarned = false;
+/** Set when a WebGPU session could not start: later sessions go straight to CPU instead of failing again. */
+let webgpuFailed = false;
+
+/** ORT's native errors start with its build's source path and the failing C++ check; keep what a user can act on. */
+export function ortReason(message: string): string {
+  const line = message.split('\n')[0]!;
+  const check = /\bwas false\.\s*(.+)$/.exec(line);
+  if (check) return check[1]!;
+  return line.replace(/^\/\S+:\d+\s+/, '');
+}
 
 function providers(device: Device | undefined): string[] {
-  if (device === 'webgpu') {
+  if (device === 'webgpu' && !webgpuFailed) {
     const ok = ort.listSupportedBackends().some((b) => b.name === 'webgpu');
     if (ok) return ['webgpu', 'cpu'];
     if (!webgpuWarned) {
@@ -36,8 +46,9 @@ export async function createSession(model: Graph | Uint8Array | string, opts: Se
   try {
     return typeof bytes === 'string' ? await ort.InferenceSession.create(bytes, so) : await ort.InferenceSession.create(bytes, so);
   } catch (e) {
-    if (opts.device === 'webgpu') {
-      process.stderr.write(`clip: WebGPU session failed (${(e as Error).message.split('\n')[0]}); running on CPU\n`);
+    if (opts.device === 'webgpu' && !webgpuFailed) {
+      webgpuFailed = true;
+      process.stderr.write(`clip: WebGPU is not usable here (${ortReason((e as Error).message)}); running on CPU\n`);
       return typeof bytes === 'string'
         ? ort.InferenceSession.create(bytes, { ...so, executionProviders: ['cpu'] })
         : ort.InferenceSession.create(bytes, { ...so, executionProviders: ['cpu'] });

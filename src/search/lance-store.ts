@@ -6,9 +6,9 @@
 // vectors (see bench/search.ts): at 1M, training takes 50-85 s, recall@10 = 1.0, p50 12-15 ms. With 1 bit the
 // codes are too coarse (recall@10 0.61 at 1M with refine 5, and 1.0 only at refine 50, p50 ~25 ms);
 // IVF_PQ trained ~50x slower and HNSW_SQ ~15x slower for the same recall at 100k.
-import * as lancedb from '@lancedb/lancedb';
+import type * as LanceDB from '@lancedb/lancedb';
 import type { Schema, Table as ArrowTable, Vector } from 'apache-arrow';
-import { INFO_KEY, metaAt, recordsToTable, storeSchema } from './lance-arrow.js';
+import type * as LanceArrow from './lance-arrow.js';
 import { checkFilter, META_FIELDS, type Filter, type ImageMeta, type SearchHit, type StoredEntry, type StoreInfo, type UpsertOptions, type VectorRecord, type VectorStore } from './store.js';
 
 const TABLE = 'images';
@@ -41,6 +41,25 @@ export function filterToSql(filter: Filter): string {
   }).join(' AND ');
 }
 
+// LanceDB and Arrow are optional peer dependencies (~200 MB of native code): loaded on the first open, so
+// `import { ClipModel } from 'clip-ts'` works without them and the exact store needs neither.
+let lancedb: typeof LanceDB;
+let arrow: typeof LanceArrow;
+export async function loadLance(): Promise<void> {
+  if (lancedb && arrow) return;
+  try {
+    lancedb = await import('@lancedb/lancedb');
+    arrow = await import('./lance-arrow.js');
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new Error(
+      'a LanceDB store needs the optional packages @lancedb/lancedb and apache-arrow: `npm i @lancedb/lancedb apache-arrow@18`, ' +
+      'or give --db a path ending in .clipvec for the built-in exact store',
+    );
+  }
+}
+
 const inList = (ids: string[]) => `id IN (${ids.map(sqlString).join(', ')})`;
 const chunks = <T>(xs: T[], n: number) => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, (i + 1) * n));
 
@@ -48,8 +67,8 @@ export class LanceStore implements VectorStore {
   readonly kind = 'lance';
 
   private constructor(
-    private readonly db: lancedb.Connection,
-    private readonly table: lancedb.Table,
+    private readonly db: LanceDB.Connection,
+    private readonly table: LanceDB.Table,
     readonly info: StoreInfo,
     private readonly schema: Schema,
     private readonly opts: LanceStoreOptions,
@@ -57,8 +76,10 @@ export class LanceStore implements VectorStore {
 
   /** Open the store in directory `dir`, creating it with `create` when it has no table yet. */
   static async open(dir: string, create?: StoreInfo, opts: LanceStoreOptions = {}): Promise<LanceStore> {
+    await loadLance();
+    const { INFO_KEY, storeSchema } = arrow;
     const db = await lancedb.connect(dir, { readConsistencyInterval: opts.readConsistencySeconds ?? 0 });
-    let table: lancedb.Table;
+    let table: LanceDB.Table;
     if ((await db.tableNames()).includes(TABLE)) table = await db.openTable(TABLE);
     else if (create) table = await db.createEmptyTable(TABLE, storeSchema(create), { mode: 'create', existOk: true });
     else {
@@ -74,7 +95,7 @@ export class LanceStore implements VectorStore {
   async upsert(records: VectorRecord[], opts: UpsertOptions = {}): Promise<void> {
     if (!records.length) return;
     for (const r of records) if (r.vector.length !== this.info.dim) throw new Error(`vector has ${r.vector.length} dims, the store ${this.info.dim}`);
-    const data = recordsToTable(records, this.schema);
+    const data = arrow.recordsToTable(records, this.schema);
     // merge_insert keyed on id is a single commit, so a batch with new and changed files lands atomically,
     // and re-sending a batch that already landed (a rerun after a crash) cannot duplicate anything.
     if (opts.assumeNew) await this.table.add(data);
@@ -95,7 +116,7 @@ export class LanceStore implements VectorStore {
     if (!t.numRows) return []; // an empty result can come back without columns
     const cols = columns(t);
     const dist = t.getChild('_distance')!;
-    return Array.from({ length: t.numRows }, (_, i) => ({ id: cols.id.get(i) as string, score: 1 - Number(dist.get(i)), meta: metaAt(cols, i) }));
+    return Array.from({ length: t.numRows }, (_, i) => ({ id: cols.id.get(i) as string, score: 1 - Number(dist.get(i)), meta: arrow.metaAt(cols, i) }));
   }
 
   count(): Promise<number> {
@@ -106,7 +127,7 @@ export class LanceStore implements VectorStore {
     for await (const batch of this.table.query().select(['id', ...META_FIELDS])) {
       if (!batch.numRows) continue;
       const cols = columns(batch);
-      for (let i = 0; i < batch.numRows; i++) yield { id: cols.id.get(i) as string, meta: metaAt(cols, i) };
+      for (let i = 0; i < batch.numRows; i++) yield { id: cols.id.get(i) as string, meta: arrow.metaAt(cols, i) };
     }
   }
 
@@ -115,7 +136,7 @@ export class LanceStore implements VectorStore {
       if (!batch.numRows) continue;
       const cols = columns(batch);
       const vec = batch.getChild('vector')!;
-      yield Array.from({ length: batch.numRows }, (_, i) => ({ id: cols.id.get(i) as string, vector: vec.get(i).toArray() as Float32Array, meta: metaAt(cols, i) }));
+      yield Array.from({ length: batch.numRows }, (_, i) => ({ id: cols.id.get(i) as string, vector: vec.get(i).toArray() as Float32Array, meta: arrow.metaAt(cols, i) }));
     }
   }
 
@@ -127,7 +148,7 @@ export class LanceStore implements VectorStore {
       const cols = columns(t);
       const vec = t.getChild('vector')!;
       for (let i = 0; i < t.numRows; i++) {
-        out.push({ id: cols.id.get(i) as string, vector: Float32Array.from(vec.get(i).toArray() as Float32Array), meta: metaAt(cols, i) });
+        out.push({ id: cols.id.get(i) as string, vector: Float32Array.from(vec.get(i).toArray() as Float32Array), meta: arrow.metaAt(cols, i) });
       }
     }
     return out;

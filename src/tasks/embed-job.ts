@@ -244,6 +244,7 @@ export async function runEmbedJob(model: EmbedModel, opts: EmbedJobOptions): Pro
     progress.log.close();
     errorLog.close();
   }
+  // FILE.progress stays: it records which inputs FILE holds, so a later run over more inputs adds only the new ones.
   if (!errors.length) unlinkSync(errorsFile);
 
   const rows = writer.state().rows;

@@ -139,10 +139,17 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
 const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment'];
 
 /** The run's own setup with the paths given now; throws on a changed hyperparameter. */
-function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup): TrainSetup {
+function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup, out: string): TrainSetup {
   const merged = normalizeSetup({ ...saved, ...defined(given) });
   const bad = FIXED.filter((k) => given[k] !== undefined && JSON.stringify(merged[k]) !== JSON.stringify(saved[k]));
-  if (bad.length) throw new Error(`--resume continues the run as it was set up; these differ from it: ${bad.join(', ')}`);
+  if (bad.length) {
+    // The schedule's length is part of the trajectory: extending a run would change every learning rate after warmup.
+    const more = bad.includes('epochs')
+      ? `. A run's --epochs fixes its learning-rate schedule (warmup, then cosine down to 0 at the last step), so it cannot be extended; ` +
+        `to train further, fine-tune the saved model in a new run: clip train DATA --model ${out} --out NEW_DIR --epochs N`
+      : '';
+    throw new Error(`--resume continues the run as it was set up; these differ from it: ${bad.map((k) => k === 'epochs' ? `epochs (${saved.epochs} in the run)` : k).join(', ')}${more}`);
+  }
   return { ...saved, data: merged.data, val: merged.val, valFormat: merged.valFormat };
 }
 
@@ -176,7 +183,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
 
   let setup: TrainSetup;
   if (saved) {
-    setup = resumeSetup(given, saved.setup as unknown as TrainSetup);
+    setup = resumeSetup(given, saved.setup as unknown as TrainSetup, out);
     if (saved.threads !== (run.threads ?? null)) ev.note?.(`the run used --threads ${saved.threads ?? '(default)'}; with a different count the results can differ in the last bits`);
   } else {
     setup = normalizeSetup(given);

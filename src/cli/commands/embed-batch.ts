@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { enumerateInputs } from '../../tasks/inputs.js';
 import { runEmbedJob, type EmbedJobResult, type EmbedModel } from '../../tasks/embed-job.js';
 import { formatFor, OUTPUT_FORMATS } from '../../tasks/writers.js';
+import { modelId } from '../model-options.js';
 import { Progress } from '../progress.js';
 
 export interface EmbedBatchOptions {
@@ -91,7 +92,7 @@ export async function runEmbedBatch(o: EmbedBatchOptions, loadModel: () => Promi
       batchSize: o.batchSize,
       chunkSize: o.chunkSize,
       normalize: !o.raw,
-      modelId: o.model ? resolve(o.model) : undefined,
+      modelId: o.model ? modelId(o.model) : undefined,
       onProgress: (done, total) => {
         // The bar (and its rate and ETA) covers this run's work; inputs done before are named in the label.
         progress ??= new Progress(items.length > total ? `embed (${items.length - total} done before)` : 'embed');

@@ -28,7 +28,7 @@ export function registerEvalEmoji(evalCmd: Command): void {
     .option('--out <file>', 'write the JSON report to FILE')
     .option('--markdown <file>', 'write the markdown table to FILE')
     .action(async (o) => {
-      const model = await loadModel(o);
+      const model = await loadModel(o, { quiet: true }); // evaluating the emoji model is what this command is for
       try {
         const report = await runEmojiBenchmark(model, {
           root: o.root, styles: o.styles, seenStyles: o.seenStyles, parts: o.only as BenchmarkPart[] | undefined,

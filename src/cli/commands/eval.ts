@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { loadModel, modelOptions, positiveInt } from '../model-options.js';
 import { readLabeledCsv, readLabeledFolder, readRetrievalCsv, readRetrievalJsonl, readRetrievalTsv, type RetrievalDataset } from '../../tasks/datasets.js';
 import { evalRetrieval, type RetrievalReport } from '../../tasks/eval-retrieval.js';
-import { loadTemplates } from '../../tasks/templates.js';
+import { loadTemplates, TEMPLATE_SETS } from '../../tasks/templates.js';
 import { evalZeroShot, withClasses, type StageProgress, type ZeroShotReport } from '../../tasks/eval-zeroshot.js';
 import { writeConfusionPng } from '../../tasks/confusion-png.js';
 import { registerEvalEmoji } from './eval-emoji.js';
@@ -89,7 +89,7 @@ export function registerEval(program: Command): void {
     .description('zero-shot classification accuracy on labeled images (DIR/<class>/<image> or --csv path,label)')
     .argument('[dir]', 'folder with one subfolder per class')
     .option('--csv <file>', 'CSV of path,label rows (paths relative to the CSV) instead of a folder')
-    .option('--templates <name|file>', 'prompt templates: a prompts JSON, a text file (one template with {} per line), or a built-in set (label, photo, ensemble7); default: the label itself')
+    .option('--templates <name|file>', `prompt templates: a prompts JSON, a text file (one template with {} per line), or a built-in set (${Object.keys(TEMPLATE_SETS).join(', ')}); default: the label itself`)
     .option('--dataset <name>', 'which set of a prompts JSON to use (its classes replace the data labels, matched by name or index)')
     .option('--top <k>', 'k of top-k accuracy', positiveInt('--top'), 5)
     .option('--confusion-png <file>', 'write the confusion matrix as a PNG heat map (rows: true class, row-normalized)')
@@ -102,7 +102,7 @@ export function registerEval(program: Command): void {
       const model = await loadModel(o);
       try {
         const report = await evalZeroShot(model, data, { templates: set.templates, k: o.top, batchSize: o.batchSize, onProgress: stageProgress() });
-        if (o.confusionPng) await writeConfusionPng(o.confusionPng, report.confusion);
+        if (o.confusionPng) await writeConfusionPng(o.confusionPng, report.confusion, { classes: report.classes });
         const full = { model: o.model, dataset: source, templateSource: set.source, ...report };
         await finish(o, full, () => zeroShotText(report, source), report.failed);
         exitCodeFor(report.counts.evaluated, report.counts.failed);

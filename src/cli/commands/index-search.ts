@@ -7,19 +7,17 @@ import type { ClipModel } from '../../runtime/clip-model.js';
 import type { RepairReport } from '../../search/exact-store.js';
 import { indexFolders } from '../../search/indexer.js';
 import { lockWriter } from '../../search/lock.js';
-import { defaultDbPath, openStore, repairStore, type StoreKind } from '../../search/open.js';
+import { defaultDbPath, openStore, repairStore, storeKindAt, type StoreKind } from '../../search/open.js';
+import { loadLance } from '../../search/lance-store.js';
 import { detectPreview, previewSequence } from '../../search/preview.js';
 import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
 import { describeDamage, parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
-import { loadModel, modelOptions, positiveInt } from '../model-options.js';
+import { loadModel, modelId, modelOptions, positiveInt } from '../model-options.js';
 import { Progress } from '../progress.js';
 import { table } from '../table.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const collectCondition = (v: string, prev: Condition[]) => [...prev, parseCondition(v)];
-
-/** Model as recorded in the store: a local path made absolute (so cwd does not matter), a hub id as given. */
-const modelId = (m: string) => (existsSync(m) ? resolve(m) : m);
 
 function checkModel(store: VectorStore, model: ClipModel, modelArg: string): void {
   const info: StoreInfo = store.info;
@@ -57,6 +55,9 @@ export function registerIndexSearch(program: Command): Command {
       const db = resolve(o.db ?? defaultDbPath());
       if (!dirs.length && !o.repair) throw new Error('index: name the folders to index (or give --repair to only repair the index)');
       if (o.repair && !existsSync(db)) throw new Error(`--repair: no index at ${db}`);
+      for (const d of dirs) if (!existsSync(d)) throw new Error(`${d}: no such file or folder to index`);
+      // A missing optional LanceDB is reported before the model loads, not after.
+      if (dirs.length && storeKindAt(db, o.store) === 'lance') await loadLance();
       const model = dirs.length ? await loadModel(o) : undefined;
       mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
       const release = await lockWriter(db);

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { loadModel, modelOptions, positiveInt } from '../model-options.js';
 import { buildServer } from '../../server/app.js';
 import { openIndex } from '../../server/search-glue.js';
+import { existsSync } from 'node:fs';
+import { defaultDbPath } from '../../search/open.js';
 
 const port = (v: string): number => {
   const n = Number(v);
@@ -13,7 +15,7 @@ const port = (v: string): number => {
 export function registerServe(program: Command): Command {
   return modelOptions(program.command('serve'))
     .description('serve an HTTP API (embed, classify, search) and a search page')
-    .option('--db <path>', 'index built by `clip index`, for /search and the page')
+    .option('--db <path>', `index built by \`clip index\`, for /search and the page (default ${defaultDbPath()} when it exists)`)
     .option('--port <port>', 'port (0 picks a free one)', port, 8080)
     .option('--host <host>', 'address to bind; anything but loopback exposes the model to the network', '127.0.0.1')
     .option('--max-wait-ms <ms>', 'how long a request waits for others to share its model call', positiveInt('--max-wait-ms'), 5)
@@ -21,6 +23,8 @@ export function registerServe(program: Command): Command {
     .option('--max-image-mb <mb>', 'largest image upload, in MiB (413 above)', positiveInt('--max-image-mb'), 10)
     .option('--log', 'log every request (JSON lines on stdout)')
     .action(async (o) => {
+      // Same default as clip index / clip search, so `clip index DIR && clip serve` serves that index.
+      if (o.db === undefined && existsSync(defaultDbPath())) o.db = defaultDbPath();
       const store = o.db ? await openIndex(o.db) : undefined;
       const model = await loadModel(o);
       if (store && store.info.dim !== model.dim) {
