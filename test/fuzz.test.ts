@@ -122,7 +122,7 @@ const configCases: Case[] = [
   ['vision_config.hidden_size', '64'], ['text_config.hidden_size', 33], ['text_config.max_position_embeddings', 1e9],
   ['vision_config.image_size', 1e6], ['vision_config.patch_size', 0], ['text_config.num_attention_heads', 0],
   ['projection_dim', -16], ['text_config.layer_norm_eps', 'tiny'], ['text_config.vocab_size', 2 ** 40],
-  ['vision_config.intermediate_size', null], ['text_config', []],
+  ['vision_config.intermediate_size', 'wide'], ['text_config', []],
 ].map(([path, value]) => modelCase(`config.json: ${path} = ${json(value)}`, { 'config.json': json(withField(cfg(), path as string, value)) }, CONFIG));
 configCases.push(modelCase('config.json: not JSON', { 'config.json': '{"vision_config": ' }, CONFIG));
 
