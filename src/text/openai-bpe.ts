@@ -3,6 +3,7 @@
 // (unescaped twice here) and Unicode normalization (HF applies NFC, OpenAI does not). ftfy.fix_text is not applied
 // (the reference fixtures replace it by the identity too).
 import { htmlUnescape } from './html-unescape.js';
+import { checkContextLength, checkMerges, checkVocab } from './validate.js';
 import { buildBatch, wrapAndTruncate, type EncodeBatchOptions, type TextTokenizer, type TokenBatch } from './types.js';
 
 export const SOT_TOKEN = '<|startoftext|>';
@@ -74,6 +75,10 @@ export interface OpenAIClipTokenizerOptions {
   contextLength?: number;
   /** Cap on cached words; the cache is dropped when it grows past this (captions repeat few distinct words). */
   cacheSize?: number;
+  /** Where the vocabulary came from, for messages. */
+  source?: string;
+  /** The text tower's vocab_size, when known: every id must be below it. */
+  vocabSize?: number;
 }
 
 export class OpenAIClipTokenizer implements TextTokenizer {
@@ -95,8 +100,11 @@ export class OpenAIClipTokenizer implements TextTokenizer {
   private readonly cacheSize: number;
 
   constructor(bpe: BpeVocab, opts: OpenAIClipTokenizerOptions = {}) {
-    this.contextLength = opts.contextLength ?? 77;
+    const check = { file: opts.source ?? 'BPE vocabulary', vocabSize: opts.vocabSize };
+    this.contextLength = checkContextLength(opts.contextLength ?? 77, check.file);
     this.cacheSize = opts.cacheSize ?? 100_000;
+    checkVocab(bpe.vocab, 'vocab', check);
+    checkMerges(bpe.merges, 'merges', check);
     this.encoder = new Map(Object.entries(bpe.vocab));
     this.decoder = [];
     for (const [t, id] of this.encoder) this.decoder[id] = t;
