@@ -19,7 +19,8 @@ export function modelOptions(cmd: Command): Command {
     .addOption(new Option('--dtype <dtype>', 'weights: fp32, fp16 (storage), int8 (quantized at load)').choices(['fp32', 'fp16', 'int8']).default('fp32'))
     .option('--threads <n>', 'intra-op threads', positiveInt('--threads'))
     .option('--no-cache', 'neither read nor write the cache of ONNX built from the weights (as CLIP_ONNX_CACHE=0)')
-    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'));
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
+    .option('--max-image-pixels <n>', 'refuse images with more pixels than this, read from the header (default 134217728, or CLIP_MAX_IMAGE_PIXELS)', positiveInt('--max-image-pixels'));
 }
 
 export function loadOptionsFrom(o: Record<string, any>): LoadOptions {
@@ -27,6 +28,7 @@ export function loadOptionsFrom(o: Record<string, any>): LoadOptions {
   return {
     device: o.device, threads: o.threads, tokenizerDir: o.tokenizer, configPath: o.config, format: o.format, dtype: o.dtype,
     ...(o.cache === false ? { cache: false } : {}),
+    ...(o.maxImagePixels ? { imageLimits: { maxPixels: o.maxImagePixels } } : {}),
   };
 }
 

@@ -64,7 +64,7 @@ const mib = (n: number): string => `${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 0)
 export function checkPixels(width: number, height: number, what: string, limits: ImageLimits = {}): void {
   const max = imageLimits(limits).maxPixels;
   if (width * height > max) {
-    throw new Error(`${what} is ${width}x${height} = ${width * height} pixels, above the limit of ${max} (set CLIP_MAX_IMAGE_PIXELS to change it)`);
+    throw new Error(`${what} is ${width}x${height} = ${width * height} pixels, above the limit of ${max} (set CLIP_MAX_IMAGE_PIXELS or --max-image-pixels to change it)`);
   }
 }
 
