@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import { REPO_ROOT } from './fixtures.js';
+import { fixture, HAVE_FIXTURES, REPO_ROOT } from './fixtures.js';
 import { decodeImage } from '../src/image/decode.js';
 import { openaiPipeline, pipelineFromPreprocessorConfig } from '../src/image/pipelines.js';
 import { pipelineFor } from '../src/runtime/preprocess.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { loadTokenizer } from '../src/text/index.js';
 import { ClipTokenizer } from '../src/text/clip-tokenizer.js';
+import { OpenAIClipTokenizer } from '../src/text/openai-bpe.js';
 import { readLabeledCsv, readRetrievalCsv, readRetrievalJsonl, readRetrievalTsv } from '../src/tasks/datasets.js';
 import { scanTsv } from '../src/tasks/inputs.js';
 import { checkPromptSet, loadTemplates } from '../src/tasks/templates.js';
@@ -197,6 +198,26 @@ test('tokenizer.json: ids must be non-negative integers below vocab_size; merges
   assert.throws(() => loadTokenizer(EMOJI, { vocabSize: 5000 }), /token id 5\d\d\d is not below the model's vocab_size \(5000\)/);
   const json = JSON.parse(readFileSync(join(EMOJI, 'tokenizer.json'), 'utf8'));
   assert.throws(() => new ClipTokenizer(json, {}, { contextLength: 1e9 }), /context length must be an integer from 1 to 100000/);
+});
+
+test('OpenAI BPE: a 200k-letter word takes well under 5 s (it was quadratic), with the reference loop\'s exact ids', () => {
+  // CLIP's full vocabulary when the fixtures are there (more merges, longer chains), else the bundled model's.
+  const dir = HAVE_FIXTURES ? fixture('common', 'tokenizer-clip') : EMOJI;
+  const bpe = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).model;
+  const fast = new OpenAIClipTokenizer(bpe, { longWord: 1, contextLength: 100_000 });
+  const slow = new OpenAIClipTokenizer(bpe, { longWord: Infinity, contextLength: 100_000 });
+  let seed = 7;
+  const rand = (k: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % k; };
+  const alphabet = 'etaoinshrdlucmfwypvbgkqjxz'.split('').concat(['é', 'ß', '中', '文', '😀', "'", '-', '.']);
+  const words: string[] = ['aaaaaaaaaaaaaaaaaaaaaaaaa', 'abababababababababab', 'lollollollollollollol', 'mississippimississippi', 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz'];
+  for (let i = 0; i < 300; i++) words.push(Array.from({ length: 1 + rand(120) }, () => alphabet[rand(i % 2 ? 8 : alphabet.length)]).join(''));
+  for (const w of words) assert.deepEqual(fast.tokenize(w), slow.tokenize(w), w);
+
+  const long = Array.from({ length: 200_000 }, () => alphabet[rand(26)]).join('');
+  const t0 = performance.now();
+  const ids = new OpenAIClipTokenizer(bpe).encode(long);
+  assert.equal(ids.length, 77);
+  assert.ok(performance.now() - t0 < 5000, `${(performance.now() - t0).toFixed(0)} ms`);
 });
 
 test('vocab.txt and OpenAI merges files are bounded (line count, capped inflate)', () => {
