@@ -263,6 +263,9 @@ test('one endless line is refused at 64 MiB, by every line reader', async () => 
 test('captions, classes and templates are bounded; a symlink cycle in a caption folder is walked once', async () => {
   const long = 'x'.repeat(70_000);
   assert.throws(() => readRetrievalCsv(write('longcap.csv', `a.jpg,${long}\n`)), /longcap\.csv:1: caption of 70000 characters, above the limit of 65536/);
+  const embedTsv = scanTsv(write('longcap.tsv', `short\n${long}\n`));
+  assert.equal(embedTsv.items.length, 1);
+  assert.match(embedTsv.invalid[0]!.error, /longcap\.tsv:2: text of 70000 bytes, above the limit of 65536/);
   await assert.rejects(readRetrievalJsonl(write('longcap.jsonl', JSON.stringify({ image: 'a.jpg', caption: long }) + '\n')), /longcap\.jsonl:1: caption of 70000/);
   assert.throws(() => loadTemplates(write('slots.txt', 'a {}{}{}{}{} photo\n')), /slots\.txt: template 1 has 5 \{\} slots, above the limit of 4/);
   assert.throws(() => checkPromptSet(Array.from({ length: 100_001 }, (_, i) => `c${i}`), ['{}']), /100001 classes, above the limit of 100000/);

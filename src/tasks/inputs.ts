@@ -4,6 +4,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync, type Dirent } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileLines, readTextBounded } from './lines.js';
+import { MAX_CAPTION_CHARS } from './datasets.js';
 
 /** Extensions a folder walk picks up: the formats the image decoder reads. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
@@ -283,6 +284,12 @@ export function scanTsv(file: string): Inputs {
     const want = layout.includes('+') ? 2 : 1;
     if (cols.length !== want) {
       invalid.push({ id: where, kind: 'row', error: `${where}: ${cols.length} columns, but this file's first line has ${want}` });
+      continue;
+    }
+    const textCol = layout === 'image' ? -1 : layout === 'image+text' ? 1 : 0;
+    // A text costs tokenizer work by its length; the row is listed as invalid instead of embedded.
+    if (textCol >= 0 && cols[textCol]![1] - cols[textCol]![0] > MAX_CAPTION_CHARS) {
+      invalid.push({ id: where, kind: 'row', error: `${where}: text of ${cols[textCol]![1] - cols[textCol]![0]} bytes, above the limit of ${MAX_CAPTION_CHARS}` });
       continue;
     }
     if (layout === 'text') items.push({ kind: 'text', id: where, text: cell(0) });
