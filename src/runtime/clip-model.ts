@@ -9,6 +9,7 @@ import {
   type CacheEntry, type OnnxCacheEvent, type Tower,
 } from './onnx-cache.js';
 import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor } from './preprocess.js';
+import type { ImageLimits } from '../image/decode.js';
 import { makeTokenizer } from './tokenize.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
@@ -35,6 +36,8 @@ export interface LoadOptions extends OpenOptions {
   cache?: boolean;
   /** Called on each cache lookup, store or invalidation (hit, miss, write, invalid, skip). */
   onCache?: (e: OnnxCacheEvent) => void;
+  /** Image size limits (pixels, file bytes, decode memory); default: CLIP_MAX_IMAGE_PIXELS & co., see image/decode.ts. */
+  imageLimits?: ImageLimits;
 }
 
 export interface EncodeOptions {
@@ -86,7 +89,10 @@ export class ClipModel {
   }
 
   get preprocessor(): ImagePreprocessor {
-    this.preprocessorCache ??= makeImagePreprocessor(this.checkpoint.preprocess);
+    this.preprocessorCache ??= makeImagePreprocessor(this.checkpoint.preprocess, {
+      source: `${this.checkpoint.preprocess.hfConfig ? 'preprocessor_config.json' : 'image config'} of ${this.checkpoint.path}`,
+      limits: this.opts.imageLimits,
+    });
     return this.preprocessorCache;
   }
 
@@ -252,11 +258,13 @@ export class ClipModel {
     const s = this.checkpoint.preprocess.size;
     const per = 3 * s * s;
     const results: ImageResult[] = inputs.map((inp, i) => ({ input: typeof inp === 'string' ? inp : `<buffer ${i}>` }));
+    // A bad preprocessing config is the model's error, not each image's: it throws here, once.
+    const preprocessor = this.preprocessor;
     const prepare = async (start: number) => {
       const idx = [...Array(Math.min(batchSize, inputs.length - start)).keys()].map((k) => start + k);
       const pixels = await Promise.all(idx.map(async (i) => {
         try {
-          return await this.preprocessor(inputs[i]!, results[i]!.input);
+          return await preprocessor(inputs[i]!, results[i]!.input);
         } catch (e) {
           results[i]!.error = (e as Error).message;
           return undefined;

@@ -7,5 +7,6 @@ export function makeTokenizer(ck: Checkpoint): TextTokenizer {
   if (!ck.tokenizerDir) {
     throw new Error(`${ck.path}: no tokenizer.json next to the checkpoint; pass --tokenizer <dir> (a directory with a CLIP tokenizer.json)`);
   }
-  return loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
+  // Ids past the text tower's embedding table would fail inside ONNX Runtime: refuse them at load.
+  return loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength, vocabSize: ck.config?.text.vocabSize });
 }

@@ -2,11 +2,12 @@
 // pairs for retrieval (EasyNLP TSV with base64 images, CSV, JSONL). Structural problems (missing file,
 // bad line) throw with the file and line; unreadable images are left for the encoder to report.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { ImageInput } from '../runtime/preprocess.js';
-import { parseCsv } from './csv.js';
+import { parseCsv, sniffDelimiter } from './csv.js';
+import { fileLines, readTextBounded } from './lines.js';
+import { MAX_CLASSES } from './templates.js';
 
 /** Extensions taken as images in class folders; formats we cannot decode still show up as failed images. */
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif', '.heic']);
@@ -36,17 +37,36 @@ function requireFile(path: string, what: string): void {
   if (!statSync(path).isFile()) throw new Error(`${what} ${path}: not a file`);
 }
 
-function imagesUnder(dir: string): string[] {
+/** Longest caption or label accepted: far past any real one, and it bounds tokenizer work per text. */
+export const MAX_CAPTION_CHARS = 65536;
+/** Deepest folder nesting walked. */
+const MAX_DEPTH = 64;
+
+/**
+ * Image files under `dir`, any depth, sorted by name. Symlinked files and folders count like real ones
+ * (statSync follows them); a folder reached twice (a link cycle, or two links to one folder) is walked once.
+ */
+export function imageFilesUnder(dir: string, seen = new Set<string>(), depth = 0): string[] {
+  const here = statSync(dir);
+  const key = `${here.dev}:${here.ino}`;
+  if (seen.has(key)) return [];
+  seen.add(key);
+  if (depth > MAX_DEPTH) throw new Error(`${dir}: folders nested more than ${MAX_DEPTH} deep`);
   const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
     if (e.name.startsWith('.')) continue;
     const p = join(dir, e.name);
-    // statSync follows symlinks, so linked files and folders count like real ones.
     const st = statSync(p, { throwIfNoEntry: false });
-    if (st?.isDirectory()) out.push(...imagesUnder(p));
-    else if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(p);
+    if (st?.isDirectory()) out.push(...imageFilesUnder(p, seen, depth + 1));
+    else if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(p); // unreadable ones fail as images, by name
   }
   return out;
+}
+
+function checkCaption(text: string, where: string, what = 'caption'): string {
+  if (text.length > MAX_CAPTION_CHARS) throw new Error(`${where}: ${what} of ${text.length} characters, above the limit of ${MAX_CAPTION_CHARS}`);
+  return text;
 }
 
 /** torchvision ImageFolder layout: DIR/<class>/**\/<image>. Empty class folders are kept as classes. */
@@ -55,7 +75,8 @@ export function readLabeledFolder(dir: string): LabeledDataset {
   const classDirs = readdirSync(dir).filter((n) => !n.startsWith('.') && statSync(join(dir, n)).isDirectory());
   const classes = sortClassNames(classDirs);
   if (!classes.length) throw new Error(`dataset folder ${dir}: no class subfolders (expected ${dir}/<class>/<image>)`);
-  const samples = classes.flatMap((c, label) => imagesUnder(join(dir, c)).sort().map((input) => ({ input, label })));
+  if (classes.length > MAX_CLASSES) throw new Error(`dataset folder ${dir}: ${classes.length} class folders, above the limit of ${MAX_CLASSES}`);
+  const samples = classes.flatMap((c, label) => imageFilesUnder(join(dir, c)).sort().map((input) => ({ input, label })));
   if (!samples.length) throw new Error(`dataset folder ${dir}: no image files in its ${classes.length} class folders`);
   return { classes, samples };
 }
@@ -74,16 +95,23 @@ function pickColumns(first: string[], second: string[]): { a: number; b: number;
 
 function readRows(file: string, secondColumn: string[], what: string) {
   requireFile(file, what);
-  const rows = parseCsv(readFileSync(file, 'utf8'), file);
-  if (!rows.length) throw new Error(`${what} ${file}: empty`);
+  const text = readTextBounded(file, what);
+  const delimiter = sniffDelimiter(text);
+  const rows = parseCsv(text, file, delimiter);
+  const value = what === 'labels CSV' ? 'label' : 'caption';
+  const sep = delimiter === '\t' ? 'tab' : 'comma';
+  if (!rows.length) throw new Error(`${what} ${file}: no rows (the file is empty or blank); expected lines of image path${sep === 'tab' ? '<TAB>' : ','}${value}`);
   const { a, b, header } = pickColumns(rows[0]!.fields, secondColumn);
   const base = dirname(resolve(file));
   return (header ? rows.slice(1) : rows).map(({ fields, line }) => {
     const p = fields[a]?.trim();
     const v = fields[b];
-    if (!p || v === undefined || !v.trim()) throw new Error(`${file}:${line}: expected an image path and a ${what === 'labels CSV' ? 'label' : 'caption'}`);
+    if (!p || v === undefined || !v.trim()) {
+      const found = fields.length === 1 ? `found no ${sep}` : `found ${fields.length} ${sep}-separated fields${!p ? ', the path empty' : `, the ${value} empty`}`;
+      throw new Error(`${file}:${line}: expected an image path and a ${value} (${sep}-separated), ${found}`);
+    }
     // Relative paths are relative to the index file, so the dataset folder can move as a whole.
-    return { path: resolve(base, p), value: v.trim(), line };
+    return { path: resolve(base, p), value: checkCaption(v.trim(), `${file}:${line}`, value), line };
   });
 }
 
@@ -92,6 +120,7 @@ export function readLabeledCsv(file: string): LabeledDataset {
   const rows = readRows(file, LABEL_COLUMNS, 'labels CSV');
   if (!rows.length) throw new Error(`labels CSV ${file}: no rows after the header`);
   const classes = sortClassNames(rows.map((r) => r.value));
+  if (classes.length > MAX_CLASSES) throw new Error(`labels CSV ${file}: ${classes.length} distinct labels, above the limit of ${MAX_CLASSES}`);
   const index = new Map(classes.map((c, i) => [c, i]));
   return { classes, samples: rows.map((r) => ({ input: r.path, label: index.get(r.value)! })) };
 }
@@ -118,12 +147,11 @@ export function readRetrievalCsv(file: string): RetrievalDataset {
   return groupPairs(rows.map((r) => ({ path: r.path, caption: r.value })));
 }
 
-async function* lines(file: string): AsyncGenerator<{ text: string; line: number }> {
-  const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-  let line = 0;
-  for await (const text of rl) {
-    line++;
-    if (text.trim()) yield { text, line };
+/** Non-blank lines as text (a trailing CR dropped), each bounded by MAX_LINE_BYTES. */
+function* lines(file: string): Generator<{ text: string; line: number }> {
+  for (const { no, bytes } of fileLines(file)) {
+    const text = bytes.toString('utf8', 0, bytes.length && bytes[bytes.length - 1] === 13 ? bytes.length - 1 : bytes.length);
+    if (text.trim()) yield { text, line: no };
   }
 }
 
@@ -151,7 +179,7 @@ export async function readRetrievalJsonl(file: string): Promise<RetrievalDataset
   const base = dirname(resolve(file));
   const pairs: { path: string; caption: string }[] = [];
   const distractors: string[] = [];
-  for await (const { text, line } of lines(file)) {
+  for (const { text, line } of lines(file)) {
     let obj: any;
     try {
       obj = JSON.parse(text);
@@ -165,6 +193,7 @@ export async function readRetrievalJsonl(file: string): Promise<RetrievalDataset
       throw new Error(`${file}:${line}: expected an object with an image path (${JSON_IMAGE_KEYS.join('/')}) and captions (${JSON_CAPTION_KEYS.join('/')})`);
     }
     const path = resolve(base, obj[imageKey]);
+    caps.forEach((c) => checkCaption(c, `${file}:${line}`));
     if (!caps.length) distractors.push(path);
     for (const caption of caps) pairs.push({ path, caption });
   }
@@ -212,13 +241,16 @@ export async function readRetrievalTsv(file: string, opts: TsvOptions = {}): Pro
   const ds: RetrievalDataset = { images: [], texts: [] };
   const byHash = new Map<string, number>();
   let imageCol: 0 | 1 | undefined;
-  for await (const { text, line } of lines(file)) {
+  for (const { text, line } of lines(file)) {
     const fields = text.split('\t');
-    if (fields.length !== 2) throw new Error(`${file}:${line}: expected 2 tab-separated fields (text, base64 image), got ${fields.length}`);
+    if (fields.length !== 2) {
+      throw new Error(`${file}:${line}: expected 2 tab-separated fields (text, base64 image), ${fields.length === 1 ? 'found no tab' : `got ${fields.length}`}`);
+    }
     imageCol ??= isBase64Image(fields[1]!) ? 1 : isBase64Image(fields[0]!) ? 0 : undefined;
     const col = imageCol ?? 1; // EasyNLP's order until some line shows otherwise
     const caption = fields[1 - col]!.trim();
-    if (!caption) throw new Error(`${file}:${line}: empty text`);
+    if (!caption) throw new Error(`${file}:${line}: empty text (expected text<TAB>base64-image)`);
+    checkCaption(caption, `${file}:${line}`);
     const bytes = new Uint8Array(Buffer.from(fields[col]!.trim(), 'base64'));
     const name = `${basename(file)}:${line}`;
     let i: number | undefined;
@@ -231,6 +263,6 @@ export async function readRetrievalTsv(file: string, opts: TsvOptions = {}): Pro
     }
     ds.texts.push({ text: caption, image: i });
   }
-  if (!ds.texts.length) throw new Error(`TSV ${file}: no lines`);
+  if (!ds.texts.length) throw new Error(`TSV ${file}: no lines (the file is empty or blank); expected text<TAB>base64-image lines`);
   return ds;
 }

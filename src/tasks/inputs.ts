@@ -1,8 +1,10 @@
 // Input enumeration for batch embedding. Each `--input` spec (folder, glob, list file, EasyNLP TSV or a
 // single image) expands into items with a stable id: the id is the resume key, so the same command
 // must give the same ids on every run (sorted walks, order-preserving lists).
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, type Dirent } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync, type Dirent } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { fileLines, readTextBounded } from './lines.js';
+import { MAX_CAPTION_CHARS } from './datasets.js';
 
 /** Extensions a folder walk picks up: the formats the image decoder reads. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
@@ -127,7 +129,7 @@ export function walkFolder(dir: string): string[] {
 /** One image path per line; blank lines and `#` comments skipped; relative paths are relative to the list file. */
 export function readListFile(file: string): string[] {
   const base = dirname(file);
-  return readFileSync(file, 'utf8').split('\n')
+  return readTextBounded(file, 'list file').split('\n')
     .map((l) => l.replace(/\r$/, '').trim())
     .filter((l) => l && !l.startsWith('#'))
     .map((l) => (isAbsolute(l) ? l : join(base, l)));
@@ -235,37 +237,6 @@ export function decodeBase64Cell(cell: string, id: string): Uint8Array {
   return Buffer.from(s, 'base64');
 }
 
-/** Lines of a file with their byte offsets, read in blocks so multi-GB tables stream. */
-function* lines(file: string): Generator<{ no: number; offset: number; bytes: Buffer }> {
-  const fd = openSync(file, 'r');
-  try {
-    const block = Buffer.allocUnsafe(1 << 20);
-    let carry = Buffer.alloc(0);
-    let carryAt = 0; // file offset of carry[0]
-    let pos = 0;
-    let no = 0;
-    for (;;) {
-      const n = readSync(fd, block, 0, block.length, pos);
-      pos += n;
-      const data = carry.length ? Buffer.concat([carry, block.subarray(0, n)]) : block.subarray(0, n);
-      let s = 0;
-      for (let nl = data.indexOf(10, s); nl >= 0; nl = data.indexOf(10, s)) {
-        yield { no: ++no, offset: carryAt + s, bytes: data.subarray(s, nl) };
-        s = nl + 1;
-      }
-      if (n === 0) {
-        if (s < data.length) yield { no: ++no, offset: carryAt + s, bytes: data.subarray(s) };
-        return;
-      }
-      // Copy: `block` is reused by the next read.
-      carry = Buffer.from(data.subarray(s));
-      carryAt += s;
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Split a line at tabs into [start, end) byte ranges, dropping a trailing CR. */
 function columns(bytes: Buffer): Array<[number, number]> {
   let end = bytes.length;
@@ -303,7 +274,7 @@ export function scanTsv(file: string): Inputs {
   const items: InputItem[] = [];
   const invalid: InvalidInput[] = [];
   let layout: TsvLayout | undefined;
-  for (const { no, offset, bytes } of lines(file)) {
+  for (const { no, offset, bytes } of fileLines(file)) {
     const cols = columns(bytes);
     if (cols.length === 1 && cols[0]![1] === cols[0]![0]) continue;
     const cell = (k: number) => bytes.toString('utf8', cols[k]![0], cols[k]![1]);
@@ -313,6 +284,12 @@ export function scanTsv(file: string): Inputs {
     const want = layout.includes('+') ? 2 : 1;
     if (cols.length !== want) {
       invalid.push({ id: where, kind: 'row', error: `${where}: ${cols.length} columns, but this file's first line has ${want}` });
+      continue;
+    }
+    const textCol = layout === 'image' ? -1 : layout === 'image+text' ? 1 : 0;
+    // A text costs tokenizer work by its length; the row is listed as invalid instead of embedded.
+    if (textCol >= 0 && cols[textCol]![1] - cols[textCol]![0] > MAX_CAPTION_CHARS) {
+      invalid.push({ id: where, kind: 'row', error: `${where}: text of ${cols[textCol]![1] - cols[textCol]![0]} bytes, above the limit of ${MAX_CAPTION_CHARS}` });
       continue;
     }
     if (layout === 'text') items.push({ kind: 'text', id: where, text: cell(0) });

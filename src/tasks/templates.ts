@@ -32,12 +32,42 @@ export const BUILTIN_TEMPLATES: Record<string, string[]> = {
 export const TEMPLATE_SETS = BUILTIN_TEMPLATES;
 export type TemplateSpec = TemplateSet;
 
+/** Bounds on prompts: every class is filled into every template, and each filled prompt is tokenized. */
+export const MAX_TEMPLATES = 1000;
+export const MAX_TEMPLATE_CHARS = 1000;
+export const MAX_TEMPLATE_SLOTS = 4;
+export const MAX_CLASS_NAME_CHARS = 1000;
+export const MAX_CLASSES = 100_000;
+/** Largest templates / prompts file read. */
+const MAX_TEMPLATES_FILE_BYTES = 16 * 2 ** 20;
+
 function checkTemplates(templates: unknown, where: string): string[] {
   if (!Array.isArray(templates) || !templates.length) throw new Error(`${where}: expected a non-empty list of templates`);
   templates.forEach((t, i) => {
-    if (typeof t !== 'string' || !t.includes('{}')) throw new Error(`${where}: template ${i + 1} ${JSON.stringify(t)} has no {} for the class name`);
+    if (typeof t !== 'string' || !t.includes('{}')) throw new Error(`${where}: template ${i + 1} ${JSON.stringify(t)?.slice(0, 100)} has no {} for the class name`);
   });
+  boundTemplates(templates, where);
   return templates as string[];
+}
+
+function boundTemplates(templates: readonly unknown[], where: string): void {
+  if (templates.length > MAX_TEMPLATES) throw new Error(`${where}: ${templates.length} templates, above the limit of ${MAX_TEMPLATES}`);
+  templates.forEach((t, i) => {
+    if (typeof t !== 'string') throw new Error(`${where}: template ${i + 1} is not a string`);
+    if (t.length > MAX_TEMPLATE_CHARS) throw new Error(`${where}: template ${i + 1} has ${t.length} characters, above the limit of ${MAX_TEMPLATE_CHARS}`);
+    const slots = t.split('{}').length - 1;
+    if (slots > MAX_TEMPLATE_SLOTS) throw new Error(`${where}: template ${i + 1} has ${slots} {} slots, above the limit of ${MAX_TEMPLATE_SLOTS}`);
+  });
+}
+
+/** Classes and templates as zero-shot uses them: bounded counts and lengths (each pair is one text to embed). */
+export function checkPromptSet(classes: readonly string[], templates: readonly string[], where = 'prompts'): void {
+  if (classes.length > MAX_CLASSES) throw new Error(`${where}: ${classes.length} classes, above the limit of ${MAX_CLASSES}`);
+  classes.forEach((c, i) => {
+    if (typeof c !== 'string') throw new Error(`${where}: class ${i + 1} is not a string`);
+    if (c.length > MAX_CLASS_NAME_CHARS) throw new Error(`${where}: class ${i + 1} has ${c.length} characters, above the limit of ${MAX_CLASS_NAME_CHARS}`);
+  });
+  boundTemplates(templates, where);
 }
 
 function fromJson(json: any, file: string, dataset?: string): TemplateSet {
@@ -47,7 +77,12 @@ function fromJson(json: any, file: string, dataset?: string): TemplateSet {
   }
   if (!json || typeof json !== 'object') throw new Error(`${file}: expected a JSON object of datasets or a list of templates`);
   if (Array.isArray(json.templates)) {
-    return { source: file, templates: checkTemplates(json.templates, file), classes: json.classes };
+    const classes = json.classes;
+    if (classes !== undefined && (!Array.isArray(classes) || !classes.every((c: unknown) => typeof c === 'string'))) {
+      throw new Error(`${file}: "classes" must be a list of strings`);
+    }
+    if (classes) checkPromptSet(classes, json.templates, file);
+    return { source: file, templates: checkTemplates(json.templates, file), classes };
   }
   const names = Object.keys(json);
   let name: string | undefined;
@@ -65,7 +100,9 @@ function fromJson(json: any, file: string, dataset?: string): TemplateSet {
   if (classes !== undefined && (!Array.isArray(classes) || !classes.every((c: unknown) => typeof c === 'string'))) {
     throw new Error(`${where}: "classes" must be a list of strings`);
   }
-  return { source: where, templates: checkTemplates(set?.templates, where), classes };
+  const templates = checkTemplates(set?.templates, where);
+  if (classes) checkPromptSet(classes, templates, where);
+  return { source: where, templates, classes };
 }
 
 /**
@@ -78,6 +115,7 @@ export function loadTemplates(spec?: string, dataset?: string): TemplateSet {
     return { source: 'label', templates: BUILTIN_TEMPLATES.label! };
   }
   if (existsSync(spec) && statSync(spec).isFile()) {
+    if (statSync(spec).size > MAX_TEMPLATES_FILE_BYTES) throw new Error(`${spec}: larger than a templates file should be (limit ${MAX_TEMPLATES_FILE_BYTES / 2 ** 20} MiB)`);
     const text = readFileSync(spec, 'utf8');
     const head = text.trimStart()[0];
     if (extname(spec).toLowerCase() === '.json' || head === '{' || head === '[') {

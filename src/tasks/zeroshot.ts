@@ -3,7 +3,7 @@
 import type { ClipModel } from '../runtime/clip-model.js';
 import { meanDirection } from '../runtime/vectors.js';
 import { dot, softmax } from './similarity.js';
-import { fillTemplate } from './templates.js';
+import { checkPromptSet, fillTemplate } from './templates.js';
 
 export interface ZeroShotClassifier {
   classes: string[];
@@ -20,6 +20,7 @@ export async function classEmbeddings(
 ): Promise<Float32Array[]> {
   if (!classes.length) throw new Error('no class labels given');
   if (!templates.length) throw new Error('no prompt templates given');
+  checkPromptSet(classes, templates);
   const prompts = classes.flatMap((c) => templates.map((t) => fillTemplate(t, c)));
   const embs = await model.encodeTexts(prompts, { normalize: true, batchSize: opts.batchSize, onProgress: opts.onProgress });
   return classes.map((_, c) => meanDirection(embs.slice(c * templates.length, (c + 1) * templates.length)));

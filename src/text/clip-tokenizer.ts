@@ -5,6 +5,10 @@ import { HfTextTokenizer, type TokenizerConfigJson, type TokenizerJson } from '.
 export interface ClipTokenizerOptions {
   /** Defaults to 77, CLIP's text context. */
   contextLength?: number;
+  /** The file the JSON came from, for messages. */
+  source?: string;
+  /** The text tower's vocab_size, when known: every id must be below it. */
+  vocabSize?: number;
 }
 
 export class ClipTokenizer extends HfTextTokenizer {
@@ -13,7 +17,7 @@ export class ClipTokenizer extends HfTextTokenizer {
 
   constructor(json: TokenizerJson, config: TokenizerConfigJson = {}, opts: ClipTokenizerOptions = {}) {
     if (json?.model?.type !== 'BPE') throw new Error(`ClipTokenizer needs a BPE tokenizer.json, got model type ${JSON.stringify(json?.model?.type)}`);
-    super(json, config, { kind: 'clip-bpe', contextLength: opts.contextLength ?? 77 });
+    super(json, config, { kind: 'clip-bpe', contextLength: opts.contextLength ?? 77, source: opts.source, vocabSize: opts.vocabSize });
     this.byteDecoder = new Map(bytesToUnicode().map((c, b) => [c, b]));
     const eow = json.model['end_of_word_suffix'];
     this.suffixMarker = typeof eow === 'string' ? eow : '</w>';

@@ -1,6 +1,7 @@
 // Shared wrapper over @huggingface/tokenizers for tokenizer.json files: the library does normalization,
 // pre-tokenization and the model (BPE / WordPiece); this class adds HF's truncation, padding and batching.
 import { Tokenizer as LibTokenizer } from '@huggingface/tokenizers';
+import { checkContextLength, checkTokenizerJson } from './validate.js';
 import { buildBatch, wrapAndTruncate, type EncodeBatchOptions, type TextTokenizer, type TokenBatch, type TokenizerKind } from './types.js';
 
 /**
@@ -82,6 +83,10 @@ export function specialTokensOf(pp: PostProcessorJson | null | undefined): { pre
 export interface HfTokenizerOptions {
   contextLength: number;
   kind: TokenizerKind;
+  /** The file the JSON came from, for messages (default "tokenizer.json"). */
+  source?: string;
+  /** The text tower's vocab_size, when known: every id must be below it. */
+  vocabSize?: number;
 }
 
 export class HfTextTokenizer implements TextTokenizer {
@@ -98,9 +103,11 @@ export class HfTextTokenizer implements TextTokenizer {
   protected readonly specialIds: Set<number>;
 
   constructor(json: TokenizerJson, config: TokenizerConfigJson, opts: HfTokenizerOptions) {
-    if (!json || typeof json !== 'object' || !json.model) throw new Error('tokenizer.json: missing "model"');
+    const source = opts.source ?? 'tokenizer.json';
+    // Ids and sizes first: the library allocates by the largest id.
+    checkTokenizerJson(json, { file: source, vocabSize: opts.vocabSize });
     this.kind = opts.kind;
-    this.contextLength = opts.contextLength;
+    this.contextLength = checkContextLength(opts.contextLength, source);
     this.tokenizer = new Tokenizer(json, config);
     const { prefix, suffix } = specialTokensOf(json.post_processor);
     if (opts.contextLength < prefix.length + suffix.length + 1) throw new Error(`context length ${opts.contextLength} leaves no room for text`);

@@ -1,5 +1,5 @@
 // Text tokenizers: pick the right one for a model directory or for already-parsed tokenizer JSON.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { bertTokenizerJsonFromVocab } from './bert-vocab.js';
@@ -8,6 +8,7 @@ import { ClipTokenizer } from './clip-tokenizer.js';
 import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
 import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
 import type { TextTokenizer } from './types.js';
+import { checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
 
 export { BertTokenizer, type BertTokenizerOptions } from './bert-tokenizer.js';
 export { ClipTokenizer, type ClipTokenizerOptions } from './clip-tokenizer.js';
@@ -28,6 +29,10 @@ export interface TokenizerOptions {
   mode?: TokenizerMode;
   /** Row length including special tokens. Default: from the model's config files, else 77 (BPE) / 52 (WordPiece). */
   contextLength?: number;
+  /** The text tower's vocab_size: every token id must be below it. Default: from the directory's config.json. */
+  vocabSize?: number;
+  /** Where parsed JSON came from, for messages (tokenizerFromJson). */
+  source?: string;
 }
 
 /** Vocabulary + merges of a CLIP BPE tokenizer.json, for OpenAI mode. */
@@ -43,20 +48,14 @@ export function bpeVocabFromTokenizerJson(json: TokenizerJson): BpeVocab {
 /** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE or BERT WordPiece. */
 export function tokenizerFromJson(json: TokenizerJson, config: TokenizerConfigJson = {}, opts: TokenizerOptions = {}): TextTokenizer {
   const type = json?.model?.type;
-  if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), { contextLength: opts.contextLength });
-  if (type === 'BPE') return new ClipTokenizer(json, config, { contextLength: opts.contextLength });
-  if (type === 'WordPiece') return new BertTokenizer(json, config, { contextLength: opts.contextLength });
+  const o = { contextLength: opts.contextLength, source: opts.source, vocabSize: opts.vocabSize };
+  if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), o);
+  if (type === 'BPE') return new ClipTokenizer(json, config, o);
+  if (type === 'WordPiece') return new BertTokenizer(json, config, o);
   throw new Error(`unsupported tokenizer model type ${JSON.stringify(type)} (expected BPE or WordPiece)`);
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${what} not found: ${path}`);
-    throw e;
-  }
-}
+const readText = readTokenizerFile;
 
 function readJson<T>(path: string, what: string): T {
   const text = readText(path, what);
@@ -69,6 +68,13 @@ function readJson<T>(path: string, what: string): T {
 
 function readJsonIfExists(path: string): Record<string, any> | undefined {
   return existsSync(path) ? readJson<Record<string, any>>(path, 'config') : undefined;
+}
+
+/** vocab_size from a directory's config.json (CLIP/Chinese-CLIP text_config, or a BERT config), if it is sane. */
+function vocabSizeFor(modelDir: string): number | undefined {
+  const cfg = readJsonIfExists(join(modelDir, 'config.json'));
+  const v = cfg?.text_config?.vocab_size ?? cfg?.vocab_size;
+  return Number.isInteger(v) && v > 0 && v <= MAX_VOCAB_SIZE ? v : undefined;
 }
 
 // model_max_length is a 1e30 sentinel when the checkpoint sets no limit.
@@ -92,20 +98,30 @@ function contextLengthFor(modelDir: string, tokConfig: TokenizerConfigJson | und
 const OPENAI_MERGES_FILES = ['bpe_simple_vocab_16e6.txt.gz', 'bpe_simple_vocab_16e6.txt'];
 
 /** OpenAI-mode vocabulary from a directory: tokenizer.json, else HF merges.txt (+ vocab.json), else OpenAI's merges file. */
-function loadOpenAIVocab(modelDir: string): BpeVocab {
+function loadOpenAIVocab(modelDir: string): { bpe: BpeVocab; source: string } {
   const tj = join(modelDir, 'tokenizer.json');
-  if (existsSync(tj)) return bpeVocabFromTokenizerJson(readJson<TokenizerJson>(tj, 'tokenizer.json'));
+  if (existsSync(tj)) return { bpe: bpeVocabFromTokenizerJson(readJson<TokenizerJson>(tj, 'tokenizer.json')), source: tj };
   const mergesTxt = join(modelDir, 'merges.txt');
   if (existsSync(mergesTxt)) {
     const fromMerges = bpeVocabFromOpenAIMerges(readText(mergesTxt, 'merges.txt'));
     const vj = join(modelDir, 'vocab.json');
-    return existsSync(vj) ? { vocab: readJson<Record<string, number>>(vj, 'vocab.json'), merges: fromMerges.merges } : fromMerges;
+    if (!existsSync(vj)) return { bpe: fromMerges, source: mergesTxt };
+    return { bpe: { vocab: checkVocab(readJson(vj, 'vocab.json'), 'vocab', { file: vj }), merges: fromMerges.merges }, source: vj };
   }
   for (const name of OPENAI_MERGES_FILES) {
     const p = join(modelDir, name);
     if (!existsSync(p)) continue;
-    const raw = readFileSync(p);
-    return bpeVocabFromOpenAIMerges((name.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8'));
+    let text: string;
+    if (name.endsWith('.gz')) {
+      if (statSync(p).size > MAX_TOKENIZER_FILE_BYTES) throw new Error(`${p}: larger than any tokenizer file should be (limit ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB)`);
+      // Capped inflate: a small .gz must not expand into gigabytes (OpenAI's file inflates to 1.4 MB).
+      try {
+        text = gunzipSync(readFileSync(p), { maxOutputLength: MAX_TOKENIZER_FILE_BYTES }).toString('utf8');
+      } catch (e) {
+        throw new Error(`${p}: cannot inflate (${(e as Error).message}; the limit is ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB)`);
+      }
+    } else text = readText(p, name);
+    return { bpe: bpeVocabFromOpenAIMerges(text), source: p };
   }
   throw new Error(`no CLIP BPE vocabulary in ${modelDir}: looked for tokenizer.json, merges.txt, ${OPENAI_MERGES_FILES.join(', ')}` +
     (existsSync(join(modelDir, 'open_clip_config.json')) ? ' (open_clip checkpoints ship none: point at a directory that has one)' : ''));
@@ -122,13 +138,15 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
   const mode = opts.mode ?? (!existsSync(tjPath) && hasOpenAIMerges ? 'openai' : 'hf');
   if (mode === 'openai') {
     const contextLength = opts.contextLength ?? contextLengthFor(modelDir, readJsonIfExists(join(modelDir, 'tokenizer_config.json')));
-    return new OpenAIClipTokenizer(loadOpenAIVocab(modelDir), { contextLength });
+    const { bpe, source } = loadOpenAIVocab(modelDir);
+    return new OpenAIClipTokenizer(bpe, { contextLength, source, vocabSize: opts.vocabSize ?? vocabSizeFor(modelDir) });
   }
+  const vocabSize = opts.vocabSize ?? vocabSizeFor(modelDir);
   const vocabTxt = join(modelDir, 'vocab.txt');
   if (!existsSync(tjPath) && existsSync(vocabTxt)) {
     const config = readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {};
-    const json = bertTokenizerJsonFromVocab(readText(vocabTxt, 'vocab.txt'), config);
-    return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config) });
+    const json = bertTokenizerJsonFromVocab(readText(vocabTxt, 'vocab.txt'), config, vocabTxt);
+    return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: vocabTxt, vocabSize });
   }
   if (!existsSync(tjPath)) {
     const hint = existsSync(join(modelDir, 'open_clip_config.json'))
@@ -138,5 +156,5 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
   const json = readJson<TokenizerJson>(tjPath, 'tokenizer.json');
   const config = readJson<TokenizerConfigJson>(join(modelDir, 'tokenizer_config.json'), 'tokenizer_config.json');
   const contextLength = opts.contextLength ?? contextLengthFor(modelDir, config);
-  return tokenizerFromJson(json, config, { mode, contextLength });
+  return tokenizerFromJson(json, config, { mode, contextLength, source: tjPath, vocabSize });
 }

@@ -3,6 +3,7 @@
 // (unescaped twice here) and Unicode normalization (HF applies NFC, OpenAI does not). ftfy.fix_text is not applied
 // (the reference fixtures replace it by the identity too).
 import { htmlUnescape } from './html-unescape.js';
+import { checkContextLength, checkMerges, checkVocab } from './validate.js';
 import { buildBatch, wrapAndTruncate, type EncodeBatchOptions, type TextTokenizer, type TokenBatch } from './types.js';
 
 export const SOT_TOKEN = '<|startoftext|>';
@@ -74,6 +75,15 @@ export interface OpenAIClipTokenizerOptions {
   contextLength?: number;
   /** Cap on cached words; the cache is dropped when it grows past this (captions repeat few distinct words). */
   cacheSize?: number;
+  /** Where the vocabulary came from, for messages. */
+  source?: string;
+  /**
+   * Words with more symbols than this are merged through a heap (same result as the reference loop, which
+   * rescans the word per merge: quadratic, 11 s for one 60k-letter word). Default 64; tests set it to compare.
+   */
+  longWord?: number;
+  /** The text tower's vocab_size, when known: every id must be below it. */
+  vocabSize?: number;
 }
 
 export class OpenAIClipTokenizer implements TextTokenizer {
@@ -93,10 +103,15 @@ export class OpenAIClipTokenizer implements TextTokenizer {
   private readonly utf8 = new TextEncoder();
   private readonly cache = new Map<string, number[]>();
   private readonly cacheSize: number;
+  private readonly longWord: number;
 
   constructor(bpe: BpeVocab, opts: OpenAIClipTokenizerOptions = {}) {
-    this.contextLength = opts.contextLength ?? 77;
+    const check = { file: opts.source ?? 'BPE vocabulary', vocabSize: opts.vocabSize };
+    this.contextLength = checkContextLength(opts.contextLength ?? 77, check.file);
     this.cacheSize = opts.cacheSize ?? 100_000;
+    this.longWord = opts.longWord ?? 64;
+    checkVocab(bpe.vocab, 'vocab', check);
+    checkMerges(bpe.merges, 'merges', check);
     this.encoder = new Map(Object.entries(bpe.vocab));
     this.decoder = [];
     for (const [t, id] of this.encoder) this.decoder[id] = t;
@@ -174,6 +189,7 @@ export class OpenAIClipTokenizer implements TextTokenizer {
   private bpe(token: string): string[] {
     let word = Array.from(token);
     word[word.length - 1] += '</w>';
+    if (word.length > this.longWord) return this.bpeLong(word);
     while (word.length > 1) {
       let best = Infinity;
       let first = '';
@@ -192,5 +208,75 @@ export class OpenAIClipTokenizer implements TextTokenizer {
       word = next;
     }
     return word;
+  }
+
+  /**
+   * The same merges as bpe() in O(n log n): pairs sit in a heap keyed (rank, position) over a linked list of
+   * symbols. All occurrences of the lowest-ranked pair are merged left to right, as one pass of the reference
+   * loop does; a merge never creates another occurrence of its own pair (the merged symbol is longer than
+   * either part), so later pairs wait for the next round, as there. Stale heap entries are skipped.
+   */
+  private bpeLong(word: string[]): string[] {
+    const n = word.length;
+    const sym = word.slice();
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+    const alive = new Uint8Array(n).fill(1);
+    // Keys rank * 2^32 + position: ranks are below 2^20 (validated), positions below 2^32; exact in a double.
+    const heap: number[] = [];
+    const up = (k: number) => {
+      const v = heap[k]!;
+      while (k > 0) {
+        const p = (k - 1) >> 1;
+        if (heap[p]! <= v) break;
+        heap[k] = heap[p]!;
+        k = p;
+      }
+      heap[k] = v;
+    };
+    const pop = (): number => {
+      const top = heap[0]!;
+      const last = heap.pop()!;
+      if (heap.length) {
+        let k = 0;
+        for (;;) {
+          const l = 2 * k + 1;
+          if (l >= heap.length) break;
+          const c = l + 1 < heap.length && heap[l + 1]! < heap[l]! ? l + 1 : l;
+          if (heap[c]! >= last) break;
+          heap[k] = heap[c]!;
+          k = c;
+        }
+        heap[k] = last;
+      }
+      return top;
+    };
+    const rankAt = (i: number): number | undefined => (next[i]! < 0 ? undefined : this.ranks.get(sym[i] + ' ' + sym[next[i]!]));
+    const push = (i: number) => {
+      const r = rankAt(i);
+      if (r !== undefined) { heap.push(r * 2 ** 32 + i); up(heap.length - 1); }
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    const batch: number[] = [];
+    while (heap.length) {
+      const rank = Math.floor(heap[0]! / 2 ** 32);
+      batch.length = 0;
+      while (heap.length && Math.floor(heap[0]! / 2 ** 32) === rank) batch.push(pop() % 2 ** 32);
+      // Popped in key order, so positions ascend: left to right.
+      for (const i of batch) {
+        if (!alive[i] || rankAt(i) !== rank) continue;
+        const j = next[i]!;
+        sym[i] += sym[j]!;
+        alive[j] = 0;
+        next[i] = next[j]!;
+        if (next[j]! >= 0) prev[next[j]!] = i;
+        if (prev[i]! >= 0) push(prev[i]!);
+        push(i);
+      }
+    }
+    const out: string[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) out.push(sym[i]!);
+    return out;
   }
 }

@@ -1,9 +1,10 @@
 // Image–caption pairs for training and validation, in the formats `clip eval retrieval` reads plus a
 // caption folder. Every caption is one training pair (EasyNLP trains on its TSV lines the same way);
 // an image with several captions appears in several pairs.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
-import { IMAGE_EXTENSIONS, readRetrievalCsv, readRetrievalJsonl, readRetrievalTsv, type RetrievalDataset } from '../tasks/datasets.js';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
+import { imageFilesUnder, MAX_CAPTION_CHARS, readRetrievalCsv, readRetrievalJsonl, readRetrievalTsv, type RetrievalDataset } from '../tasks/datasets.js';
+import { readTextBounded } from '../tasks/lines.js';
 
 export type DataFormat = 'tsv' | 'csv' | 'jsonl' | 'folder';
 export const DATA_FORMATS: DataFormat[] = ['tsv', 'csv', 'jsonl', 'folder'];
@@ -32,22 +33,29 @@ export function detectFormat(path: string): DataFormat {
   const ext = extname(path).toLowerCase();
   if (ext === '.jsonl' || ext === '.json') return 'jsonl';
   if (ext === '.csv') return 'csv';
-  const fields = firstLine(path).split('\t');
+  const head = firstLine(path);
+  if ((ext === '.tsv' || ext === '.txt') && statSync(path).size === 0) {
+    throw new Error(`data ${path}: empty file; expected text<TAB>base64-image (EasyNLP) or image<TAB>caption lines`);
+  }
+  if ((ext === '.tsv' || ext === '.txt') && head.trim() && !head.includes('\t')) {
+    throw new Error(`data ${path}:1: no tab; a ${ext} file needs text<TAB>base64-image (EasyNLP) or image<TAB>caption lines`);
+  }
+  const fields = head.split('\t');
   const base64 = fields.length === 2 && fields.some((f) => f.trim().length >= 64 && /^[A-Za-z0-9+/=_-]+$/.test(f.trim().slice(0, 4096)));
   if (base64 || ext === '.tsv') return base64 ? 'tsv' : 'csv';
   throw new Error(`data ${path}: cannot tell the format from the extension; pass it (${DATA_FORMATS.join(', ')})`);
 }
 
-const captionsIn = (file: string): string[] => readFileSync(file, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+/** A caption file holds the captions of one image: a few KiB; 4 MiB is far past any real one. */
+const MAX_CAPTION_FILE_BYTES = 4 * 2 ** 20;
 
-function walkImages(dir: string, out: string[]): void {
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (e.name.startsWith('.')) continue;
-    const p = join(dir, e.name);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (st?.isDirectory()) walkImages(p, out);
-    else if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(p);
-  }
+function captionsIn(file: string): string[] {
+  const lines = readTextBounded(file, 'caption file', MAX_CAPTION_FILE_BYTES).split(/\r?\n/);
+  return lines.map((s, i) => {
+    const t = s.trim();
+    if (t.length > MAX_CAPTION_CHARS) throw new Error(`${file}:${i + 1}: caption of ${t.length} characters, above the limit of ${MAX_CAPTION_CHARS}`);
+    return t;
+  }).filter(Boolean);
 }
 
 /**
@@ -55,8 +63,7 @@ function walkImages(dir: string, out: string[]): void {
  * each non-empty line of the .txt is one caption. Images without a .txt are left out and counted.
  */
 export function readCaptionFolder(dir: string): RetrievalDataset & { uncaptioned: string[] } {
-  const images: string[] = [];
-  walkImages(dir, images);
+  const images = imageFilesUnder(dir);
   const ds: RetrievalDataset & { uncaptioned: string[] } = { images: [], texts: [], uncaptioned: [] };
   for (const path of images) {
     const txt = path.slice(0, path.length - extname(path).length) + '.txt';

@@ -2,7 +2,7 @@
 // text), a config to train from scratch, or a checkpoint of an earlier run to resume. Each gives the
 // same things: tower config and weights, the HF config.json to save with, the tokenizer (and the files
 // to ship it with), and the preprocessing the family uses.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveModel } from '../hub/resolve.js';
 import { openCheckpoint, type PreprocessSpec } from '../models/checkpoint.js';
@@ -11,6 +11,7 @@ import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
+import { MAX_CONTEXT_LENGTH, MAX_TOKENIZER_FILE_BYTES, readTokenizerFile } from '../text/validate.js';
 import type { TextTokenizer } from '../text/types.js';
 import { clipImageProcessorJson, completeScratchConfig, hfClipConfigJson, tokenIdsOf } from './hf-config.js';
 import { randomClipWeights } from './init.js';
@@ -32,19 +33,30 @@ export interface TrainSource {
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
 
+/** A config.json is a few KiB. */
+const MAX_CONFIG_BYTES = 16 * 2 ** 20;
+
 function readJson(path: string): Record<string, any> {
+  let json: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    if (statSync(path).size > MAX_CONFIG_BYTES) throw new Error(`larger than a config file should be (limit ${MAX_CONFIG_BYTES / 2 ** 20} MiB)`);
+    json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
+  return json as Record<string, any>;
 }
 
 function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   for (const need of ['tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(dir, need))) throw new Error(`tokenizer directory ${dir} has no ${need} (a saved model ships the HF tokenizer files; pass --tokenizer DIR)`);
   }
-  return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => [f, new Uint8Array(readFileSync(join(dir, f)))]));
+  return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => {
+    const p = join(dir, f);
+    if (statSync(p).size > MAX_TOKENIZER_FILE_BYTES) readTokenizerFile(p, f); // throws the size error, naming the file
+    return [f, new Uint8Array(readFileSync(p))];
+  }));
 }
 
 function checkTrainable(cfg: ClipConfig, origin: string): void {
