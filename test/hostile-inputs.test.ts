@@ -151,9 +151,9 @@ test('a model whose preprocessor_config.json asks for size 1e6 fails at once, na
   const pp = JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8'));
   writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({ ...pp, size: { shortest_edge: 1e6 } }));
   const img = write('pp.png', await sharp({ create: { width: 32, height: 32, channels: 3, background: '#0f0' } }).png().toBuffer());
-  const model = await ClipModel.load(dir, { cache: false });
-  const r = await bounded(() => model.encodeImages([img]));
-  assert.match(r.error?.message ?? 'embedded', /preprocessor_config\.json of .*pp-model: size\.shortest_edge must be an integer from 1 to 4096, got 1000000/);
+  // Refused when the model loads, before any image is decoded.
+  const r = await bounded(async () => (await ClipModel.load(dir, { cache: false })).encodeImages([img]));
+  assert.match(r.error?.message ?? 'embedded', /pp-model\/preprocessor_config\.json: size\.shortest_edge must be an integer from 1 to 4096, got 1000000/);
   assertFast(r, 'size 1e6');
 });
 

@@ -13,7 +13,8 @@ import { chineseClipWeights } from './families/chinese-clip.js';
 import { hfClipWeights } from './families/hf-clip.js';
 import { openaiClipWeights } from './families/openai-clip.js';
 import { taiyiWeights } from './families/taiyi.js';
-import { checkMeanStd, CONFIG_LIMITS, Fields } from './config-fields.js';
+import { Fields } from './config-fields.js';
+import { openaiPipeline, pipelineFromPreprocessorConfig } from '../image/pipelines.js';
 import { CHINESE_CLIP_CONTEXT, chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
 import { checkWeightShapes } from './shapes.js';
 import { openaiConfigFromStateDict } from './openai-state-dict.js';
@@ -148,21 +149,10 @@ const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
 function hfPreprocess(dir: string, size: number): PreprocessSpec {
   const ppPath = join(dir, 'preprocessor_config.json');
   if (!existsSync(ppPath)) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
-  // The values that decide the pixels: mean and std (finite, std non-zero, else every embedding is NaN) and
-  // the resize / crop sizes (bounded like the towers' image size). The rest is checked where it is used.
-  const f = Fields.of(readJson(ppPath), ppPath);
-  const mean = f.has('image_mean') ? checkMeanStd(f.obj.image_mean, 'image_mean', ppPath, false) : OPENAI_MEAN;
-  const std = f.has('image_std') ? checkMeanStd(f.obj.image_std, 'image_std', ppPath, true) : OPENAI_STD;
-  if (f.has('rescale_factor')) f.num('rescale_factor', undefined, { gt: 0, max: 1e6 });
-  for (const key of ['size', 'crop_size']) {
-    const v = f.obj[key];
-    if (typeof v === 'number') f.int(key, undefined, 1, CONFIG_LIMITS.imageSize);
-    else if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const o = f.sub(key);
-      for (const k of ['shortest_edge', 'height', 'width']) if (o.has(k)) o.int(k, undefined, 1, CONFIG_LIMITS.imageSize);
-    }
-  }
-  return { kind: 'hf', hfConfig: f.obj, size, mean, std };
+  // One rule for a preprocessor's values (image/pipelines.ts), applied now so a bad file fails at load.
+  const json = readJson(ppPath);
+  const p = pipelineFromPreprocessorConfig(json, undefined, ppPath);
+  return { kind: 'hf', hfConfig: json, size, mean: [...p.mean], std: [...p.std] };
 }
 
 const built = (build: (opts: BuildOptions) => Graph, files: (string | undefined)[], config: unknown): TowerSpec => ({
@@ -182,8 +172,8 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
   const cfgOrigin = cfgFile ?? join(dirname(weightsPath), 'open_clip_config.json');
   const pp = cfgJson?.preprocess_cfg ?? {};
   const ppOrigin = `${cfgOrigin}: preprocess_cfg`;
-  const mean = pp.mean === undefined ? OPENAI_MEAN : checkMeanStd(pp.mean, 'mean', ppOrigin, false);
-  const std = pp.std === undefined ? OPENAI_STD : checkMeanStd(pp.std, 'std', ppOrigin, true);
+  const checked = openaiPipeline(224, pp.mean ?? OPENAI_MEAN, pp.std ?? OPENAI_STD, ppOrigin);
+  const [mean, std] = [[...checked.mean], [...checked.std]];
   const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
   const src = openWeights(weightsPath);
   const { w, config, logitScale } = closingOnError(src, () => {

@@ -98,19 +98,3 @@ export function checkHeads(f: Fields, widthKey: string, width: number, headsKey:
   }
 }
 
-/**
- * Image normalization values (preprocessor_config.json's image_mean/image_std, open_clip's preprocess_cfg
- * mean/std): three finite numbers (or one for all channels); a std of 0 would divide every pixel by zero.
- */
-export function checkMeanStd(v: unknown, what: string, origin: string, isStd: boolean): number[] {
-  const fail = (msg: string): never => {
-    throw new Error(`${origin}: ${what} ${msg}`);
-  };
-  const vals = typeof v === 'number' ? [v, v, v] : v;
-  if (!Array.isArray(vals) || vals.length !== 3) fail(`must be 3 numbers, got ${show(v)}`);
-  return (vals as unknown[]).map((x) => {
-    const n = checkNum(x, isStd ? {} : { min: -1e6, max: 1e6 }, fail);
-    if (isStd && (n === 0 || Math.abs(n) > 1e6 || Math.abs(n) < 1e-6)) fail(`must be non-zero (1e-6 <= |std| <= 1e6), got ${show(v)}`);
-    return n;
-  });
-}

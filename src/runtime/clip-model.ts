@@ -71,7 +71,12 @@ export class ClipModel {
    */
   static async load(path: string = DEFAULT_MODEL, opts: LoadOptions = {}): Promise<ClipModel> {
     const dir = await resolveModel(path, { ...opts.hub, format: opts.format, onnxVariant: opts.onnxVariant });
-    return new ClipModel(openCheckpoint(dir, opts), opts);
+    const model = new ClipModel(openCheckpoint(dir, opts), opts);
+    // A bad tokenizer or preprocessor file is refused now, before any tower is built or cached. (Without a
+    // tokenizer, e.g. a bare OpenAI .pt with no --tokenizer, images still embed; texts say what to pass.)
+    if (model.checkpoint.tokenizerDir) void model.tokenizer;
+    void model.preprocessor;
+    return model;
   }
 
   /** exp(logit_scale): multiplies cosine similarities into logits. */
