@@ -9,6 +9,16 @@ export class QueueFullError extends Error {
   }
 }
 
+/**
+ * Thrown by submitAll() when a request holds more items than the whole queue: it could never be accepted, so
+ * retrying (a 429) would never help. The server maps it to 400; routes name the field before it gets here.
+ */
+export class NeverFitsError extends Error {
+  constructor(readonly items: number, readonly maxQueue: number) {
+    super(`${items} inputs in one request; this server queues at most ${maxQueue} (--max-queue)`);
+  }
+}
+
 export interface BatcherOptions<I, O> {
   /** One model call for all the items; must return one output per item, in order (an Error marks a failed item). */
   run: (items: I[]) => Promise<(O | Error)[]>;
@@ -47,6 +57,14 @@ export class Batcher<I, O> {
     return this.o.maxQueue;
   }
 
+  get maxBatch(): number {
+    return this.o.maxBatch;
+  }
+
+  get maxWaitMs(): number {
+    return this.o.maxWaitMs;
+  }
+
   get stats(): BatcherStats {
     return { queued: this.queue.length, running: this.running, batches: this.batches, items: this.items };
   }
@@ -60,6 +78,7 @@ export class Batcher<I, O> {
   /** Queue all items or none (a request is never half-accepted); resolves with the outputs in order. */
   submitAll(items: I[]): Promise<O[]> {
     // A rejected promise, never a synchronous throw: callers start several submits inside Promise.all.
+    if (items.length > this.o.maxQueue) return Promise.reject(new NeverFitsError(items.length, this.o.maxQueue));
     if (this.queue.length + items.length > this.o.maxQueue) return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
     const ps = items.map((item) => new Promise<O>((resolve, reject) => this.queue.push({ item, resolve, reject })));
     this.schedule();

@@ -6,6 +6,7 @@
 // and 1.8x with 64-text batches.
 import type { ClipModel } from '../runtime/clip-model.js';
 import { Batcher, type BatcherStats } from './batcher.js';
+import { HttpError } from './intake.js';
 
 /** What the server needs from a model; tests pass a wrapper that counts calls. */
 export type EncoderModel = Pick<ClipModel, 'encodeTexts' | 'encodeImages' | 'logitScale' | 'dim'>;
@@ -45,6 +46,15 @@ export class Encoder {
         return res.map((r, i) => r.embedding ?? new BadInputError((r.error ?? 'cannot decode image').replace(`<buffer ${i}>`, 'upload')));
       },
     });
+  }
+
+  /**
+   * Refuse, before anything is queued, a request whose texts could never fit the text queue: a 400 naming
+   * the field, where queueing would answer 429 forever.
+   */
+  checkTexts(n: number, field: string): void {
+    const max = this.texts.maxQueue;
+    if (n > max) throw new HttpError(400, `${field}: ${n} texts to embed, more than this server's queue holds (${max}, --max-queue)`);
   }
 
   embedTexts(texts: string[]): Promise<Float32Array[]> {
