@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { buildServer, type ServerOptions } from '../src/server/app.js';
 import { Batcher, NeverFitsError, QueueFullError } from '../src/server/batcher.js';
+import type { EncoderModel } from '../src/server/encoder.js';
 import { HostPolicy } from '../src/server/hosts.js';
 import { openStore } from '../src/search/open.js';
 import { indexFolders } from '../src/search/indexer.js';
@@ -69,6 +70,26 @@ test('Batcher: a request larger than the whole queue is NeverFits (400), not Que
   const b = new Batcher<number, number>({ maxBatch: 2, maxWaitMs: 1, maxQueue: 3, run: async (xs) => xs });
   await assert.rejects(b.submitAll([1, 2, 3, 4]), (e) => e instanceof NeverFitsError && !(e instanceof QueueFullError) && /4 inputs.*at most 3/.test(e.message));
   assert.deepEqual(await b.submitAll([1, 2, 3]), [1, 2, 3]);
+});
+
+test('Batcher: a batch stops at maxBatchWeight; an item heavier than that runs alone', async () => {
+  const seen: number[][] = [];
+  let release = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  const b = new Batcher<number, number>({
+    maxBatch: 16, maxWaitMs: 1, maxQueue: 64, weight: (x) => x, maxBatchWeight: 10,
+    run: async (xs) => {
+      seen.push(xs);
+      if (seen.length === 1) await held;
+      return xs;
+    },
+  });
+  const first = b.submit(1);
+  while (!seen.length) await new Promise((r) => setTimeout(r, 1));
+  const rest = [4, 4, 4, 30, 2, 5, 5].map((x) => b.submit(x));
+  release();
+  await Promise.all([first, ...rest]);
+  assert.deepEqual(seen, [[1], [4, 4], [4], [30], [2, 5], [5]]);
 });
 
 test('HostPolicy: loopback, the bound host and listed names; ports ignored; * allows any', () => {
@@ -263,6 +284,34 @@ describe('clip serve hardening', { skip: SKIP_FIXTURES }, () => {
     }
     await new Promise((r) => setTimeout(r, 100));
     assert.equal((await send(port, 'GET', '/health')).status, 200, 'served again once connections close');
+  });
+
+  test('image batches are bounded by pixels, so concurrent large uploads are not all decoded at once', async () => {
+    const sizes: number[] = [];
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    const model: EncoderModel = {
+      dim: m.dim,
+      logitScale: m.logitScale,
+      encodeTexts: (texts, o) => m.encodeTexts(texts, o),
+      encodeImages: async (inputs, o) => {
+        sizes.push(inputs.length);
+        if (sizes.length === 1) await held;
+        return m.encodeImages(inputs, o);
+      },
+    };
+    // 200x200 = 40,000 pixels each; 100,000 per batch fits two.
+    const { app, encoder } = await serve({ model, maxBatch: 16, maxBatchPixels: 100_000 });
+    const png = await sharp({ create: { width: 200, height: 200, channels: 3, background: '#2a6' } }).png().toBuffer();
+    const up = () => app.inject({ method: 'POST', url: '/embed/image', payload: png, headers: { 'content-type': 'image/png' } });
+    const first = up();
+    while (encoder.images.stats.running !== 1) await new Promise((r) => setTimeout(r, 2));
+    const rest = Array.from({ length: 5 }, up);
+    while (encoder.images.stats.queued !== 5) await new Promise((r) => setTimeout(r, 2));
+    release();
+    for (const r of await Promise.all([first, ...rest])) assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(sizes, [1, 2, 2, 1]);
+    assert.equal((await app.inject({ url: '/health' })).json().limits.maxBatchPixels, 100_000);
   });
 
   test('requests that can never be served are a 400 naming the field and the limit, never a 429', async () => {

@@ -127,6 +127,7 @@ export async function buildServer(o: ServerOptions): Promise<ClipServer> {
       maxWaitMs: encoder.texts.maxWaitMs,
       maxBatch: encoder.images.maxBatch,
       maxTextBatch: encoder.texts.maxBatch,
+      maxBatchPixels: encoder.maxBatchPixels,
       ...conn,
       allowedHosts: hosts.list,
     },

@@ -27,6 +27,12 @@ export interface BatcherOptions<I, O> {
   maxWaitMs: number;
   /** Most items allowed to wait (not yet taken by a running batch). */
   maxQueue: number;
+  /**
+   * The cost of an item, and the most a batch may add up to (an item heavier than that still runs, alone).
+   * Images use their pixel count: the whole batch is decoded at once, so this bounds its memory.
+   */
+  weight?: (item: I) => number;
+  maxBatchWeight?: number;
 }
 
 interface Job<I, O> {
@@ -113,8 +119,21 @@ export class Batcher<I, O> {
     }
   }
 
+  /** How many queued jobs the next batch takes: up to maxBatch, and up to maxBatchWeight (at least one). */
+  private batchLength(): number {
+    const { weight, maxBatchWeight } = this.o;
+    const most = Math.min(this.o.maxBatch, this.queue.length);
+    if (!weight || maxBatchWeight === undefined) return most;
+    let n = 0;
+    for (let w = 0; n < most; n++) {
+      w += weight(this.queue[n]!.item);
+      if (n > 0 && w > maxBatchWeight) break;
+    }
+    return n;
+  }
+
   private async runOne(): Promise<void> {
-    const jobs = this.queue.splice(0, this.o.maxBatch);
+    const jobs = this.queue.splice(0, this.batchLength());
     if (!jobs.length) return;
     this.running = jobs.length;
     const t0 = performance.now();

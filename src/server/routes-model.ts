@@ -20,8 +20,7 @@ export function registerModelRoutes(app: FastifyInstance, ctx: RouteContext): vo
   });
 
   app.post('/embed/image', { bodyLimit: ctx.imageBodyLimit, schema: { body: jsonOnly(embedImageBody) } }, async (req) => {
-    const bytes = await imageFrom(req.body, 'image', limits);
-    const emb = await encoder.embedImage(bytes);
+    const emb = await encoder.embedImage(await imageFrom(req.body, 'image', limits));
     return { dim: emb.length, embedding: Array.from(emb) };
   });
 
@@ -44,11 +43,11 @@ export function registerModelRoutes(app: FastifyInstance, ctx: RouteContext): vo
     const templates = t === undefined ? ['{}'] : typeof t === 'string' ? BUILTIN_TEMPLATES[t]! : t;
     encoder.checkTexts(labels.length * templates.length, `${where} x templates`);
 
-    const bytes = await imageFrom(req.body, 'image', limits);
+    const upload = await imageFrom(req.body, 'image', limits);
     // The prompts and the image join their towers' batchers at once.
     const [weights, emb] = await Promise.all([
       classEmbeddings({ encodeTexts: (texts) => encoder.embedTexts(texts) }, labels, templates),
-      encoder.embedImage(bytes),
+      encoder.embedImage(upload),
     ]);
     const clf: ZeroShotClassifier = { classes: labels, templates, weights, logitScale: encoder.model.logitScale };
     const { probs, ranking } = predict(clf, emb);

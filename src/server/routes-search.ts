@@ -32,9 +32,9 @@ export function registerSearchRoutes(app: FastifyInstance, ctx: RouteContext): v
       }, LIMITS.maxQueryTerms);
       query = { text: b.query };
     } else {
-      const bytes = await imageFrom(req.body, 'image', limits);
-      vector = await encoder.embedImage(bytes);
-      query = { image: bytes.length };
+      const upload = await imageFrom(req.body, 'image', limits);
+      vector = await encoder.embedImage(upload);
+      query = { image: upload.bytes.length };
     }
     const hits = await store.search(vector, k);
     return {
