@@ -59,9 +59,9 @@ interface Reply {
   body: Buffer;
 }
 
-function send(agent: Agent, port: number, method: string, path: string, body?: Buffer | string, type?: string): Promise<Reply> {
+function send(agent: Agent, port: number, method: string, path: string, body?: Buffer | string, type?: string, extra?: Record<string, string>): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {};
+    const headers: Record<string, string | number> = { ...extra };
     if (body !== undefined) {
       headers['content-type'] = type ?? 'application/json';
       headers['content-length'] = Buffer.byteLength(body);
@@ -78,7 +78,7 @@ function send(agent: Agent, port: number, method: string, path: string, body?: B
   });
 }
 
-type Kind = { name: string; weight: number; expect: number[]; make: () => [string, string, (Buffer | string)?, string?] };
+type Kind = { name: string; weight: number; expect: number[]; make: () => [string, string, (Buffer | string)?, string?, Record<string, string>?] };
 
 function kinds(images: { name: string; bytes: Buffer }[], ids: string[]): Kind[] {
   const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
@@ -107,6 +107,10 @@ function kinds(images: { name: string; bytes: Buffer }[], ids: string[]): Kind[]
     { name: 'media-type', weight: 2, expect: [415], make: () => ['POST', '/embed/image', 'hello', 'text/plain'] },
     { name: 'foreign-thumb', weight: 2, expect: [404], make: () => ['GET', `/thumb?id=${encodeURIComponent('/etc/passwd')}`] },
     { name: 'no-route', weight: 1, expect: [404], make: () => ['GET', '/admin'] },
+    // Hostile requests (issue 14): a rebinding Host, numbers as texts, more query terms than the queue holds.
+    { name: 'foreign-host', weight: 1, expect: [403], make: () => ['POST', '/search', JSON.stringify({ query: 'cat' }), 'application/json', { host: 'evil.example' }] },
+    { name: 'number-texts', weight: 1, expect: [400], make: () => ['POST', '/embed/text', JSON.stringify({ texts: [1, 2] })] },
+    { name: 'many-terms', weight: 1, expect: [400], make: () => ['POST', '/search', JSON.stringify({ query: Array(400).fill('a').join(' + ') })] },
   ];
 }
 
@@ -162,9 +166,9 @@ test(`soak: ${CLIENTS} concurrent clients for ${SECONDS} s`, { skip: SKIP_FIXTUR
     const client = async () => {
       while (Date.now() < end && !exited) {
         const k = wheel[Math.floor(Math.random() * wheel.length)]!;
-        const [method, path, body, type] = k.make();
+        const [method, path, body, type, extra] = k.make();
         try {
-          const r = await send(agent, port, method, path, body, type);
+          const r = await send(agent, port, method, path, body, type, extra);
           note(k.name, r.status);
           if (!k.expect.includes(r.status)) failures.push(`${k.name}: ${r.status} ${r.body.toString().slice(0, 200)}`);
           if (r.status === 429 && !(Number(r.headers['retry-after']) >= 1)) failures.push(`${k.name}: 429 without Retry-After`);

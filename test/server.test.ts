@@ -11,7 +11,7 @@ import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
 import { BUILTIN_TEMPLATES } from '../src/tasks/templates.js';
 import { buildServer, type ServerOptions } from '../src/server/app.js';
 import type { EncoderModel } from '../src/server/encoder.js';
-import { Batcher, QueueFullError } from '../src/server/batcher.js';
+import { Batcher, NeverFitsError } from '../src/server/batcher.js';
 import { openStore } from '../src/search/open.js';
 import { indexFolders } from '../src/search/indexer.js';
 import { embedQuery, parseQuery } from '../src/search/query.js';
@@ -80,8 +80,8 @@ test('Batcher: size and time triggers, per-item errors, all-or-nothing queue bou
   const [ok, bad] = await Promise.allSettled([b.submit(5), b.submit(0)]);
   assert.deepEqual([ok.status, bad.status], ['fulfilled', 'rejected']);
   await assert.rejects(b.submitAll([7, -1]), /boom/);
-  // Six jobs can never fit a queue of five: rejected as a whole, nothing queued.
-  await assert.rejects(b.submitAll([1, 2, 3, 4, 5, 6]), QueueFullError);
+  // Six jobs can never fit a queue of five: rejected as a whole (not "retry later"), nothing queued.
+  await assert.rejects(b.submitAll([1, 2, 3, 4, 5, 6]), NeverFitsError);
   assert.equal(b.stats.queued, 0);
   assert.deepEqual(seen, [[1, 2, 3], [4], [5, 0], [7, -1]]);
 });

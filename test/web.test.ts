@@ -19,7 +19,10 @@ const SKIP = SKIP_FIXTURES || (CHROMIUM ? false
 // Functions passed to page.waitForFunction/$$eval are serialized and run in the page, so they reach the DOM
 // through globalThis (this project compiles without DOM types) and use nothing from this module's scope.
 // Headless and quiet: no sandbox (containers), no GPU, and no background traffic of any kind off loopback.
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+// A name that resolves to our loopback server, as a DNS-rebinding page's name would.
+const REBIND = 'rebind.test';
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  `--host-resolver-rules=MAP ${REBIND} 127.0.0.1`];
 
 interface Row {
   id: string;
@@ -93,7 +96,7 @@ describe('search page in headless Chromium', { skip: SKIP }, () => {
     // Everything the page loads must come from our loopback server; anything else is refused and recorded.
     await context.route('**/*', (route) => {
       const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1') return route.continue();
+      if (url.hostname === '127.0.0.1' || url.hostname === REBIND) return route.continue();
       offLoopback.push(url.href);
       return route.abort();
     });
@@ -137,6 +140,18 @@ describe('search page in headless Chromium', { skip: SKIP }, () => {
     assert.equal(shown[0]!.pathText, file, 'the indexed copy of the query image comes first');
     assert.ok(shown.every((s) => s.thumbOk), 'every thumbnail loaded');
     await page.screenshot({ path: join(shots, 'image-search.png'), fullPage: true });
+  });
+
+  test('DNS rebinding: a page whose name resolves to the server gets 403, and so do its API calls', async () => {
+    const rebound = new URL(base);
+    rebound.hostname = REBIND;
+    const res = await page.goto(rebound.href);
+    assert.equal(res?.status(), 403);
+    assert.match(JSON.parse(await page.textContent('body') ?? '{}').error, /Host "rebind.test:\d+" is not served here/);
+    // Script on that origin calling the API (same-origin as far as the browser knows) is refused too.
+    const status = await page.evaluate(async () => (await fetch('/search', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"cat"}' })).status);
+    assert.equal(status, 403);
+    await page.goto(base + '/');
   });
 
   test('an API error is shown, not swallowed; nothing left loopback', async () => {

@@ -9,6 +9,16 @@ export class QueueFullError extends Error {
   }
 }
 
+/**
+ * Thrown by submitAll() when a request holds more items than the whole queue: it could never be accepted, so
+ * retrying (a 429) would never help. The server maps it to 400; routes name the field before it gets here.
+ */
+export class NeverFitsError extends Error {
+  constructor(readonly items: number, readonly maxQueue: number) {
+    super(`${items} inputs in one request; this server queues at most ${maxQueue} (--max-queue)`);
+  }
+}
+
 export interface BatcherOptions<I, O> {
   /** One model call for all the items; must return one output per item, in order (an Error marks a failed item). */
   run: (items: I[]) => Promise<(O | Error)[]>;
@@ -17,6 +27,12 @@ export interface BatcherOptions<I, O> {
   maxWaitMs: number;
   /** Most items allowed to wait (not yet taken by a running batch). */
   maxQueue: number;
+  /**
+   * The cost of an item, and the most a batch may add up to (an item heavier than that still runs, alone).
+   * Images use their pixel count: the whole batch is decoded at once, so this bounds its memory.
+   */
+  weight?: (item: I) => number;
+  maxBatchWeight?: number;
 }
 
 interface Job<I, O> {
@@ -47,6 +63,14 @@ export class Batcher<I, O> {
     return this.o.maxQueue;
   }
 
+  get maxBatch(): number {
+    return this.o.maxBatch;
+  }
+
+  get maxWaitMs(): number {
+    return this.o.maxWaitMs;
+  }
+
   get stats(): BatcherStats {
     return { queued: this.queue.length, running: this.running, batches: this.batches, items: this.items };
   }
@@ -60,6 +84,7 @@ export class Batcher<I, O> {
   /** Queue all items or none (a request is never half-accepted); resolves with the outputs in order. */
   submitAll(items: I[]): Promise<O[]> {
     // A rejected promise, never a synchronous throw: callers start several submits inside Promise.all.
+    if (items.length > this.o.maxQueue) return Promise.reject(new NeverFitsError(items.length, this.o.maxQueue));
     if (this.queue.length + items.length > this.o.maxQueue) return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
     const ps = items.map((item) => new Promise<O>((resolve, reject) => this.queue.push({ item, resolve, reject })));
     this.schedule();
@@ -94,8 +119,21 @@ export class Batcher<I, O> {
     }
   }
 
+  /** How many queued jobs the next batch takes: up to maxBatch, and up to maxBatchWeight (at least one). */
+  private batchLength(): number {
+    const { weight, maxBatchWeight } = this.o;
+    const most = Math.min(this.o.maxBatch, this.queue.length);
+    if (!weight || maxBatchWeight === undefined) return most;
+    let n = 0;
+    for (let w = 0; n < most; n++) {
+      w += weight(this.queue[n]!.item);
+      if (n > 0 && w > maxBatchWeight) break;
+    }
+    return n;
+  }
+
   private async runOne(): Promise<void> {
-    const jobs = this.queue.splice(0, this.o.maxBatch);
+    const jobs = this.queue.splice(0, this.batchLength());
     if (!jobs.length) return;
     this.running = jobs.length;
     const t0 = performance.now();

@@ -1,6 +1,6 @@
 // One error shape for every route: `{ error: message }` with the right status. Validation messages name the field.
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { QueueFullError } from './batcher.js';
+import { NeverFitsError, QueueFullError } from './batcher.js';
 import { BadInputError } from './encoder.js';
 import { HttpError } from './intake.js';
 
@@ -26,6 +26,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (err instanceof QueueFullError) {
       return reply.code(429).header('retry-after', String(err.retryAfterSeconds)).send({ error: err.message });
     }
+    if (err instanceof NeverFitsError) return reply.code(400).send({ error: err.message });
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message });
     if (err instanceof BadInputError) return reply.code(400).send({ error: err.message });
     const status = (err as FastifyError).statusCode;

@@ -43,8 +43,14 @@ function checkSize(bytes: Buffer, limits: ImageLimits): void {
   }
 }
 
-/** Header-only check of the pixel count, so a decompression bomb never reaches the decoder. */
-export async function checkPixels(bytes: Buffer, field: string, limits: ImageLimits): Promise<void> {
+/** An uploaded image: its bytes and its pixel count (from the header), which sizes its decoding. */
+export interface Upload {
+  bytes: Buffer;
+  pixels: number;
+}
+
+/** Header-only check of the pixel count, so a decompression bomb never reaches the decoder. Returns the count. */
+export async function checkPixels(bytes: Buffer, field: string, limits: ImageLimits): Promise<number> {
   let meta: Metadata;
   try {
     meta = await sharp(bytes).metadata();
@@ -55,13 +61,14 @@ export async function checkPixels(bytes: Buffer, field: string, limits: ImageLim
   if (px > limits.maxImagePixels) {
     throw new HttpError(413, `${field}: image is ${meta.width}x${meta.height} pixels; the limit is ${limits.maxImagePixels} pixels`);
   }
+  return px;
 }
 
-/** Bytes of the request's image: raw body, or base64 in `body[field]` for JSON. */
-export async function imageFrom(body: unknown, field: string, limits: ImageLimits): Promise<Buffer> {
+/** The request's image: raw body, or base64 in `body[field]` for JSON. */
+export async function imageFrom(body: unknown, field: string, limits: ImageLimits): Promise<Upload> {
   const bytes = Buffer.isBuffer(body)
     ? rawBody(body, limits)
     : decodeBase64Field(String((body as Record<string, unknown>)[field] ?? ''), `body/${field}`, limits);
-  await checkPixels(bytes, Buffer.isBuffer(body) ? 'body' : `body/${field}`, limits);
-  return bytes;
+  const pixels = await checkPixels(bytes, Buffer.isBuffer(body) ? 'body' : `body/${field}`, limits);
+  return { bytes, pixels };
 }

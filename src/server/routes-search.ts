@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { RouteContext } from './app.js';
 import { HttpError, imageFrom } from './intake.js';
-import { searchBody, searchQuery, thumbQuery } from './schemas.js';
+import { LIMITS, queryInt, searchBody, searchQuery, THUMB_SIZE, thumbQuery } from './schemas.js';
 import { textQueryVector } from './search-glue.js';
 
 const NO_INDEX = 'no search index: start the server with --db PATH (an index built by `clip index`)';
@@ -18,7 +18,7 @@ export function registerSearchRoutes(app: FastifyInstance, ctx: RouteContext): v
     if (!store) throw new HttpError(404, NO_INDEX);
     const raw = Buffer.isBuffer(req.body);
     const b = (raw ? {} : req.body) as { query?: string; image?: string; k?: number };
-    const k = raw ? (req.query as { k: number }).k : b.k ?? 12;
+    const k = raw ? queryInt((req.query as { k?: string }).k, 'k', 1, LIMITS.maxK, 12) : b.k ?? 12;
     if (!raw && (b.query === undefined) === (b.image === undefined)) {
       throw new HttpError(400, 'body must have exactly one of query (text) or image (base64)');
     }
@@ -26,12 +26,15 @@ export function registerSearchRoutes(app: FastifyInstance, ctx: RouteContext): v
     let query: { text: string } | { image: number };
     if (!raw && b.query !== undefined) {
       if (!b.query.trim()) throw new HttpError(400, 'body/query is blank');
-      vector = await textQueryVector(b.query, (t) => encoder.embedTexts(t));
+      vector = await textQueryVector(b.query, (t) => {
+        encoder.checkTexts(t.length, 'body/query');
+        return encoder.embedTexts(t);
+      }, LIMITS.maxQueryTerms);
       query = { text: b.query };
     } else {
-      const bytes = await imageFrom(req.body, 'image', limits);
-      vector = await encoder.embedImage(bytes);
-      query = { image: bytes.length };
+      const upload = await imageFrom(req.body, 'image', limits);
+      vector = await encoder.embedImage(upload);
+      query = { image: upload.bytes.length };
     }
     const hits = await store.search(vector, k);
     return {
@@ -50,8 +53,9 @@ export function registerSearchRoutes(app: FastifyInstance, ctx: RouteContext): v
 
   app.get('/thumb', { schema: { querystring: thumbQuery } }, async (req, reply) => {
     if (!ctx.thumbs) throw new HttpError(404, NO_INDEX);
-    const { id, size } = req.query as { id: string; size: number };
-    const jpeg = await ctx.thumbs.get(id, size);
+    const q = req.query as { id: string; size?: string };
+    const size = queryInt(q.size, 'size', THUMB_SIZE.min, THUMB_SIZE.max, THUMB_SIZE.default);
+    const jpeg = await ctx.thumbs.get(q.id, size);
     return reply.type('image/jpeg').header('cache-control', 'private, max-age=300').send(jpeg);
   });
 }

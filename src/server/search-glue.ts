@@ -15,8 +15,11 @@ export async function openIndex(path: string): Promise<VectorStore> {
   return store;
 }
 
-/** One unit-length query vector for a text query; malformed algebra is the client's fault (400). */
-export async function textQueryVector(query: string, embed: (texts: string[]) => Promise<Float32Array[]>): Promise<Float32Array> {
+/**
+ * One unit-length query vector for a text query; malformed algebra is the client's fault (400), and so is a
+ * query of more than maxTerms terms (each is a text to embed).
+ */
+export async function textQueryVector(query: string, embed: (texts: string[]) => Promise<Float32Array[]>, maxTerms: number): Promise<Float32Array> {
   let terms;
   try {
     // The CLI treats a term naming an existing image file as an image. Over HTTP that would let a client
@@ -25,6 +28,7 @@ export async function textQueryVector(query: string, embed: (texts: string[]) =>
   } catch (e) {
     throw new HttpError(400, `body/query: ${(e as Error).message.replace(/^query:\s*/, '')}`);
   }
+  if (terms.length > maxTerms) throw new HttpError(400, `body/query has ${terms.length} terms; the limit is ${maxTerms}`);
   const encoder = {
     encodeTexts: embed,
     encodeImages: () => Promise.reject(new Error('image terms are not accepted over HTTP')),

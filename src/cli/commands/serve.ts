@@ -1,26 +1,32 @@
 // `clip serve`: the HTTP API and search page (src/server, src/web) for one model and, optionally, one index.
 import type { Command } from 'commander';
-import { loadModel, modelOptions, positiveInt } from '../model-options.js';
+import { loadModel, modelOptions } from '../model-options.js';
 import { buildServer } from '../../server/app.js';
 import { openIndex } from '../../server/search-glue.js';
 import { existsSync } from 'node:fs';
 import { defaultDbPath } from '../../search/open.js';
 
-const port = (v: string): number => {
+/** An integer flag within [min, max]; the bounds keep every value meaningful (no 0 = "unlimited", no overflow). */
+const intIn = (flag: string, min: number, max: number) => (v: string): number => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port expects 0-65535, got "${v}"`);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${flag} expects an integer from ${min} to ${max}, got "${v}"`);
   return n;
 };
+
+const list = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
 export function registerServe(program: Command): Command {
   return modelOptions(program.command('serve'))
     .description('serve an HTTP API (embed, classify, search) and a search page')
     .option('--db <path>', `index built by \`clip index\`, for /search and the page (default ${defaultDbPath()} when it exists)`)
-    .option('--port <port>', 'port (0 picks a free one)', port, 8080)
+    .option('--port <port>', 'port (0 picks a free one)', intIn('--port', 0, 65535), 8080)
     .option('--host <host>', 'address to bind; anything but loopback exposes the model to the network', '127.0.0.1')
-    .option('--max-wait-ms <ms>', 'how long a request waits for others to share its model call', positiveInt('--max-wait-ms'), 5)
-    .option('--max-queue <n>', 'embedding jobs allowed to wait per tower before answering 429', positiveInt('--max-queue'), 256)
-    .option('--max-image-mb <mb>', 'largest image upload, in MiB (413 above)', positiveInt('--max-image-mb'), 10)
+    .option('--allowed-hosts <names>', 'Host names to answer besides localhost, 127.0.0.1, [::1] and --host (comma-separated; .example.org = with subdomains; * = any)', list)
+    .option('--max-wait-ms <ms>', 'how long a request waits for others to share its model call', intIn('--max-wait-ms', 0, 10_000), 5)
+    .option('--max-queue <n>', 'embedding jobs allowed to wait per tower before answering 429', intIn('--max-queue', 1, 1_000_000), 256)
+    .option('--max-image-mb <mb>', 'largest image upload, in MiB (413 above)', intIn('--max-image-mb', 1, 1024), 10)
+    .option('--request-timeout-ms <ms>', 'a request (headers and body) must arrive within this, else 408 (headers: within 10 s at most)', intIn('--request-timeout-ms', 100, 3_600_000), 30_000)
+    .option('--max-connections <n>', 'connections open at once; more are refused', intIn('--max-connections', 1, 65_536), 256)
     .option('--log', 'log every request (JSON lines on stdout)')
     .action(async (o) => {
       // Same default as clip index / clip search, so `clip index DIR && clip serve` serves that index.
@@ -32,7 +38,14 @@ export function registerServe(program: Command): Command {
       }
       const { app } = await buildServer({
         model, modelName: o.model, store, storePath: o.db, logger: !!o.log,
-        maxBatch: o.batchSize ?? 16, // images per model call; texts batch up to 64 maxWaitMs: o.maxWaitMs, maxQueue: o.maxQueue, maxImageBytes: o.maxImageMb << 20,
+        maxBatch: o.batchSize ?? 16, // images per model call; texts batch up to 64
+        maxWaitMs: o.maxWaitMs,
+        maxQueue: o.maxQueue,
+        maxImageBytes: o.maxImageMb * 2 ** 20,
+        host: o.host,
+        allowedHosts: o.allowedHosts,
+        requestTimeoutMs: o.requestTimeoutMs,
+        maxConnections: o.maxConnections,
       });
       if (!['127.0.0.1', '::1', 'localhost'].includes(o.host)) {
         process.stderr.write(`clip serve: warning: binding ${o.host}; the API has no authentication, anyone who can reach it can use it\n`);
