@@ -46,14 +46,5 @@ export function rawSafetensors(header: unknown, data: Uint8Array = new Uint8Arra
   return Buffer.concat([len, h, data]);
 }
 
-/** Seeded generator (mulberry32) so a failing fuzz case can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded generator, so a failing fuzz case can be replayed from its seed. */
+export { rng } from '../../src/search/synthetic.js';
