@@ -3,13 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { fitLinearProbe, headLogits, zeroShotHead, type FeatureMatrix, type LinearHead } from '../src/tasks/linear-probe.js';
 import { readHead, writeHead } from '../src/tasks/head-file.js';
 import { lbfgs } from '../src/tasks/lbfgs.js';
+import { readLabeledCsv } from '../src/tasks/datasets.js';
+import { fashionProbeSplits } from '../src/data/fashion-probe.js';
 import { Rng } from '../src/train/rng.js';
 
 /** Unit vectors around class means: x = normalize(spread · mean_c + noise). */
@@ -281,5 +284,39 @@ test('clip classify --head predicts what eval linear-probe did, and a rerun reus
     else assert.match(wrong.stderr, /fitted on/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Fashion-MNIST probe splits: every image of both splits, labelled by class name, paths relative to the CSV', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'clip-fm-'));
+  try {
+    const dir = join(root, 'packages', 'fashion-mnist', 'usr', 'share', 'datasets', 'fashion-mnist');
+    mkdirSync(dir, { recursive: true });
+    const idx = (dims: number[], data: number[]) => {
+      const head = Buffer.alloc(4 + 4 * dims.length);
+      head[2] = 0x08;
+      head[3] = dims.length;
+      dims.forEach((v, i) => head.writeUInt32BE(v, 4 + 4 * i));
+      return gzipSync(Buffer.concat([head, Buffer.from(data)]));
+    };
+    for (const [prefix, labels] of [['train', [9, 0, 6]], ['t10k', [1, 2]]] as const) {
+      writeFileSync(join(dir, `${prefix}-images-idx3-ubyte.gz`), idx([labels.length, 2, 2], labels.flatMap((l) => [l, 0, 255, 7])));
+      writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte.gz`), idx([labels.length], [...labels]));
+    }
+    const rendered: string[] = [];
+    const renderStep = async (style: string, _inputs: unknown, jobs: { out: string; render: (dst: string) => Promise<void> }[]) => {
+      const out = join(root, 'images', style);
+      mkdirSync(out, { recursive: true });
+      for (const j of jobs) { await j.render(join(out, j.out)); rendered.push(`${style}/${j.out}`); }
+      return (name: string) => join(out, name);
+    };
+    const [train, test] = await fashionProbeSplits(root, renderStep, []);
+    const ds = readLabeledCsv(train!);
+    assert.deepEqual(ds.samples.map((s) => ds.classes[s.label]), ['Ankle boot', 'T-shirt/top', 'Shirt']);
+    assert.ok(ds.samples.every((s) => existsSync(s.input)), 'paths resolve from the CSV');
+    assert.deepEqual(readLabeledCsv(test!).classes, ['Pullover', 'Trouser']);
+    assert.deepEqual(rendered, ['fashion-mnist-train/00000.png', 'fashion-mnist-train/00001.png', 'fashion-mnist-train/00002.png', 'fashion-mnist-test/00000.png', 'fashion-mnist-test/00001.png']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
