@@ -16,6 +16,11 @@ export interface LbfgsOptions {
   ftol?: number;
   /** Correction pairs kept (default 10). */
   memory?: number;
+  /**
+   * Applies M⁻¹ in place, M ≈ the Hessian up to a scalar: the initial inverse Hessian of the two-loop
+   * recursion becomes γ·M⁻¹ instead of γ·I (preconditioned L-BFGS). Must be symmetric positive definite.
+   */
+  precondition?: (v: Float64Array) => void;
 }
 
 export interface LbfgsResult {
@@ -71,9 +76,16 @@ export async function lbfgs(fg: Objective, x0: Float64Array, opts: LbfgsOptions 
       }
       if (S.length) {
         const last = S.length - 1;
-        const gamma = dot(S[last]!, Y[last]!) / dot(Y[last]!, Y[last]!);
+        let yMy = dot(Y[last]!, Y[last]!);
+        if (opts.precondition) {
+          const my = Float64Array.from(Y[last]!);
+          opts.precondition(my);
+          yMy = dot(Y[last]!, my);
+        }
+        opts.precondition?.(d);
+        const gamma = dot(S[last]!, Y[last]!) / yMy;
         for (let i = 0; i < n; i++) d[i]! *= gamma;
-      }
+      } else opts.precondition?.(d);
       for (let j = 0; j < S.length; j++) {
         const b = rho[j]! * dot(Y[j]!, d);
         const s = S[j]!;
@@ -84,7 +96,8 @@ export async function lbfgs(fg: Objective, x0: Float64Array, opts: LbfgsOptions 
         // Not a descent direction (rounding): restart from steepest descent.
         S.length = 0; Y.length = 0; rho.length = 0;
         for (let i = 0; i < n; i++) d[i] = -g[i]!;
-        gd = -dot(g, g);
+        opts.precondition?.(d);
+        gd = dot(g, d);
       }
       // First step (no curvature yet): a unit-length move along -g.
       let t = S.length ? 1 : Math.min(1, 1 / Math.sqrt(-gd));

@@ -154,25 +154,84 @@ function probeSessions(): Promise<[ort.InferenceSession, ort.InferenceSession]> 
 
 /**
  * (1/n)·[Σ CE + 1/(2C)‖W‖²] and its gradient; θ = [W (k × d, row-major), b (k)].
+ *
+ * L-BFGS runs on an exactly equivalent problem with centered, rescaled features x' = s·(x − μ): logits
+ * W x + b = W' x' + b' with W' = W / s and b' = b + W μ, and the penalty ‖W‖² = s²‖W'‖². CLIP embeddings
+ * of one dataset share a large common direction (cosines of 0.8–0.9 between unrelated images), which
+ * couples W with b and makes the raw problem badly conditioned; centering removes that, and s brings the
+ * features to unit mean square norm. `fit` takes and returns θ in the original parametrization.
  */
 class SoftmaxObjective {
   readonly k: number;
   readonly backend: 'js' | 'onnx';
+  /** The centered, rescaled features. */
+  readonly x: FeatureMatrix;
+  private readonly mu: Float64Array;
+  private readonly scale: number;
   private xTensor?: ort.Tensor;
 
-  constructor(readonly x: FeatureMatrix, readonly labels: Int32Array, k: number, backend: Backend) {
+  constructor(x: FeatureMatrix, readonly labels: Int32Array, k: number, backend: Backend) {
     this.k = k;
     this.backend = backend === 'auto' ? (x.rows * x.dim * k >= ONNX_MIN_WORK ? 'onnx' : 'js') : backend;
+    const { rows: n, dim: d } = x;
+    this.mu = new Float64Array(d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) this.mu[j]! += x.data[i * d + j]!;
+    for (let j = 0; j < d; j++) this.mu[j]! /= n;
+    const data = new Float32Array(n * d);
+    let ss = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < d; j++) {
+        const v = x.data[i * d + j]! - this.mu[j]!;
+        ss += v * v;
+      }
+    }
+    this.scale = ss > 0 ? Math.sqrt(n / ss) : 1;
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) data[i * d + j] = (x.data[i * d + j]! - this.mu[j]!) * this.scale;
+    this.x = { data, rows: n, dim: d };
   }
 
   get size(): number { return this.k * (this.x.dim + 1); }
 
+  /** θ → θ' (centered, rescaled problem). */
+  private inward(theta: Float64Array): Float64Array {
+    const { k } = this;
+    const d = this.x.dim;
+    const out = new Float64Array(theta.length);
+    for (let c = 0; c < k; c++) {
+      let wmu = 0;
+      for (let j = 0; j < d; j++) {
+        out[c * d + j] = theta[c * d + j]! / this.scale;
+        wmu += theta[c * d + j]! * this.mu[j]!;
+      }
+      out[k * d + c] = theta[k * d + c]! + wmu;
+    }
+    return out;
+  }
+
+  /** θ' → θ. */
+  private outward(inner: Float64Array): Float64Array {
+    const { k } = this;
+    const d = this.x.dim;
+    const out = new Float64Array(inner.length);
+    for (let c = 0; c < k; c++) {
+      let wmu = 0;
+      for (let j = 0; j < d; j++) {
+        const w = inner[c * d + j]! * this.scale;
+        out[c * d + j] = w;
+        wmu += w * this.mu[j]!;
+      }
+      out[k * d + c] = inner[k * d + c]! - wmu;
+    }
+    return out;
+  }
+
+  /** The objective in the inner parametrization θ'. */
   async evaluate(theta: Float64Array, g: Float64Array, C: number): Promise<number> {
     const { rows: n, dim: d } = this.x;
     const k = this.k;
     const loss = this.backend === 'onnx' ? await this.dataTermOnnx(theta, g) : this.dataTermJs(theta, g);
     let reg = 0;
-    const inv = 1 / C;
+    const inv = (this.scale * this.scale) / C;
     for (let j = 0; j < k * d; j++) {
       reg += theta[j]! * theta[j]!;
       g[j]! += inv * theta[j]!;
@@ -237,8 +296,72 @@ class SoftmaxObjective {
     return loss;
   }
 
+  /** The features' covariance (after centering and scaling), computed once. */
+  private covariance?: Float64Array;
+
+  /**
+   * M⁻¹ for preconditioned L-BFGS. The data term's Hessian in W is Σ_i (diag(p_i) − p_i p_iᵀ) ⊗ x_i x_iᵀ / n;
+   * with p near uniform that is about q·Σ (q ≈ 1/k) per class, Σ the feature covariance, plus the penalty
+   * (s²/C)/n·I; the bias block is about q·I (features are centered, so no W–b coupling). M = blockdiag(
+   * Σ + λ/q·I per class, I) captures the correlated directions that make plain L-BFGS crawl; L-BFGS's
+   * own scaling γ absorbs q as the fit sharpens. Applied through a Cholesky factor of the d × d block.
+   */
+  private preconditioner(C: number): (v: Float64Array) => void {
+    const { rows: n, dim: d, data } = this.x;
+    const k = this.k;
+    if (!this.covariance) {
+      const cov = new Float64Array(d * d);
+      for (let i = 0; i < n; i++) {
+        const o = i * d;
+        for (let a = 0; a < d; a++) {
+          const xa = data[o + a]!;
+          if (xa === 0) continue;
+          for (let b = 0; b <= a; b++) cov[a * d + b]! += xa * data[o + b]!;
+        }
+      }
+      for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) { cov[a * d + b]! /= n; cov[b * d + a] = cov[a * d + b]!; }
+      this.covariance = cov;
+    }
+    const ridge = (k * this.scale * this.scale) / (C * n);
+    // Cholesky of Σ + ridge·I (+ a floor relative to the trace, so a rank-deficient Σ stays definite).
+    const L = Float64Array.from(this.covariance);
+    let trace = 0;
+    for (let a = 0; a < d; a++) trace += L[a * d + a]!;
+    for (let a = 0; a < d; a++) L[a * d + a]! += ridge + 1e-8 * (trace / d || 1);
+    for (let j = 0; j < d; j++) {
+      let diag = L[j * d + j]!;
+      for (let m = 0; m < j; m++) diag -= L[j * d + m]! ** 2;
+      const ljj = Math.sqrt(Math.max(diag, 1e-300));
+      L[j * d + j] = ljj;
+      for (let i = j + 1; i < d; i++) {
+        let v = L[i * d + j]!;
+        for (let m = 0; m < j; m++) v -= L[i * d + m]! * L[j * d + m]!;
+        L[i * d + j] = v / ljj;
+      }
+    }
+    return (v) => {
+      for (let c = 0; c < k; c++) {
+        const o = c * d;
+        for (let i = 0; i < d; i++) { // forward: L z = v
+          let t = v[o + i]!;
+          for (let m = 0; m < i; m++) t -= L[i * d + m]! * v[o + m]!;
+          v[o + i] = t / L[i * d + i]!;
+        }
+        for (let i = d - 1; i >= 0; i--) { // backward: Lᵀ w = z
+          let t = v[o + i]!;
+          for (let m = i + 1; m < d; m++) t -= L[m * d + i]! * v[o + m]!;
+          v[o + i] = t / L[i * d + i]!;
+        }
+      }
+    };
+  }
+
+  /** Minimize at C from `start` (original parametrization, default 0); the result's x is in it too. */
   async fit(C: number, start: Float64Array | undefined, opts: { maxIter?: number; tol?: number; ftol?: number }): Promise<LbfgsResult> {
-    return lbfgs((t, g) => this.evaluate(t, g, C), start ?? new Float64Array(this.size), { maxIter: opts.maxIter, gtol: opts.tol ?? 1e-6, ftol: opts.ftol });
+    const r = await lbfgs((t, g) => this.evaluate(t, g, C), start ? this.inward(start) : new Float64Array(this.size), {
+      maxIter: opts.maxIter, gtol: opts.tol ?? 1e-6, ftol: opts.ftol, precondition: this.preconditioner(C),
+    });
+    return { ...r, x: this.outward(r.x) };
   }
 }
 
