@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   };
   for (let rep = 0; rep < 2; rep++) {
     const fit = await fitLinearProbe(tr.x, tr.labels, { classes: train.classes, C, blend: 'none', backend: (arg('--backend') ?? 'auto') as Backend });
-    process.stdout.write(JSON.stringify({ C, seconds: +fit.seconds.toFixed(2), ...fit.optimizer, test: acc(fit.plain, te.x, te.labels) }) + '\n');
+    process.stdout.write(JSON.stringify({ C, seconds: +fit.seconds.toFixed(2), ...fit.optimizer, objective: fit.optimizer.f * tr.x.rows, test: acc(fit.plain, te.x, te.labels) }) + '\n');
   }
   if (out) {
     mkdirSync(out, { recursive: true });
