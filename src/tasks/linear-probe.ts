@@ -134,10 +134,10 @@ function takeRows(x: FeatureMatrix, idx: ArrayLike<number>): FeatureMatrix {
 
 // ---- the objective ----
 
-let onnxSessions: Promise<[ort.InferenceSession, ort.InferenceSession]> | undefined;
+let onnxSessions: Promise<[ort.InferenceSession, ort.InferenceSession, ort.InferenceSession]> | undefined;
 
-/** logits = X · W^T and gradient = R^T · X as ORT Gemms (shared, built once). */
-function probeSessions(): Promise<[ort.InferenceSession, ort.InferenceSession]> {
+/** logits = X · W^T, gradient = R^T · X and the Gram matrix X^T · X as ORT Gemms (shared, built once). */
+function probeSessions(): Promise<[ort.InferenceSession, ort.InferenceSession, ort.InferenceSession]> {
   if (!onnxSessions) {
     const fwd = new Graph('probe_logits');
     fwd.input('x', 'float32', ['n', 'd']);
@@ -147,7 +147,10 @@ function probeSessions(): Promise<[ort.InferenceSession, ort.InferenceSession]> 
     bwd.input('r', 'float32', ['n', 'k']);
     bwd.input('x', 'float32', ['n', 'd']);
     bwd.output(bwd.op('Gemm', ['r', 'x'], { transA: attr.i(1) }), 'g', 'float32', ['k', 'd']);
-    onnxSessions = Promise.all([createSession(fwd), createSession(bwd)]);
+    const gram = new Graph('probe_gram');
+    gram.input('x', 'float32', ['n', 'd']);
+    gram.output(gram.op('Gemm', ['x', 'x'], { transA: attr.i(1) }), 'g', 'float32', ['d', 'd']);
+    onnxSessions = Promise.all([createSession(fwd), createSession(bwd), createSession(gram)]);
   }
   return onnxSessions;
 }
@@ -306,17 +309,24 @@ class SoftmaxObjective {
    * Σ + λ/q·I per class, I) captures the correlated directions that make plain L-BFGS crawl; L-BFGS's
    * own scaling γ absorbs q as the fit sharpens. Applied through a Cholesky factor of the d × d block.
    */
-  private preconditioner(C: number): (v: Float64Array) => void {
+  private async preconditioner(C: number): Promise<(v: Float64Array) => void> {
     const { rows: n, dim: d, data } = this.x;
     const k = this.k;
     if (!this.covariance) {
+      // n·d² work: 60,000 × 512 is ~8 G multiply-adds, seconds in JS, a fraction of one in ORT.
       const cov = new Float64Array(d * d);
-      for (let i = 0; i < n; i++) {
-        const o = i * d;
-        for (let a = 0; a < d; a++) {
-          const xa = data[o + a]!;
-          if (xa === 0) continue;
-          for (let b = 0; b <= a; b++) cov[a * d + b]! += xa * data[o + b]!;
+      if (this.backend === 'onnx') {
+        this.xTensor ??= new ort.Tensor('float32', data, [n, d]);
+        const gram = (await (await probeSessions())[2].run({ x: this.xTensor })).g!.data as Float32Array;
+        for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) cov[a * d + b] = gram[a * d + b]!;
+      } else {
+        for (let i = 0; i < n; i++) {
+          const o = i * d;
+          for (let a = 0; a < d; a++) {
+            const xa = data[o + a]!;
+            if (xa === 0) continue;
+            for (let b = 0; b <= a; b++) cov[a * d + b]! += xa * data[o + b]!;
+          }
         }
       }
       for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) { cov[a * d + b]! /= n; cov[b * d + a] = cov[a * d + b]!; }
@@ -359,7 +369,7 @@ class SoftmaxObjective {
   /** Minimize at C from `start` (original parametrization, default 0); the result's x is in it too. */
   async fit(C: number, start: Float64Array | undefined, opts: { maxIter?: number; tol?: number; ftol?: number }): Promise<LbfgsResult> {
     const r = await lbfgs((t, g) => this.evaluate(t, g, C), start ? this.inward(start) : new Float64Array(this.size), {
-      maxIter: opts.maxIter, gtol: opts.tol ?? 1e-6, ftol: opts.ftol, precondition: this.preconditioner(C),
+      maxIter: opts.maxIter, gtol: opts.tol ?? 1e-6, ftol: opts.ftol, precondition: await this.preconditioner(C),
     });
     return { ...r, x: this.outward(r.x) };
   }
