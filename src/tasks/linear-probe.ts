@@ -369,7 +369,10 @@ class SoftmaxObjective {
   /** Minimize at C from `start` (original parametrization, default 0); the result's x is in it too. */
   async fit(C: number, start: Float64Array | undefined, opts: { maxIter?: number; tol?: number; ftol?: number }): Promise<LbfgsResult> {
     const r = await lbfgs((t, g) => this.evaluate(t, g, C), start ? this.inward(start) : new Float64Array(this.size), {
-      maxIter: opts.maxIter, gtol: opts.tol ?? 1e-6, ftol: opts.ftol, precondition: await this.preconditioner(C),
+      maxIter: opts.maxIter, gtol: opts.tol ?? 1e-6, ftol: opts.ftol,
+      // Applying M⁻¹ costs ~2·k·d² per iteration against ~4·n·d·k for the objective: worth it only with
+      // many more rows than dimensions (few-shot sets are cheaper to iterate on plainly).
+      precondition: this.x.rows >= 8 * this.x.dim ? await this.preconditioner(C) : undefined,
     });
     return { ...r, x: this.outward(r.x) };
   }
