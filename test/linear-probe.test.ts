@@ -150,6 +150,32 @@ test('gaussian classes: zero gradient at the solution, equal to Newton in float6
   centerBias(thetaOf(onnx.plain), k, x.dim).forEach((v, i) => assert.ok(Math.abs(v - reference[i]!) < 1e-3, `onnx parameter ${i}: ${v} vs Newton ${reference[i]}`));
 });
 
+test('correlated features (a large shared direction, features on scales 1 to 1e-2): the preconditioned fit converges in few iterations', async () => {
+  // CLIP embeddings of one dataset look like this: a common direction and correlated small variations.
+  // Without the covariance preconditioner this takes 96 iterations at C = 1000; with it, 29.
+  const n = 2000;
+  const d = 16;
+  const k = 4;
+  const r = new Rng(9);
+  const u = Float64Array.from({ length: d }, () => r.normal());
+  const mu = Array.from({ length: k }, () => Float64Array.from({ length: d }, () => r.normal()));
+  const data = new Float32Array(n * d);
+  const y: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = i % k;
+    const v = Array.from({ length: d }, (_, j) => 3 * u[j]! + 10 ** (-j / 8) * (0.5 * mu[c]![j]! + 0.5 * r.normal()));
+    const s = Math.hypot(...v);
+    v.forEach((t, j) => { data[i * d + j] = t / s; });
+    y.push(c);
+  }
+  const x = { data, rows: n, dim: d };
+  const fit = await fitLinearProbe(x, y, { C: 1000, blend: 'none', backend: 'js' });
+  assert.equal(fit.optimizer.status, 'gtol');
+  assert.ok(fit.optimizer.iterations <= 50, `${fit.optimizer.iterations} iterations`);
+  const { g } = objective(x, y, k, 1000, thetaOf(fit.plain));
+  assert.ok(Math.max(...g.map(Math.abs)) < 1e-5 * n, `max |gradient| ${Math.max(...g.map(Math.abs))}`);
+});
+
 test('L-BFGS minimizes a badly scaled quadratic', async () => {
   const scales = [1, 10, 100, 1000];
   const r = await lbfgs((v, g) => {
