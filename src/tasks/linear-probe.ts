@@ -664,11 +664,14 @@ export async function fitLinearProbe(features: readonly Float32Array[] | Feature
   log(`final fit at C=${plainC.toExponential(1)}: ${final.iterations} iterations, ${final.status}`);
   const plain = headFrom(final.x, classes, x.dim);
   let head = plain;
-  if (zs && alpha < 1) {
-    let lin = plain;
-    if (alpha > 0 && C !== plainC) lin = headFrom((await all.fit(C, foldFits?.get(C) ?? final.x, fitOpts)).x, classes, x.dim);
-    head = alpha === 0 ? zs : blendHeads(lin, zs, alpha);
-  } else C = plainC;
+  if (zs && alpha > 0 && alpha < 1) {
+    const lin = C === plainC ? plain : headFrom((await all.fit(C, foldFits?.get(C) ?? final.x, fitOpts)).x, classes, x.dim);
+    head = blendHeads(lin, zs, alpha);
+  } else {
+    // α = 1: the plain probe; α = 0: zero-shot alone, which has no C of its own.
+    if (zs && alpha === 0) head = zs;
+    C = plainC;
+  }
   const { x: _, ...stats } = final;
   return { head, plain, plainC, C, alpha, selection, optimizer: { ...stats, backend: all.backend }, seconds: (performance.now() - t0) / 1000 };
 }
