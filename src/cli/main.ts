@@ -5,7 +5,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { enumerateInputs, hasGlobMagic } from '../tasks/inputs.js';
 import { fileURLToPath } from 'node:url';
 import { loadTemplates, TEMPLATE_SETS, type TemplateSpec } from '../tasks/templates.js';
-import { buildClassifier, predict } from '../tasks/zeroshot.js';
+import { buildClassifier, predict, type ZeroShotClassifier } from '../tasks/zeroshot.js';
+import { readHead } from '../tasks/head-file.js';
+import type { LinearHead } from '../tasks/linear-probe.js';
+import type { ClipModel } from '../runtime/clip-model.js';
 import { registerEval } from './commands/eval.js';
 import { addEmbedBatchOptions, runEmbedBatch } from './commands/embed-batch.js';
 import { registerModels } from './commands/models.js';
@@ -94,7 +97,7 @@ export function buildCli(): Command {
     });
 
   modelOptions(program.command('classify'))
-    .description('zero-shot classification of images over labels')
+    .description('classify images: zero-shot over labels, or with a fitted linear head (--head)')
     .argument('<images...>', 'image files, folders, globs or file:// URLs')
     .option('-l, --labels <labels>', 'comma-separated labels (full-width ， too); \\, keeps a comma in a label')
     .option('--label <label>', 'one label, taken as is, commas included (repeatable)', collect, [])
@@ -103,19 +106,38 @@ export function buildCli(): Command {
     .option('--templates <set|file>', `template set (${Object.keys(TEMPLATE_SETS).join(', ')}) or a file (JSON or one template per line); averaged per class`)
     .option('--dataset <name>', 'with a multi-set templates file: which set (its classes are used when no labels are given)')
     .option('-k, --top <k>', 'also list the top k labels', (v) => parseInt(v, 10))
+    .option('--head <file>', 'a linear head saved by `clip eval linear-probe --save-head` instead of labels (its model is the default --model)')
     .option('--json', 'print JSON')
-    .action(async (images: string[], o) => {
-      const spec: TemplateSpec = o.templates || o.dataset ? loadTemplates(o.templates, o.dataset) : { source: 'option', templates: [o.template ?? '{}'] };
-      let labels: string[] = [...(o.labels ? splitLabels(String(o.labels)) : []), ...o.label.map((l: string) => l.trim()).filter(Boolean)];
-      if (o.labelsFile) labels = labels.concat(labelsFromText(readOptionFile('--labels-file', o.labelsFile)));
-      if (!labels.length && spec.classes) labels = spec.classes;
-      if (!labels.length) throw new Error('no labels: give --labels, --label, --labels-file, or a --templates file with classes');
-      const dup = labels.find((l, i) => labels.indexOf(l) !== i);
-      if (dup !== undefined) throw new Error(`label "${dup}" is given twice`);
-      const warning = labelSetWarning(labels);
-      if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
-      const model = await loadModel(o);
-      const clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
+    .action(async function (this: Command, images: string[], o) {
+      let labels: string[];
+      let clf: ZeroShotClassifier | LinearHead;
+      let model: ClipModel;
+      if (o.head) {
+        if (o.labels || o.label.length || o.labelsFile || o.template || o.templates || o.dataset) throw new Error('--head replaces --labels / --label / --labels-file / --template(s): give one or the other');
+        const saved = readHead(o.head);
+        // Without --model, the head's own model; with another one, its features would not fit the head.
+        if (this.getOptionValueSource('model') === 'default' || o.model === undefined) o.model = saved.model.model;
+        model = await loadModel(o);
+        if (model.dim !== saved.head.dim) {
+          await model.release();
+          throw new Error(`head ${o.head} takes ${saved.head.dim}-dim features of ${saved.model.model}, but ${o.model} gives ${model.dim}`);
+        }
+        if (model.checkpoint.path !== saved.model.path) process.stderr.write(`clip: warning: head ${o.head} was fitted on ${saved.model.model} (${saved.model.path}), not ${model.checkpoint.path}\n`);
+        clf = saved.head;
+        labels = saved.head.classes;
+      } else {
+        const spec: TemplateSpec = o.templates || o.dataset ? loadTemplates(o.templates, o.dataset) : { source: 'option', templates: [o.template ?? '{}'] };
+        labels = [...(o.labels ? splitLabels(String(o.labels)) : []), ...o.label.map((l: string) => l.trim()).filter(Boolean)];
+        if (o.labelsFile) labels = labels.concat(labelsFromText(readOptionFile('--labels-file', o.labelsFile)));
+        if (!labels.length && spec.classes) labels = spec.classes;
+        if (!labels.length) throw new Error('no labels: give --labels, --label, --labels-file, a --templates file with classes, or --head');
+        const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+        if (dup !== undefined) throw new Error(`label "${dup}" is given twice`);
+        const warning = labelSetWarning(labels);
+        if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
+        model = await loadModel(o);
+        clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
+      }
       const files = expandImageArgs(images);
       const progress = new Progress('images');
       const res = await model.encodeImages(files, { batchSize: o.batchSize, onProgress: (d, t) => progress.update(d, t) });

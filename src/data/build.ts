@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { type ConceptTable, loadConcepts } from './emoji.js';
 import { FASHION_CLASSES } from './fashion.js';
+import { fashionProbeSplits } from './fashion-probe.js';
 import { fetchSource } from './fetch.js';
 import { iconSvg, joinFluent, loadFluent } from './fluent.js';
 import { iconCaptions, mdiIcons, tablerIcons, type IconEntry } from './icons.js';
@@ -41,7 +42,7 @@ export interface BuildResult {
   steps: StepReport[];
 }
 
-interface RenderJob {
+export interface RenderJob {
   out: string;
   render: (dst: string) => Promise<void>;
 }
@@ -55,25 +56,9 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
 
   for (const s of SOURCES) {
     if (s.optional && !o.icons) continue;
-    await step(`fetch ${s.name}@${s.version}`, L.pkg(s.id), { s }, async (tmp) => {
-      o.log(`fetching ${s.name}@${s.version}`);
-      await fetchSource(s, tmp, o.log);
-      return { version: s.version };
-    }, steps);
+    await fetchStep(o, s, steps);
   }
-
-  // Images: one step per style, named by concept key / stamp id.
-  const renderStep = async (style: string, inputs: unknown, jobs: RenderJob[]) => {
-    const dir = L.images(style);
-    await step(`images ${style}`, dir, { v: RENDER_VERSION, inputs, outs: jobs.map((j) => j.out) }, async (tmp) => {
-      const tick = o.progress(`render ${style}`, jobs.length);
-      await mapLimit(jobs, o.concurrency, (j) => j.render(join(tmp, j.out)).catch((e: Error) => {
-        throw new Error(`${style}/${j.out}: ${e.message}`);
-      }), tick);
-      return { images: jobs.length };
-    }, steps);
-    return (out: string) => join(dir, out);
-  };
+  const renderStep = makeRenderStep(o, steps);
 
   const table = loadConcepts(L.pkg('emojibase'), L.pkg('emojilib'));
   const google = loadDatasource(L.pkg('google'), 'google');
@@ -103,6 +88,7 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
 
   const tux = await tuxpaintRows(o, L.pkg('tuxpaint'), renderStep);
   const fashion = await fashionRows(table, L.pkg('fashion-mnist'), renderStep);
+  await fashionProbeSplits(o.root, renderStep, steps);
   const icons = o.icons ? await iconRows(L, renderStep) : undefined;
 
   const summary: DataSummary = {
@@ -141,7 +127,43 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
   return { summary, steps };
 }
 
-type RenderStep = (style: string, inputs: unknown, jobs: RenderJob[]) => Promise<(out: string) => string>;
+export type RenderStep = (style: string, inputs: unknown, jobs: RenderJob[]) => Promise<(out: string) => string>;
+
+function fetchStep(o: BuildOptions, s: (typeof SOURCES)[number], steps: StepReport[]): Promise<unknown> {
+  return step(`fetch ${s.name}@${s.version}`, layout(o.root).pkg(s.id), { s }, async (tmp) => {
+    o.log(`fetching ${s.name}@${s.version}`);
+    await fetchSource(s, tmp, o.log);
+    return { version: s.version };
+  }, steps);
+}
+
+/** Images: one step per style, named by concept key / stamp id. */
+function makeRenderStep(o: BuildOptions, steps: StepReport[]): RenderStep {
+  return async (style, inputs, jobs) => {
+    const dir = layout(o.root).images(style);
+    await step(`images ${style}`, dir, { v: RENDER_VERSION, inputs, outs: jobs.map((j) => j.out) }, async (tmp) => {
+      const tick = o.progress(`render ${style}`, jobs.length);
+      await mapLimit(jobs, o.concurrency, (j) => j.render(join(tmp, j.out)).catch((e: Error) => {
+        throw new Error(`${style}/${j.out}: ${e.message}`);
+      }), tick);
+      return { images: jobs.length };
+    }, steps);
+    return (out: string) => join(dir, out);
+  };
+}
+
+/**
+ * Only Fashion-MNIST's linear-probe splits (`npm run data -- --only fashion-mnist`): the package and the
+ * two labeled CSVs, without the emoji benchmark.
+ */
+export async function buildFashionProbe(o: BuildOptions): Promise<{ files: string[]; steps: StepReport[] }> {
+  const steps: StepReport[] = [];
+  sharp.concurrency(1);
+  sharp.cache(false);
+  await fetchStep(o, source('fashion-mnist'), steps);
+  const files = await fashionProbeSplits(o.root, makeRenderStep(o, steps), steps);
+  return { files, steps };
+}
 
 async function tuxpaintRows(o: BuildOptions, pkg: string, renderStep: RenderStep): Promise<{ rows: RetrievalRow[]; stats: DataSummary['splits']['tuxpaint'] }> {
   const { stamps, noImage, noEnglish } = listStamps(stampsDir(pkg));

@@ -3,27 +3,33 @@
 // layout). Progress goes to stderr; the summary table to stdout.
 //   --no-icons        skip the optional Tabler/MDI vocabulary
 //   --concurrency N   images rendered at once (default 2: other work shares the machine)
+//   --only fashion-mnist   only Fashion-MNIST's linear-probe splits (probe/fashion-mnist/{train,test}.csv)
 import { setPriority } from 'node:os';
 import { Progress } from '../cli/progress.js';
 import { table } from '../cli/table.js';
-import { buildData } from './build.js';
+import { buildData, buildFashionProbe } from './build.js';
 import type { DataSummary } from './manifests.js';
 import { dataRoot } from './paths.js';
 
-function parseArgs(argv: string[]): { icons: boolean; concurrency: number } {
+function parseArgs(argv: string[]): { icons: boolean; concurrency: number; only?: 'fashion-mnist' } {
   let icons = true;
   let concurrency = 2;
+  let only: 'fashion-mnist' | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--no-icons') icons = false;
     else if (a === '--concurrency') concurrency = Number(argv[++i]);
+    else if (a === '--only') {
+      if (argv[++i] !== 'fashion-mnist') throw new Error('--only takes fashion-mnist (the linear-probe splits)');
+      only = 'fashion-mnist';
+    }
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: npm run data [-- --no-icons] [-- --concurrency N]\n');
+      process.stdout.write('usage: npm run data [-- --no-icons] [-- --concurrency N] [-- --only fashion-mnist]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency needs a positive integer');
-  return { icons, concurrency };
+  return { icons, concurrency, only };
 }
 
 const log = (m: string) => process.stderr.write(`[data] ${m}\n`);
@@ -75,6 +81,13 @@ async function main(): Promise<void> {
   try { setPriority(10); } catch { /* not permitted: run at normal priority */ }
   const root = dataRoot();
   const t0 = performance.now();
+  if (args.only) {
+    log(`preparing Fashion-MNIST's linear-probe splits under ${root}`);
+    const { files, steps } = await buildFashionProbe({ root, icons: false, concurrency: args.concurrency, log, progress });
+    log(`${steps.filter((s) => !s.skipped).length} steps built; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    process.stdout.write(files.join('\n') + '\n');
+    return;
+  }
   log(`preparing ${root}${args.icons ? '' : ' (without icons)'}`);
   const { summary, steps } = await buildData({ root, icons: args.icons, concurrency: args.concurrency, log, progress });
   const built = steps.filter((s) => !s.skipped);

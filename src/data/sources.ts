@@ -98,8 +98,8 @@ export const SOURCES: readonly Source[] = [
     kind: 'deb', id: 'fashion-mnist', name: 'dataset-fashion-mnist', version: '0.0~git20200523.55506a9-1',
     sha256: '39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0',
     pool: 'pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb',
-    members: ['./usr/share/datasets/fashion-mnist/t10k-*', './usr/share/doc/dataset-fashion-mnist/copyright'],
-    license: 'MIT', use: 'photo-domain stress test (test split)',
+    members: ['./usr/share/datasets/fashion-mnist/t10k-*', './usr/share/datasets/fashion-mnist/train-*', './usr/share/doc/dataset-fashion-mnist/copyright'],
+    license: 'MIT', use: 'photo-domain stress test (test split); linear probe (train and test splits)',
   },
 ];
 

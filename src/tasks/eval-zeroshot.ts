@@ -6,7 +6,7 @@ import type { ImageInput } from '../runtime/preprocess.js';
 import type { LabeledDataset } from './datasets.js';
 import { classEmbeddings } from './zeroshot.js';
 export { classEmbeddings };
-import { clampK, confusionMatrix, meanPerClassAccuracy, orNull, perClassAccuracy, rankOf, recallFromRanks, topConfusions, topK } from './metrics.js';
+import { ClassificationTally, clampK } from './metrics.js';
 import { forEachDotRow } from './score-matrix.js';
 
 /** What evaluation needs from a model (ClipModel satisfies it). */
@@ -98,33 +98,17 @@ export async function evalZeroShot(model: EvalModel, dataset: LabeledDataset, op
     inputs.push(r.input);
   });
   // Each row of logits is reduced at once (rank of the true class, top k), so memory stays O(images × k).
-  const ranks: number[] = [];
-  const predicted: number[] = [];
-  const predictions: ZeroShotReport['predictions'] = [];
+  const tally = new ClassificationTally(classes, k);
   await forEachDotRow(embs, weights, (cos, i) => {
-    const row = cos.map((x) => model.logitScale * x);
-    ranks.push(rankOf(row, labels[i]!));
-    const top = topK(row, k);
-    predicted.push(top[0]!);
-    predictions.push({ input: inputs[i]!, label: classes[labels[i]!]!, predicted: classes[top[0]!]!, top: top.map((c) => ({ class: classes[c]!, logit: row[c]! })) });
+    tally.add(cos.map((x) => model.logitScale * x), labels[i]!, inputs[i]!);
   });
-  const confusion = confusionMatrix(labels, predicted, classes.length);
-  const perClass = perClassAccuracy(confusion);
+  const { k: _k, ...scored } = tally.summary(opts.maxConfusions ?? 20);
   return {
     classes,
     templates: opts.classEmbeddings ? [] : templates,
     k,
     counts: { images: samples.length, evaluated: embs.length, failed: failed.length },
-    accuracy: {
-      top1: orNull(recallFromRanks(ranks, 1)),
-      [`top${k}`]: orNull(recallFromRanks(ranks, k)),
-      meanPerClass: orNull(meanPerClassAccuracy(perClass)),
-    },
-    perClass: perClass.map((c, i) => ({ class: classes[i]!, ...c })),
-    confusion,
-    topConfusions: topConfusions(confusion, opts.maxConfusions ?? 20)
-      .map((c) => ({ true: classes[c.truth]!, predicted: classes[c.predicted]!, count: c.count })),
-    predictions,
+    ...scored,
     failed,
   };
 }

@@ -173,3 +173,64 @@ export function recallAtK(scores: readonly Scores[], positives: readonly (readon
   });
   return ks.map((k) => recallFromRanks(ranks, k));
 }
+
+export interface ClassificationSummary {
+  /** k used for top-k (requested k clamped to the class count). */
+  k: number;
+  /** Fractions in [0, 1]: `top1`, `top<k>`, `meanPerClass`; null when nothing was scored. */
+  accuracy: Record<string, number | null>;
+  perClass: { class: string; total: number; correct: number; accuracy: number | null }[];
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
+  topConfusions: { true: string; predicted: string; count: number }[];
+  predictions: { input: string; label: string; predicted: string; top: { class: string; logit: number }[] }[];
+}
+
+/**
+ * Scores a classifier one row of logits at a time (memory O(rows × k)), for every report that shows
+ * top-1 / top-k, per-class accuracy and the confusion matrix (zero-shot, linear probe).
+ */
+export class ClassificationTally {
+  readonly k: number;
+  private readonly ranks: number[] = [];
+  private readonly truth: number[] = [];
+  private readonly predicted: number[] = [];
+  private readonly predictions: ClassificationSummary['predictions'] = [];
+
+  constructor(readonly classes: readonly string[], k: number, private readonly keepPredictions = true) {
+    this.k = clampK(k, classes.length);
+  }
+
+  add(logits: Scores, label: number, input: string): void {
+    this.ranks.push(rankOf(logits, label));
+    const top = topK(logits, this.k);
+    this.truth.push(label);
+    this.predicted.push(top[0]!);
+    if (this.keepPredictions) {
+      this.predictions.push({ input, label: this.classes[label]!, predicted: this.classes[top[0]!]!, top: top.map((c) => ({ class: this.classes[c]!, logit: logits[c]! })) });
+    }
+  }
+
+  /** Top-1 accuracy so far (NaN when empty). */
+  get top1(): number {
+    return recallFromRanks(this.ranks, 1);
+  }
+
+  summary(maxConfusions = 20): ClassificationSummary {
+    const confusion = confusionMatrix(this.truth, this.predicted, this.classes.length);
+    const perClass = perClassAccuracy(confusion);
+    return {
+      k: this.k,
+      accuracy: {
+        top1: orNull(recallFromRanks(this.ranks, 1)),
+        [`top${this.k}`]: orNull(recallFromRanks(this.ranks, this.k)),
+        meanPerClass: orNull(meanPerClassAccuracy(perClass)),
+      },
+      perClass: perClass.map((c, i) => ({ class: this.classes[i]!, ...c })),
+      confusion,
+      topConfusions: topConfusions(confusion, maxConfusions)
+        .map((c) => ({ true: this.classes[c.truth]!, predicted: this.classes[c.predicted]!, count: c.count })),
+      predictions: this.predictions,
+    };
+  }
+}

@@ -4,6 +4,7 @@ import type { ClipModel } from '../runtime/clip-model.js';
 import { meanDirection } from '../runtime/vectors.js';
 import { dot, softmax } from './similarity.js';
 import { checkPromptSet, fillTemplate } from './templates.js';
+import { headLogits, softmax64, type LinearHead } from './linear-probe.js';
 
 export interface ZeroShotClassifier {
   classes: string[];
@@ -37,8 +38,11 @@ export interface Prediction {
   ranking: number[];
 }
 
-export function predict(clf: ZeroShotClassifier, imageEmbedding: Float32Array): Prediction {
-  const probs = softmax(clf.weights.map((w) => clf.logitScale * dot(imageEmbedding, w)));
+/** Class probabilities of one image embedding under a zero-shot classifier or a fitted linear head. */
+export function predict(clf: ZeroShotClassifier | LinearHead, imageEmbedding: Float32Array): Prediction {
+  const probs = 'kind' in clf && clf.kind === 'linear'
+    ? Array.from(softmax64(headLogits(clf, imageEmbedding)))
+    : softmax((clf as ZeroShotClassifier).weights.map((w) => (clf as ZeroShotClassifier).logitScale * dot(imageEmbedding, w)));
   const ranking = probs.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
   return { probs, ranking };
 }

@@ -8,6 +8,12 @@ import { loadTemplates, TEMPLATE_SETS } from '../../tasks/templates.js';
 import { evalZeroShot, withClasses, type StageProgress, type ZeroShotReport } from '../../tasks/eval-zeroshot.js';
 import { writeConfusionPng } from '../../tasks/confusion-png.js';
 import { registerEvalEmoji } from './eval-emoji.js';
+import { existsSync, statSync } from 'node:fs';
+import { evalLinearProbe, type LinearProbeReport, type MeanStd } from '../../tasks/eval-linear-probe.js';
+import { headModel } from '../head-options.js';
+import { writeHead } from '../../tasks/head-file.js';
+import type { ClassificationSummary } from '../../tasks/metrics.js';
+import type { LabeledDataset } from '../../tasks/datasets.js';
 import { Progress } from '../progress.js';
 import { table } from '../table.js';
 
@@ -48,21 +54,79 @@ function zeroShotText(r: ZeroShotReport, source: string): string {
     [`top-${r.k} accuracy`, pct(r.accuracy[`top${r.k}`])],
     ['mean per-class accuracy', pct(r.accuracy.meanPerClass)],
   ]));
-  out.push('', 'per class:', table(['class', 'images', 'correct', 'accuracy'], r.perClass.map((c) => [c.class, c.total, c.correct, pct(c.accuracy)])));
-  if (r.classes.length <= FULL_MATRIX_MAX) {
-    // Columns are numbered to keep the table narrow; the row labels carry the numbers.
-    out.push('', 'confusion matrix (rows: true class, columns: predicted):', table(
-      ['true \\ predicted', ...r.classes.map((_, i) => String(i))],
-      r.confusion.map((row, i) => [`${i} ${r.classes[i]}`, ...row]),
-    ));
-  } else {
-    out.push('', `top confusions (of ${r.classes.length} classes):`, r.topConfusions.length
-      ? table(['true', 'predicted', 'count'], r.topConfusions.map((c) => [c.true, c.predicted, c.count]))
-      : 'none');
-  }
+  out.push(...classTables(r, r.classes));
   if (r.failed.length) out.push('', `failed images (${r.failed.length}, skipped):`, ...r.failed.map((f) => `  ${f.error}`));
   return out.join('\n');
 }
+
+/** Per-class accuracy and the confusion matrix (or its largest cells), shared by the classification reports. */
+function classTables(r: Pick<ClassificationSummary, 'perClass' | 'confusion' | 'topConfusions'>, classes: string[]): string[] {
+  const out = ['', 'per class:', table(['class', 'images', 'correct', 'accuracy'], r.perClass.map((c) => [c.class, c.total, c.correct, pct(c.accuracy)]))];
+  if (classes.length <= FULL_MATRIX_MAX) {
+    // Columns are numbered to keep the table narrow; the row labels carry the numbers.
+    out.push('', 'confusion matrix (rows: true class, columns: predicted):', table(
+      ['true \\ predicted', ...classes.map((_, i) => String(i))],
+      r.confusion.map((row, i) => [`${i} ${classes[i]}`, ...row]),
+    ));
+  } else {
+    out.push('', `top confusions (of ${classes.length} classes):`, r.topConfusions.length
+      ? table(['true', 'predicted', 'count'], r.topConfusions.map((c) => [c.true, c.predicted, c.count]))
+      : 'none');
+  }
+  return out;
+}
+
+const pm = (m: MeanStd): string => `${(m.mean * 100).toFixed(2)}% ± ${(m.std * 100).toFixed(2)}`;
+
+function linearProbeText(r: LinearProbeReport, source: string): string {
+  const c = r.counts;
+  const out = [`linear probe on ${source}: ${c.train} train / ${c.test} test images${c.failedTrain + c.failedTest ? ` (failed: ${c.failedTrain} train, ${c.failedTest} test)` : ''}, ` +
+    `${r.classes.length} classes, ${r.features.dim}-dim features (reused from the cache: ${r.features.reused.train} train, ${r.features.reused.test} test)`];
+  const kk = `top-${r.k}`;
+  if (r.probe) {
+    const p = r.probe;
+    out.push(table(['head', 'top-1', kk, 'C', 'blend α'], [
+      ['zero-shot', pct(r.zeroShot.top1), pct(r.zeroShot.topK), '', ''],
+      ['linear probe', pct(p.plain.top1), pct(p.plain.topK), p.plain.C.toExponential(1), '1'],
+      ['probe + zero-shot blend', pct(p.head.top1), pct(p.head.topK), p.head.C.toExponential(1), String(p.head.alpha)],
+    ]));
+    const s = p.selection;
+    out.push(s.scheme === 'none' ? `C not chosen on held-out data: ${s.reason}`
+      : `C and α chosen on ${s.heldOut} held-out training images (${s.scheme === 'holdout' ? 'one stratified split' : `${s.folds} folds`}): ` +
+        `plain ${pct(s.accuracy?.plain)}, blend ${pct(s.accuracy?.head)}${s.accuracy?.zeroShot !== undefined ? `, zero-shot ${pct(s.accuracy.zeroShot)}` : ''}`);
+    out.push(`final fit: ${p.optimizer.iterations} L-BFGS iterations (${p.optimizer.status}, max |gradient| ${p.optimizer.gradMax.toExponential(1)}, ${p.optimizer.backend}); ` +
+      `C sweep and fits ${p.fitSeconds.toFixed(1)} s`);
+  } else if (r.fewShot) {
+    const f = r.fewShot;
+    out.push(table(['head', `top-1, mean ± std over ${f.seeds.length} draws`], [
+      ['zero-shot', pct(r.zeroShot.top1)],
+      [`${f.shots}-shot linear probe`, pm(f.plain)],
+      [`${f.shots}-shot probe + zero-shot blend`, pm(f.head)],
+    ]));
+    out.push(`per draw (C, α): ${f.seeds.map((s) => `${s.C.toExponential(0)}/${s.alpha}${s.scheme === 'none' ? ' (no held-out)' : ''}`).join(', ')}`);
+    out.push('', `draw 0, the blended head: top-1 ${pct(r.detail.accuracy.top1)}, ${kk} ${pct(r.detail.accuracy[`top${r.k}`])}`);
+  }
+  out.push(...classTables(r.detail, r.classes));
+  if (r.failed.length) out.push('', `failed images (${r.failed.length}, skipped):`, ...r.failed.map((f) => `  ${f.error}`));
+  return out.join('\n');
+}
+
+/** A dataset argument: a folder with one subfolder per class, or a `path,label` CSV file. */
+function readLabeled(arg: string): LabeledDataset {
+  return existsSync(arg) && statSync(arg).isDirectory() ? readLabeledFolder(arg) : readLabeledCsv(arg);
+}
+
+const blendValue = (v: string): 'auto' | 'none' | number => {
+  if (v === 'auto' || v === 'none') return v;
+  const x = Number(v);
+  if (!(x >= 0 && x <= 1)) throw new Error(`--blend expects auto, none or a weight in [0, 1], got "${v}"`);
+  return x;
+};
+const positiveNumber = (flag: string) => (v: string): number => {
+  const x = Number(v);
+  if (!(x > 0 && Number.isFinite(x))) throw new Error(`${flag} expects a positive number, got "${v}"`);
+  return x;
+};
 
 function retrievalText(r: RetrievalReport, source: string): string {
   const c = r.counts;
@@ -130,6 +194,43 @@ export function registerEval(program: Command): void {
         const full = { model: o.model, dataset: source, dedupe: o.tsv ? o.dedupe : undefined, ...report };
         await finish(o, full, () => retrievalText(report, source), report.failed);
         exitCodeFor(report.counts.images - report.counts.failedImages, report.counts.failedImages);
+      } finally {
+        await model.release();
+      }
+    });
+
+  evalOptions(evalCmd.command('linear-probe'))
+    .description('linear probe (logistic regression on image features) fitted on TRAIN, scored on TEST next to zero-shot; --shots K for few-shot')
+    .argument('<train>', 'training images: a folder with one subfolder per class, or a path,label CSV')
+    .argument('<test>', 'test images, the same way (its labels must be among the training classes)')
+    .option('--shots <k>', 'few-shot: K training images per class, drawn anew for each seed', positiveInt('--shots'))
+    .option('--seeds <n>', 'few-shot draws to average over', positiveInt('--seeds'), 5)
+    .option('--c <value>', 'inverse L2 strength C (default: swept on held-out training images)', positiveNumber('--c'))
+    .option('--blend <auto|none|weight>', 'weight of the linear head against the zero-shot head: auto (chosen on held-out images; zero-shot when none can be held out), none (plain probe), or a number in [0, 1]', blendValue, 'auto')
+    .option('--templates <name|file>', 'prompt templates of the zero-shot head (as eval zeroshot)')
+    .option('--top <k>', 'k of top-k accuracy', positiveInt('--top'), 5)
+    .option('--features-dir <dir>', 'where image features are cached and reused (default $CLIP_CACHE/features)')
+    .option('--save-head <file>', 'write the head to FILE (JSON) for clip classify --head')
+    .option('--confusion-png <file>', 'write the confusion matrix as a PNG heat map')
+    .action(async (trainArg: string, testArg: string, o) => {
+      const train = readLabeled(trainArg);
+      const test = readLabeled(testArg);
+      const set = loadTemplates(o.templates);
+      const model = await loadModel(o);
+      try {
+        const modelKey = headModel(o, model);
+        const bars = stageProgress();
+        const report = await evalLinearProbe(model, train, test, {
+          templates: set.templates, k: o.top, shots: o.shots, seeds: o.seeds, C: o.c, blend: o.blend, featuresDir: o.featuresDir,
+          modelKey: { ...modelKey, format: o.format }, batchSize: o.batchSize,
+          onProgress: (stage, d, t) => bars(stage as 'images', d, t), onLog: (m) => process.stderr.write(`clip: ${m}\n`),
+        });
+        if (o.saveHead) writeHead(o.saveHead, report.head, modelKey, report.fit);
+        if (o.confusionPng) await writeConfusionPng(o.confusionPng, report.detail.confusion);
+        const source = `${trainArg} → ${testArg}`;
+        const { head: _head, ...json } = report;
+        await finish(o, { model: o.model, train: trainArg, test: testArg, templateSource: set.source, ...json }, () => linearProbeText(report, source), report.failed);
+        exitCodeFor(report.counts.test, report.counts.failedTrain + report.counts.failedTest);
       } finally {
         await model.release();
       }
