@@ -13,7 +13,7 @@ import { readHead, writeHead } from '../src/tasks/head-file.js';
 import { lbfgs } from '../src/tasks/lbfgs.js';
 import { readLabeledCsv } from '../src/tasks/datasets.js';
 import { fashionProbeSplits } from '../src/data/fashion-probe.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/tasks/rng.js';
 
 /** Unit vectors around class means: x = normalize(spread · mean_c + noise). */
 function gaussian(n: number, d: number, k: number, spread: number, seed: number, means?: Float64Array[]): { x: FeatureMatrix; y: number[]; means: Float64Array[] } {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { augmentBatch, cropResize, drawWindow, restyle } from '../src/train/augment.js';
-import { Rng, STREAM } from '../src/train/rng.js';
+import { Rng, STREAM } from '../src/tasks/rng.js';
 import { trainClip } from '../src/train/run.js';
 import { shapeSet } from '../src/train/synthetic.js';
 import { fixture, SKIP_FIXTURES } from './fixtures.js';

@@ -2,7 +2,7 @@
 // score it on TEST next to zero-shot. With `shots`, K images per class are drawn from TRAIN for each of
 // several seeds, and the report gives the mean ± standard deviation over seeds.
 import type { ClipModel } from '../runtime/clip-model.js';
-import { Rng, permutation } from '../train/rng.js';
+import { Rng, permutation } from './rng.js';
 import type { LabeledDataset } from './datasets.js';
 import { withClasses } from './eval-zeroshot.js';
 import { labeledFeatures, type LabeledFeatures } from './features.js';

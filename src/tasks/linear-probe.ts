@@ -16,7 +16,7 @@
 // float64 softmax, loss and optimizer state) and small ones stay in JS float64. Both are deterministic:
 // no randomness, and ORT's CPU Gemm does not split the reduction across threads.
 import { createSession, ort } from '../runtime/session.js';
-import { Rng, permutation } from '../train/rng.js';
+import { Rng, permutation } from './rng.js';
 import { attr, Graph } from '../graph/graph.js';
 import { lbfgs, type LbfgsResult } from './lbfgs.js';
 

@@ -3,7 +3,7 @@
 // change of framing and line weight, which is what zero-shot on other drawing styles needs.
 // It works on the normalized [n, 3, S, S] floats the store hands out (every pipeline's output), so it
 // costs one bilinear resample per image (~0.1 ms at 64 px) and no re-decode.
-import { Rng } from './rng.js';
+import { Rng } from '../tasks/rng.js';
 
 /**
  * none; crop: random zoomed crops; crop+style: crops, then half of the images get one drawing-style

@@ -10,5 +10,5 @@ export { readPairs, readCaptionFolder, detectFormat, type DataFormat } from './d
 export { listCheckpoints, readState, type TrainState, type EpochRecord } from './state.js';
 export { randomClipWeights } from './init.js';
 export { hfClipConfigJson } from './hf-config.js';
-export { Rng, permutation } from './rng.js';
+export { Rng, permutation } from '../tasks/rng.js';
 export type { TrainMemory } from './trainer.js';

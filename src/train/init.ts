@@ -3,7 +3,7 @@
 // logit_scale = logit_scale_init_value). Produced in HF key layout, so a scratch model enters training
 // (and gets saved) exactly like a loaded checkpoint.
 import type { RawTensor, TensorSource } from '../io/tensor.js';
-import { Rng, STREAM } from './rng.js';
+import { Rng, STREAM } from '../tasks/rng.js';
 
 type Json = Record<string, any>;
 

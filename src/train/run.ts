@@ -12,7 +12,7 @@ import { readPairs, type DataFormat } from './data.js';
 import { hfPreprocessorJson } from './hf-config.js';
 import { PixelStore } from './pixels.js';
 import { augmentBatch, type Augment } from './augment.js';
-import { permutation, Rng, STREAM } from './rng.js';
+import { permutation, Rng, STREAM } from '../tasks/rng.js';
 import { cosineLr, type CosineSchedule } from './schedule.js';
 import { fromCheckpoint, fromConfig, fromResume, type TrainSource } from './source.js';
 import { checkpointDir, commitCheckpoint, LAYOUT, LAYOUT_FILE, listCheckpoints, LOG_FILE, OPTIMIZER_FILE, readState, readStepLog, STATE_FORMAT, STEP_LOG_FILE, writeFileAtomic, type EpochRecord, type RecallSummary, type StepRecord, type TrainState } from './state.js';

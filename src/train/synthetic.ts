@@ -1,7 +1,7 @@
 // A synthetic image–caption set that a small CLIP can learn in seconds: flat colored shapes on a
 // noisy background, captioned "a <color> <shape>". Used to check that training learns (tests, demos).
 import sharp from 'sharp';
-import { Rng } from './rng.js';
+import { Rng } from '../tasks/rng.js';
 
 export const SHAPE_COLORS: Record<string, [number, number, number]> = {
   red: [220, 30, 30], green: [30, 170, 50], blue: [30, 60, 220], yellow: [235, 215, 30], purple: [140, 40, 170], orange: [245, 130, 20],
