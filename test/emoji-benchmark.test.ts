@@ -9,11 +9,11 @@ import sharp from 'sharp';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { emojiClasses, ofStyles, toJsonl, type EmojiRow, type FashionRow, type RetrievalRow } from '../src/data/manifests.js';
 import { layout } from '../src/data/paths.js';
-import { chanceRecall, emojiBenchmarkTable, runEmojiBenchmark, type EmojiBenchmarkReport, type TopKScore } from '../src/tasks/emoji-benchmark.js';
+import { chanceRecall, emojiBenchmarkTable, runEmojiBenchmark, type EmojiBenchmarkReport, type TopKScore } from '../src/data/emoji-benchmark.js';
 import { evalZeroShot } from '../src/tasks/eval-zeroshot.js';
 import { classEmbeddings } from '../src/tasks/zeroshot.js';
 import { l2normalize } from '../src/runtime/vectors.js';
-import { niceTicks, readTrainingLog, renderTrainingCurve, smooth, tickLabel, trainingCurveSvg } from '../src/tasks/training-curve.js';
+import { niceTicks, readTrainingLog, renderTrainingCurve, smooth, tickLabel, trainingCurveSvg } from '../src/train/training-curve.js';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 
 const TEMPLATES = ['{}', 'an emoji of {}'];

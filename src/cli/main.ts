@@ -17,7 +17,7 @@ import { registerIndexSearch } from './commands/index-search.js';
 import { registerTrain } from './commands/train.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
-import { renderTrainingCurve } from '../tasks/training-curve.js';
+import { renderTrainingCurve } from '../train/training-curve.js';
 import { join } from 'node:path';
 import { labelSetWarning, labelsFromText, splitLabels } from '../tasks/labels.js';
 

@@ -1,4 +1,4 @@
-// The offline image–text benchmark that `npm run data` prepares (src/data/cli.ts), and readers for it.
+// The offline image–text benchmark that `npm run data` prepares (src/cli/data.ts), and readers for it.
 //
 // Location: `${CLIP_CACHE ?? $XDG_CACHE_HOME/clip-ts ?? ~/.cache/clip-ts}/data/` (never committed):
 //   packages/<id>/        pinned npm / Debian packages (src/data/sources.ts), checksum-verified, only
@@ -30,6 +30,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataRoot, layout } from './paths.js';
+import { parseJsonl } from '../io/jsonl.js';
+
+export { parseJsonl };
 
 export type EmojiStyle = 'google' | 'twitter' | 'openmoji' | 'fluent';
 
@@ -118,21 +121,6 @@ export interface DataSummary {
 export const manifestPath = (split: Split, root = dataRoot()): string => layout(root).manifest(split);
 export const summaryPath = (root = dataRoot()): string => layout(root).summary;
 
-/** True once `npm run data` has completed (the summary is written last). */
-export const dataReady = (root = dataRoot()): boolean => existsSync(summaryPath(root));
-
-export function parseJsonl<T>(text: string, file: string): T[] {
-  const rows: T[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      rows.push(JSON.parse(line) as T);
-    } catch (e) {
-      throw new Error(`${file}:${i + 1}: ${(e as Error).message}`);
-    }
-  });
-  return rows;
-}
 
 export const toJsonl = (rows: readonly unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
 
@@ -181,3 +169,6 @@ export function asRetrievalDataset(rows: readonly RetrievalRow[]): { images: { i
 export const ofStyles = <R extends { style: string }>(rows: readonly R[], styles: readonly string[]): R[] => rows.filter((r) => styles.includes(r.style));
 
 export const imagesDir = (style: string, root = dataRoot()): string => join(root, 'images', style);
+
+/** True once `npm run data` has completed (the summary is written last). */
+export const dataReady = (root = dataRoot()): boolean => existsSync(summaryPath(root));

@@ -1,7 +1,7 @@
 // Query algebra as in rclip: `"beach" + "sunset" - "people"`. Each term is embedded and L2-normalized, the
 // signed terms are summed and the sum renormalized, so "- people" pushes results away from people.
 import { existsSync, statSync } from 'node:fs';
-import { l2normalize } from '../tasks/similarity.js';
+import { l2normalize } from '../runtime/vectors.js';
 import { isImagePath } from './walk.js';
 
 export interface QueryTerm {

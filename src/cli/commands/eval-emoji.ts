@@ -1,8 +1,8 @@
-// `clip eval emoji`: the benchmark report on the data `npm run data` prepared (src/tasks/emoji-benchmark.ts).
+// `clip eval emoji`: the benchmark report on the data `npm run data` prepared (src/data/emoji-benchmark.ts).
 import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { loadModel, modelOptions, positiveInt } from '../model-options.js';
-import { BENCHMARK_PARTS, DEFAULT_STYLES, emojiBenchmarkTable, runEmojiBenchmark, SEEN_STYLES, type BenchmarkPart, type BenchmarkStage } from '../../tasks/emoji-benchmark.js';
+import { BENCHMARK_PARTS, DEFAULT_STYLES, emojiBenchmarkTable, runEmojiBenchmark, SEEN_STYLES, type BenchmarkPart, type BenchmarkStage } from '../../data/emoji-benchmark.js';
 import { Progress } from '../progress.js';
 
 const list = (v: string): string[] => (v.trim() === 'none' ? [] : v.split(',').map((s) => s.trim()).filter(Boolean));

@@ -8,14 +8,14 @@
 //   - Fashion-MNIST: zero-shot over the classes mapped to emoji, with the emoji label or the dataset's name.
 // Each image set is embedded once; every granularity and class-text method is scored from those
 // embeddings (evalZeroShot would re-embed the images per class list).
-import type { EmojiRow, FashionRow, RetrievalRow } from '../data/manifests.js';
-import { emojiClasses, readManifest } from '../data/manifests.js';
-import { dataRoot } from '../data/paths.js';
+import type { EmojiRow, FashionRow, RetrievalRow } from './manifests.js';
+import { emojiClasses, readManifest } from './manifests.js';
+import { dataRoot } from './paths.js';
 import { meanDirection } from '../runtime/vectors.js';
-import type { EvalModel } from './eval-zeroshot.js';
-import { bestRank, clampK, orNull, rankOf, recallFromRanks, recallsAt } from './metrics.js';
-import { forEachDotRow } from './score-matrix.js';
-import { classEmbeddings } from './zeroshot.js';
+import type { EvalModel } from '../tasks/eval-zeroshot.js';
+import { bestRank, clampK, orNull, rankOf, recallFromRanks, recallsAt } from '../tasks/metrics.js';
+import { forEachDotRow } from '../tasks/score-matrix.js';
+import { classEmbeddings } from '../tasks/zeroshot.js';
 
 export const EMOJI_TEMPLATES: readonly string[] = ['{}', 'an emoji of {}'];
 export const DEFAULT_STYLES: readonly string[] = ['openmoji', 'fluent'];

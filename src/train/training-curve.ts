@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { parseJsonl } from '../data/manifests.js';
-import { LOG_FILE, readStepLog, STEP_LOG_FILE, type EpochRecord, type StepRecord } from '../train/state.js';
+import { parseJsonl } from '../io/jsonl.js';
+import { LOG_FILE, readStepLog, STEP_LOG_FILE, type EpochRecord, type StepRecord } from './state.js';
 
 export interface TrainingLog {
   steps: StepRecord[];

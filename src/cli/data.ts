@@ -5,11 +5,11 @@
 //   --concurrency N   images rendered at once (default 2: other work shares the machine)
 //   --only fashion-mnist   only Fashion-MNIST's linear-probe splits (probe/fashion-mnist/{train,test}.csv)
 import { setPriority } from 'node:os';
-import { Progress } from '../cli/progress.js';
-import { table } from '../cli/table.js';
-import { buildData, buildFashionProbe } from './build.js';
-import type { DataSummary } from './manifests.js';
-import { dataRoot } from './paths.js';
+import { Progress } from './progress.js';
+import { table } from './table.js';
+import { buildData, buildFashionProbe } from '../data/build.js';
+import type { DataSummary } from '../data/manifests.js';
+import { dataRoot } from '../data/paths.js';
 
 function parseArgs(argv: string[]): { icons: boolean; concurrency: number; only?: 'fashion-mnist' } {
   let icons = true;
