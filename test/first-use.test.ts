@@ -140,7 +140,7 @@ const WITHOUT_LANCE = ['--import', pathToFileURL(join(tmp, 'no-lance.mjs')).href
 
 test('without LanceDB installed: the library imports, clip index says what to install, the exact store works', () => {
   const lib = spawnSync(process.execPath, [...WITHOUT_LANCE, '--input-type=module', '-e',
-    `const m = await import(${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'index.js'))}); console.log(typeof m.ClipModel, typeof m.openStore);`], { encoding: 'utf8' });
+    `const m = await import(${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'index.js'))}); const s = await import(${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'search', 'index.js'))}); console.log(typeof m.ClipModel, typeof s.openStore);`], { encoding: 'utf8' });
   assert.equal(lib.status, 0, lib.stderr);
   assert.equal(lib.stdout.trim(), 'function function');
   const run = (args: string[]) => spawnSync(process.execPath, [...WITHOUT_LANCE, CLIP_BIN, ...args], { encoding: 'utf8' });

@@ -2,7 +2,7 @@
 export type { Condition, DamagedRegion, Filter, FilterOp, ImageMeta, SearchHit, StoreDamage, StoredEntry, StoreInfo, UpsertOptions, VectorRecord, VectorStore } from './store.js';
 export { checkFilter, describeDamage, matchesFilter, parseCondition } from './store.js';
 export { ExactStore, type RepairReport } from './exact-store.js';
-export { LanceStore, filterToSql, type LanceStoreOptions } from './lance-store.js';
+export { LanceStore, type LanceStoreOptions } from './lance-store.js';
 export { defaultDbPath, openStore, repairStore, storeKindAt, type OpenStoreOptions, type StoreKind } from './open.js';
 export { indexFolders, type ImageEmbedder, type IndexOptions, type IndexStats } from './indexer.js';
 export { lockWriter } from './lock.js';

@@ -1,8 +1,6 @@
 // Training: CLIP contrastive loss, autodiff'd in the graph, AdamW in the graph, HF-layout checkpoints.
-export { buildClipLossGraph, untieClassAndPosition, LOSS, LOGITS } from './clip-loss.js';
-export { appendAdamW, adamwScalars, newAdamWState, saveAdamWState, loadAdamWState, type AdamWConfig, type AdamWState } from './adamw.js';
+export type { AdamWConfig } from './adamw.js';
 export { cosineLr, constantLr, type CosineSchedule } from './schedule.js';
-export { toCheckpointLayout, fromCheckpointLayout, usesWeightDecay, isTransposedLinear, hfKeys, type KeyMapper, type NamedTensor } from './params.js';
 export { saveHfCheckpoint } from './save.js';
 export { ClipTrainer, eotPositions, type TrainBatch, type TrainerOptions, type StepResult } from './trainer.js';
 export { trainClip, SETUP_DEFAULTS, type TrainSetup, type RunOptions, type TrainEvents, type TrainResult, type StepInfo } from './run.js';
@@ -10,5 +8,4 @@ export { readPairs, readCaptionFolder, detectFormat, type DataFormat } from './d
 export { listCheckpoints, readState, type TrainState, type EpochRecord } from './state.js';
 export { randomClipWeights } from './init.js';
 export { hfClipConfigJson } from './hf-config.js';
-export { Rng, permutation } from '../tasks/rng.js';
 export type { TrainMemory } from './trainer.js';
