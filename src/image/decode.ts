@@ -7,8 +7,9 @@
 import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import { type DecodedImage, type ImageMode, makeImage } from './types.js';
+import { IMAGE_FORMATS } from './formats.js';
 
-const SUPPORTED = new Set(['jpeg', 'png', 'webp']);
+const SUPPORTED = new Set<string>(Object.keys(IMAGE_FORMATS));
 
 // ---- limits ----
 

@@ -1,10 +1,10 @@
-// Minimal image finder for the indexer: recursive, deterministic order, symlinked directories not followed
-// (cycles), hidden directories skipped (.git, .thumbnails caches).
-import { readdir, stat } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+// Image files for the indexer, through the one folder walker (io/walk.ts), each with its size and mtime.
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { walkFiles } from '../io/walk.js';
+import { IMAGE_EXTENSIONS, isImagePath } from '../image/formats.js';
 
-/** What the image decoder reads (src/image/decode.ts): JPEG, PNG, WebP. */
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+export { IMAGE_EXTENSIONS, isImagePath };
 
 export interface FoundFile {
   path: string;
@@ -12,33 +12,20 @@ export interface FoundFile {
   mtime: number;
 }
 
-export const isImagePath = (p: string) => IMAGE_EXTENSIONS.has(extname(p).toLowerCase());
-
 /** All image files under `roots` (directories or single files), absolute and sorted, each with size and mtime. */
 export async function findImages(roots: string[]): Promise<FoundFile[]> {
   const seen = new Map<string, FoundFile>();
-  const visit = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true });
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) {
-        if (!e.name.startsWith('.')) await visit(p);
-      } else if ((e.isFile() || e.isSymbolicLink()) && isImagePath(p)) {
-        await add(p);
-      }
-    }
-  };
   const add = async (p: string) => {
     try {
       const st = await stat(p);
       if (st.isFile()) seen.set(p, { path: p, size: st.size, mtime: st.mtimeMs });
     } catch {
-      // Vanished between readdir and stat, or a dangling link: not an image we can index.
+      // Vanished since the walk, or a dangling link: not an image we can index.
     }
   };
   for (const r of roots.map((x) => resolve(x))) {
     const st = await stat(r);
-    if (st.isDirectory()) await visit(r);
+    if (st.isDirectory()) for (const p of walkFiles(r, isImagePath)) await add(p);
     else await add(r);
   }
   return [...seen.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -3,14 +3,15 @@
 // bad line) throw with the file and line; unreadable images are left for the encoder to report.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { ImageInput } from '../runtime/preprocess.js';
 import { parseCsv, sniffDelimiter } from './csv.js';
 import { fileLines, readTextBounded } from './lines.js';
 import { MAX_CLASSES } from './templates.js';
+import { walkFiles } from '../io/walk.js';
+import { isImagePath } from '../image/formats.js';
 
 /** Extensions taken as images in class folders; formats we cannot decode still show up as failed images. */
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif', '.heic']);
 
 export interface LabeledDataset {
   classes: string[];
@@ -39,29 +40,9 @@ function requireFile(path: string, what: string): void {
 
 /** Longest caption or label accepted: far past any real one, and it bounds tokenizer work per text. */
 export const MAX_CAPTION_CHARS = 65536;
-/** Deepest folder nesting walked. */
-const MAX_DEPTH = 64;
-
-/**
- * Image files under `dir`, any depth, sorted by name. Symlinked files and folders count like real ones
- * (statSync follows them); a folder reached twice (a link cycle, or two links to one folder) is walked once.
- */
-export function imageFilesUnder(dir: string, seen = new Set<string>(), depth = 0): string[] {
-  const here = statSync(dir);
-  const key = `${here.dev}:${here.ino}`;
-  if (seen.has(key)) return [];
-  seen.add(key);
-  if (depth > MAX_DEPTH) throw new Error(`${dir}: folders nested more than ${MAX_DEPTH} deep`);
-  const out: string[] = [];
-  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const p = join(dir, e.name);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (st?.isDirectory()) out.push(...imageFilesUnder(p, seen, depth + 1));
-    else if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(p); // unreadable ones fail as images, by name
-  }
-  return out;
+/** Image files under `dir`, any depth, in name order (the one walker's policy: see io/walk.ts). */
+export function imageFilesUnder(dir: string): string[] {
+  return walkFiles(dir, isImagePath);
 }
 
 function checkCaption(text: string, where: string, what = 'caption'): string {

@@ -1,13 +1,15 @@
 // Input enumeration for batch embedding. Each `--input` spec (folder, glob, list file, EasyNLP TSV or a
 // single image) expands into items with a stable id: the id is the resume key, so the same command
 // must give the same ids on every run (sorted walks, order-preserving lists).
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync, type Dirent } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileLines, readTextBounded } from './lines.js';
 import { MAX_CAPTION_CHARS } from './datasets.js';
+import { walkFiles } from '../io/walk.js';
+import { IMAGE_EXTENSIONS, isImagePath } from '../image/formats.js';
 
 /** Extensions a folder walk picks up: the formats the image decoder reads. */
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
+export { IMAGE_EXTENSIONS };
 
 /** Where a base64 image cell lies in a TSV file: read at embedding time, so big tables never sit in memory. */
 export interface CellRef { file: string; offset: number; length: number }
@@ -94,36 +96,9 @@ export function enumerateInputs(specs: string[], extra: ExtraInputs = {}): Input
 
 // ---- folders and lists ----
 
-const byName = (a: Dirent, b: Dirent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-
-/** Files under `dir` (recursive, sorted, hidden entries skipped) for which `keep(relative posix path)` holds. */
-function walk(dir: string, keep: (rel: string) => boolean, maxDepth = Infinity, rel = '', out: string[] = []): string[] {
-  let entries: Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true }).sort(byName);
-  } catch (e) {
-    throw new Error(`cannot read folder ${dir}: ${(e as Error).message}`);
-  }
-  for (const e of entries) {
-    // Hidden entries are skipped: `.git`, and macOS `._x.jpg` resource forks that look like images but are not.
-    if (e.name.startsWith('.')) continue;
-    const path = join(dir, e.name);
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    let isDir = e.isDirectory();
-    let isFile = e.isFile();
-    if (e.isSymbolicLink()) {
-      // Symlinked files count; symlinked folders are not followed, so a link cycle cannot loop the walk.
-      try { isFile = statSync(path).isFile(); } catch { isFile = false; }
-      isDir = false;
-    }
-    if (isDir && maxDepth > 1) walk(path, keep, maxDepth - 1, r, out);
-    else if (isFile && keep(r)) out.push(path);
-  }
-  return out;
-}
-
+/** Image files under `dir` (the one walker's policy: see io/walk.ts). */
 export function walkFolder(dir: string): string[] {
-  return walk(dir, (r) => IMAGE_EXTENSIONS.includes(extname(r).toLowerCase()));
+  return walkFiles(dir, isImagePath);
 }
 
 /** One image path per line; blank lines and `#` comments skipped; relative paths are relative to the list file. */
@@ -190,8 +165,8 @@ export function expandGlob(pattern: string): string[] {
   if (!existsSync(base) || !statSync(base).isDirectory()) return [];
   const re = globToRegExp(rest.join('/'));
   const depth = rest.includes('**') ? Infinity : rest.length;
-  // walk() joins with path.join, which drops a leading `./`: `*.png` yields `a.png`, as a shell would.
-  return walk(base, (r) => re.test(r), depth);
+  // walkFiles joins with path.join, which drops a leading `./`: `*.png` yields `a.png`, as a shell would.
+  return walkFiles(base, (r) => re.test(r), depth);
 }
 
 // ---- EasyNLP TSV ----
