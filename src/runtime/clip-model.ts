@@ -25,7 +25,7 @@ export interface LoadOptions extends OpenOptions {
   threads?: number;
   /** Fused ORT attention kernels (default true); false builds plain ONNX ops. */
   fused?: boolean;
-  /** Weights: fp32 (default); int8 = weights quantized per channel at load (DynamicQuantizeMatMul); fp16 = stored as half. */
+  /** Weights: fp32 (default); int8 = weights quantized per channel at load, activations per row (graph/quantize.ts); fp16 = stored as half. */
   dtype?: 'fp32' | 'fp16' | 'int8';
   /** Hub download settings (endpoint, token, cache, offline); env variables are read otherwise. */
   hub?: ResolveOptions;
@@ -38,6 +38,12 @@ export interface LoadOptions extends OpenOptions {
   onCache?: (e: OnnxCacheEvent) => void;
   /** Image size limits (pixels, file bytes, decode memory); default: CLIP_MAX_IMAGE_PIXELS & co., see image/decode.ts. */
   imageLimits?: ImageLimits;
+  /**
+   * Opt-in fast decode of large JPEGs: libvips decodes at reduced scale (shrink-on-load) down to a short edge
+   * of twice the tower's input, then the exact pipeline runs on that. Not bit-exact with the reference
+   * preprocessing (see the bench for its cosine to the exact pipeline); default false.
+   */
+  fastDecode?: boolean;
 }
 
 export interface EncodeOptions {
@@ -97,6 +103,7 @@ export class ClipModel {
     this.preprocessorCache ??= makeImagePreprocessor(this.checkpoint.preprocess, {
       source: `${this.checkpoint.preprocess.hfConfig ? 'preprocessor_config.json' : 'image config'} of ${this.checkpoint.path}`,
       limits: this.opts.imageLimits,
+      fastDecode: this.opts.fastDecode,
     });
     return this.preprocessorCache;
   }
