@@ -76,7 +76,16 @@ export interface DecodeOptions {
    * full and resizing it here; not what PIL gives, so off unless asked for.
    */
   reduceTo?: number;
+  /**
+   * Where decoders run on several threads (the worker pool), a decode running "alone" here is not alone in
+   * the process: then a libvips failure is not re-run but thrown at once, marked `decoderFailure`, for the
+   * pool to re-run on the main thread with every worker idle.
+   */
+  noRetry?: boolean;
 }
+
+/** True for an error from decodeImage that came from libvips (see DecodeOptions.noRetry). */
+export const isDecoderFailure = (e: unknown): boolean => (e as { decoderFailure?: boolean } | null)?.decoderFailure === true;
 
 // ---- decode scheduling ----
 
@@ -212,12 +221,13 @@ export async function decodeImage(input: string | Uint8Array, name?: string, lim
       return await decodeBytes(bytes, lim, false, opts);
     } catch (e) {
       if (!(e instanceof DecoderError)) throw e;
+      if (opts.noRetry) throw Object.assign(e, { decoderFailure: true });
       // Run it again alone for a message of its own (see DecodeGate); the rare failure pays a second decode.
       return await decodeBytes(bytes, lim, true, opts);
     }
   } catch (e) {
     const msg = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    throw new Error(`cannot decode image ${label}: ${msg}`);
+    throw Object.assign(new Error(`cannot decode image ${label}: ${msg}`), isDecoderFailure(e) ? { decoderFailure: true } : {});
   }
 }
 
