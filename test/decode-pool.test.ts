@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import sharp from 'sharp';
 import { ClipModel } from '../src/runtime/clip-model.js';
+import { PreprocessPool } from '../src/runtime/preprocess-pool.js';
 import { fixture, SKIP_FIXTURES } from './fixtures.js';
 
 test('a pool of 2 decode workers gives the main thread\'s embeddings and errors', { skip: SKIP_FIXTURES }, async () => {
@@ -38,4 +39,13 @@ test('truncated JPEGs failing together on several workers each get their own dec
   assert.ok(res[0]!.embedding && res[13]!.embedding, 'the whole JPEGs embed');
   res.slice(1, 13).forEach((r, i) => assert.equal(r.error, `cannot decode image <buffer ${i + 1}>: VipsJpeg: premature end of JPEG image`));
   await m.release();
+});
+
+test('a pool whose workers cannot start hands its images to the main thread', async () => {
+  // A config the worker's preprocessor refuses at start-up: every worker dies, nothing is lost.
+  const bad = { kind: 'hf' as const, hfConfig: { size: 1e6 }, size: 224, mean: [0, 0, 0], std: [1, 1, 1] };
+  const pool = new PreprocessPool(bad, {}, 2, async (_input, name) => Float32Array.of(name.length));
+  const got = await Promise.all(['a', 'bb', 'ccc', 'dddd', 'eeeee'].map((n) => pool.run(n, n)));
+  assert.deepEqual(got.map((g) => g[0]), [1, 2, 3, 4, 5]);
+  await pool.close();
 });

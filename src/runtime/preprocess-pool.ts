@@ -31,7 +31,8 @@ export class PreprocessPool {
     if (!(Number.isInteger(size) && size >= 1)) throw new Error(`preprocess pool size must be a positive integer, got ${size}`);
     for (let i = 0; i < size; i++) {
       // SHARE_ENV: limits set in the environment after load (CLIP_MAX_IMAGE_PIXELS & co.) apply here too.
-      const worker = new Worker(WORKER_URL, { workerData: { spec, opts }, env: SHARE_ENV });
+      // execArgv []: the parent's node flags (e.g. --input-type of a `node -e` host) can be invalid for a worker file.
+      const worker = new Worker(WORKER_URL, { workerData: { spec, opts }, env: SHARE_ENV, execArgv: [] });
       const slot: Slot = { worker, busy: false };
       worker.unref(); // an idle pool never keeps the process alive
       worker.on('message', (m: { id: number; pixels?: Float32Array; error?: string; decoderFailure?: boolean }) => {
@@ -45,10 +46,13 @@ export class PreprocessPool {
         this.pump();
       });
       const fail = (e: Error) => {
+        if (slot.failed) return;
         slot.failed = e;
-        for (const [id, p] of this.pending) if (p.slot === slot) { this.pending.delete(id); p.reject(e); }
-        // Work queued for a dead pool would wait forever: fail it too once no worker is left.
-        if (this.slots.every((s) => s.failed)) for (const q of this.queue.splice(0)) q.pending.reject(e);
+        slot.busy = false;
+        // The image a dead worker held is not its fault: it goes back to the queue (or, with no worker left,
+        // everything runs on the main thread: a broken pool only costs speed).
+        for (const [id, p] of this.pending) if (p.slot === slot) { this.pending.delete(id); this.queue.unshift({ input: p.input, name: p.name, pending: p }); }
+        if (this.broken()) for (const q of this.queue.splice(0)) this.local(q.input, q.name).then(q.pending.resolve, q.pending.reject);
         this.pump();
       };
       worker.on('error', (e) => fail(new Error(`image preprocessing worker failed: ${e.message}`)));
@@ -59,12 +63,15 @@ export class PreprocessPool {
 
   run(input: ImageInput, name: string): Promise<Float32Array> {
     if (this.closed) return Promise.reject(new Error('the image preprocessing pool is closed'));
-    const failed = this.slots.every((s) => s.failed) ? this.slots[0]!.failed : undefined;
-    if (failed) return Promise.reject(failed);
+    if (this.broken()) return this.local(input, name);
     return new Promise((resolve, reject) => {
       this.queue.push({ input, name, pending: { resolve, reject, input, name } });
       this.pump();
     });
+  }
+
+  private broken(): boolean {
+    return this.slots.every((s) => s.failed);
   }
 
   private pump(): void {
