@@ -124,7 +124,9 @@ export class ClipModel {
   private decodePool(count: number, overlap: boolean): PreprocessPool | undefined {
     const cores = availableParallelism();
     const free = overlap ? cores - (this.opts.threads ?? cores) : cores;
-    const size = Math.min(this.opts.decodeWorkers ?? free, 16);
+    const want = this.opts.decodeWorkers;
+    if (want !== undefined && !(Number.isInteger(want) && want >= 0)) throw new Error(`decodeWorkers must be a non-negative integer, got ${want}`);
+    const size = Math.min(want ?? free, 16);
     // Starting workers costs a few hundred ms: not worth it for a call of a handful of images.
     if (size < 2 || count < 2 * size) return this.pool;
     if (!this.pool || this.pool.size !== size) {
