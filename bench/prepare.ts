@@ -110,3 +110,34 @@ export function benchInputs(): BenchInputs {
   ];
   return { images: repeatTo(files, IMAGES_PER_TIMING), captions: repeatTo(short, TEXTS_PER_TIMING) };
 }
+
+/** The fixture photos the 12 MP files are made from (drawings, strips and thumbnails left out). */
+const PHOTO_SOURCES = ['astronaut.png', 'camera.png', 'chelsea.png', 'chelsea-q90.jpg', 'china.jpg', 'coffee.png', 'flower.jpg', 'horse.png', 'rocket.png'];
+export const BIG_WIDTH = 4000;
+export const BIG_HEIGHT = 3000;
+/** 12 MP files per timed run (one batch). */
+export const BIG_PER_TIMING = 32;
+
+/**
+ * Phone-sized photos: the fixture photos upscaled (cover-cropped) to 4000x3000 and saved as quality-90
+ * JPEGs in the bench cache, made at run time (once) rather than committed. Written to a temp name and
+ * renamed, so a killed run never leaves a partial file behind.
+ */
+export async function bigPhotos(log: (msg: string) => void): Promise<{ distinct: string[]; images: string[] }> {
+  const dir = join(cacheRoot(), 'bench', `photos-${BIG_WIDTH}x${BIG_HEIGHT}-q90`);
+  mkdirSync(dir, { recursive: true });
+  const { default: sharp } = await import('sharp');
+  const distinct: string[] = [];
+  for (const name of PHOTO_SOURCES) {
+    const out = join(dir, `${name.replace(/\.\w+$/, '')}.jpg`);
+    if (!existsSync(out)) {
+      log(`making ${out}`);
+      const tmp = `${out}.${process.pid}.tmp`;
+      await sharp(join(SHARED, 'fixtures', 'common', 'images', name))
+        .removeAlpha().resize(BIG_WIDTH, BIG_HEIGHT, { fit: 'cover' }).jpeg({ quality: 90 }).toFile(tmp);
+      renameSync(tmp, out);
+    }
+    distinct.push(out);
+  }
+  return { distinct, images: repeatTo(distinct, BIG_PER_TIMING) };
+}

@@ -98,7 +98,7 @@ export function buildReport(base: Omit<BenchReport, 'rows' | 'checks' | 'notes' 
   }
   notes.push('rates are the best of the timed runs (median and mean are in the JSON) (each run = 128 images or 256 captions, or one batch of 32 for model-only).');
   notes.push('ratio = ours / transformers.js fp32; for rates higher is better, for times and memory lower is better.');
-  notes.push('int8: ours = weights quantized per channel at load (7-bit, DynamicQuantizeMatMul); transformers.js = its _quantized ONNX files.');
+  notes.push('int8: ours = weights quantized per channel at load (7-bit), activations per row (MatMulIntegerToFloat); transformers.js = its _quantized ONNX files.');
   if (oursQ8 && ours) {
     checks['cos(ours int8, ours fp32) first image'] = cosine(oursQ8.sample.image, ours.sample.image);
     checks['cos(ours int8, ours fp32) first caption'] = cosine(oursQ8.sample.text, ours.sample.text);

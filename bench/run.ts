@@ -2,18 +2,23 @@
 // The parent only prepares inputs and spawns one child per side/dtype, so that each child's peak RSS is
 // its own and one library's arenas never slow the other. Children print one JSON line on stdout.
 //   node dist/bench/run.js [--json]            full run: table (or JSON only) + bench/results/latest.json
-//   node dist/bench/run.js --worker <name>     one side: ours-fp32 | tjs-fp32 | tjs-q8
+//   node dist/bench/run.js --worker <name>     one side: ours-fp32 | tjs-fp32 | ours-int8 | tjs-q8 | ours-12mp | tjs-12mp
+//   --workers a,b,...   run only these workers (default: all);  --no-photos  skip the 12 MP photo workers;
+//   --no-search         skip the vector search latency
 import { runSearchBench, renderSearchBench, type SearchBenchResult } from './search.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPO_ROOT, benchInputs, ensureCheckpoint, sharedAvailable, SHARED, type BenchPaths } from './prepare.js';
+import { REPO_ROOT, benchInputs, bigPhotos, ensureCheckpoint, sharedAvailable, SHARED, type BenchPaths } from './prepare.js';
+import { renderPhotos, type PhotosResult } from './photos.js';
 import { buildReport, renderTable } from './report.js';
 import { IMAGE_BATCH, TEXT_BATCH, progress, type WorkerResult } from './timing.js';
 
-const WORKERS = ['ours-fp32', 'tjs-fp32', 'ours-int8', 'tjs-q8'] as const;
+const MAIN_WORKERS = ['ours-fp32', 'tjs-fp32', 'ours-int8', 'tjs-q8'] as const;
+const PHOTO_WORKERS = ['ours-12mp', 'tjs-12mp'] as const;
+const WORKERS = [...MAIN_WORKERS, ...PHOTO_WORKERS] as const;
 type WorkerName = (typeof WORKERS)[number];
 
 /** Both sides get this intra-op thread count explicitly (ORT's default is also all cores). */
@@ -21,6 +26,13 @@ const THREADS = Number(process.env.CLIP_BENCH_THREADS ?? availableParallelism())
 
 async function runWorker(name: WorkerName, loadOnly: boolean): Promise<void> {
   const paths = ensureCheckpoint(progress);
+  if (name === 'ours-12mp' || name === 'tjs-12mp') {
+    const photos = await bigPhotos(progress);
+    const { benchOursPhotos, benchTjsPhotos } = await import('./photos.js');
+    const r = name === 'ours-12mp' ? await benchOursPhotos(paths, photos, THREADS) : await benchTjsPhotos(paths, photos, THREADS);
+    process.stdout.write(JSON.stringify(r) + '\n');
+    return;
+  }
   if (loadOnly) {
     const { benchOursLoad } = await import('./ours.js');
     process.stdout.write(JSON.stringify(await benchOursLoad(paths, THREADS, name === 'ours-int8' ? 'int8' : 'fp32')) + '\n');
@@ -77,6 +89,11 @@ async function main(): Promise<void> {
     return runWorker(name, args.includes('--load-only'));
   }
   const jsonOnly = args.includes('--json');
+  const wsel = args.indexOf('--workers');
+  const selected = wsel >= 0 ? (args[wsel + 1] ?? '').split(',').filter(Boolean) : [...WORKERS];
+  const unknown = selected.filter((w) => !(WORKERS as readonly string[]).includes(w));
+  if (unknown.length) throw new Error(`--workers: unknown ${unknown.join(', ')} (expected some of ${WORKERS.join(', ')})`);
+  const photoWorkers = args.includes('--no-photos') ? [] : PHOTO_WORKERS.filter((w) => selected.includes(w));
   if (!sharedAvailable()) {
     process.stderr.write(`bench: skipped, the benchmark checkpoint is not available (${SHARED}/bench/vitb32-tiled.tar.xz; ../shared is absent)\n`);
     if (jsonOnly) process.stdout.write(JSON.stringify({ skipped: 'shared bench files absent' }) + '\n');
@@ -92,6 +109,7 @@ async function main(): Promise<void> {
   }
   // One at a time: two heavy processes on a small machine would measure the contention, not the code.
   const workers: WorkerResult[] = [];
+  const photoResults: PhotosResult[] = [];
   const t0 = performance.now();
   // Our built-ONNX cache lives in a scratch CLIP_CACHE for the run: a first process loads cold (builds
   // and writes it), then the measuring process loads as every later run would.
@@ -99,7 +117,7 @@ async function main(): Promise<void> {
   process.env.CLIP_ONNX_CACHE_DIR = scratch;
   process.env.CLIP_ONNX_CACHE = '1';
   try {
-    for (const name of WORKERS) {
+    for (const name of MAIN_WORKERS.filter((w) => selected.includes(w))) {
       progress(`--- ${name} ---`);
       let cold: { loadS: number } | undefined;
       if (name.startsWith('ours-')) {
@@ -109,6 +127,11 @@ async function main(): Promise<void> {
       const w = await spawnWorker(name);
       if (cold) w.coldLoadS = cold.loadS;
       workers.push(w);
+    }
+    if (photoWorkers.length) await bigPhotos(progress); // made once here, so workers never race to write them
+    for (const name of photoWorkers) {
+      progress(`--- ${name} ---`);
+      photoResults.push(await spawnWorker<PhotosResult>(name));
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -133,6 +156,10 @@ async function main(): Promise<void> {
     workers,
   });
   if (search) (report as unknown as Record<string, unknown>).search = search;
+  const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
+  const oursPhotos = photoResults.find((r) => r.worker === 'ours-12mp');
+  const theirPhotos = photoResults.find((r) => r.worker === 'tjs-12mp');
+  if (photoResults.length) (report as unknown as Record<string, unknown>).photos12mp = { cpuModel, results: photoResults };
   const resultsDir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, 'latest.json');
@@ -141,6 +168,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(report) + '\n');
   } else {
     process.stdout.write(renderTable(report) + '\n');
+    if (photoResults.length) process.stdout.write('\n' + renderPhotos(oursPhotos, theirPhotos, cpuModel) + '\n');
     if (search) process.stdout.write('\n' + renderSearchBench(search) + '\n');
     process.stdout.write(`\nwritten ${file}\n`);
   }

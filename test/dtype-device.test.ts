@@ -32,7 +32,8 @@ test('a quantized MatMul graph stays close to fp32', async () => {
   };
   const q = build();
   assert.equal(quantizeGraph(q).quantized, 1);
-  assert.equal(q.nodes[0]!.op, 'DynamicQuantizeMatMul');
+  assert.ok(q.nodes.some((n) => n.op === 'MatMulIntegerToFloat'), 'the MatMul runs on int8 weights');
+  assert.ok(!q.nodes.some((n) => n.op === 'MatMul'), 'no float MatMul is left');
   assert.ok(!q.initializers.has('w'), 'the float weight is dropped');
   const x = new ort.Tensor('float32', Float32Array.from({ length: 2 * k }, (_, i) => Math.cos(i)), [2, k]);
   const ref = (await (await createSession(build())).run({ x })).y!.data as Float32Array;
@@ -44,11 +45,12 @@ test('a quantized MatMul graph stays close to fp32', async () => {
   assert.ok(err > 0, 'int8 output should differ from fp32 at all (else nothing was quantized)');
 });
 
-for (const dtype of ['int8', 'fp16'] as const) {
-  test(`--dtype ${dtype}: cosine to fp32 >= 0.99 on every fixture photo`, { skip: SKIP_FIXTURES }, async () => {
+for (const [dtype, name] of [['int8', 'hf-clip-tiny'], ['int8', 'openai-vit-tiny'], ['fp16', 'hf-clip-tiny']] as const) {
+  test(`--dtype ${dtype} on ${name}: cosine to fp32 >= 0.99 on every fixture photo`, { skip: SKIP_FIXTURES }, async () => {
     const files = readdirSync(fixture('common', 'images')).map((f) => fixture('common', 'images', f));
-    const ref = await ClipModel.load(fixture('hf-clip-tiny'));
-    const m = await ClipModel.load(fixture('hf-clip-tiny'), { dtype });
+    const tokenizerDir = fixture('common', 'tokenizer-clip');
+    const ref = await ClipModel.load(fixture(name), { tokenizerDir });
+    const m = await ClipModel.load(fixture(name), { dtype, tokenizerDir });
     const a = await ref.encodeImages(files);
     const b = await m.encodeImages(files);
     a.forEach((r, i) => {
@@ -60,6 +62,49 @@ for (const dtype of ['int8', 'fp16'] as const) {
     const tb = await m.encodeTexts(t);
     ta.forEach((e, i) => assert.ok(dot(e, tb[i]!) >= 0.99));
     await ref.release();
+    await m.release();
+  });
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+test('a quantized MatMul gives each row the same result alone or in a batch', async () => {
+  const k = 64, n = 96;
+  const w = Float32Array.from({ length: k * n }, (_, i) => Math.sin(i * 0.37));
+  const g = new Graph('mm');
+  const x = g.input('x', 'float32', ['n', k]);
+  g.output(g.op('MatMul', [x, g.init('w', w, [k, n])]), 'y');
+  quantizeGraph(g);
+  const s = await createSession(g);
+  // Row 0 is small; the other rows are 1000x larger, which under one per-tensor scale crushes row 0.
+  const rowsIn = Float32Array.from({ length: 4 * k }, (_, i) => Math.cos(i) * (i < k ? 1e-3 : 1));
+  const run = async (data: Float32Array, m: number) => (await s.run({ x: new ort.Tensor('float32', data, [m, k]) })).y!.data as Float32Array;
+  const alone = await run(rowsIn.slice(0, k), 1);
+  const batch = await run(rowsIn, 4);
+  assert.ok(maxDiff(alone, batch.subarray(0, n)) <= 1e-6 * Math.max(...alone.map(Math.abs)), 'row 0 alone vs in the batch');
+});
+
+for (const name of ['hf-clip-tiny', 'openai-vit-tiny']) {
+  test(`--dtype int8 on ${name}: a row's embedding does not depend on the batch around it`, { skip: SKIP_FIXTURES }, async () => {
+    const all = readdirSync(fixture('common', 'images')).sort().map((f) => fixture('common', 'images', f));
+    const m = await ClipModel.load(fixture(name), { dtype: 'int8', tokenizerDir: fixture('common', 'tokenizer-clip') });
+    const one = all[0]!;
+    const [alone] = await m.encodeImages([one]);
+    for (const size of [4, 7]) {
+      // The photo in the middle of a batch of others.
+      const batch = [...all.slice(1, size)];
+      batch.splice(size >> 1, 0, one);
+      const res = await m.encodeImages(batch, { batchSize: size });
+      const d = maxDiff(alone!.embedding!, res[size >> 1]!.embedding!);
+      assert.ok(d <= 1e-6, `${one} alone vs in a batch of ${size}: max difference ${d}`);
+    }
+    const texts = ['a photo of a cat', 'a diagram', 'an astronaut riding a horse on the moon', 'coffee', 'a red rocket on a launch pad at night', 'two flowers', 'a tall thin picture'];
+    const [tAlone] = await m.encodeTexts([texts[0]!]);
+    for (const size of [4, 7]) {
+      const got = await m.encodeTexts(texts.slice(0, size), { batchSize: size });
+      const d = maxDiff(tAlone!, got[0]!);
+      assert.ok(d <= 1e-6, `"${texts[0]}" alone vs in a batch of ${size}: max difference ${d}`);
+    }
     await m.release();
   });
 }

@@ -23,6 +23,7 @@ export function modelOptions(cmd: Command): Command {
     .option('--allow-unverified', 'accept hub files that cannot be checked against a sha256 or git blob sha1 (as CLIP_HUB_ALLOW_UNVERIFIED=1)')
     .option('--no-cache', 'neither read nor write the cache of ONNX built from the weights (as CLIP_ONNX_CACHE=0)')
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
+    .option('--fast-decode', 'decode large JPEGs at reduced scale (libvips shrink-on-load to 2x the model input) before the exact resize: much faster on phone photos, not bit-exact with the reference preprocessing (see the benchmarks in the README)')
     .option('--max-image-pixels <n>', 'refuse images with more pixels than this, read from the header (default 134217728, or CLIP_MAX_IMAGE_PIXELS)', positiveInt('--max-image-pixels'));
 }
 
@@ -34,6 +35,7 @@ export function loadOptionsFrom(o: Record<string, any>): LoadOptions {
     // Only the opt-in, so that CLIP_HUB_ALLOW_UNVERIFIED applies without the flag.
     ...(o.allowUnverified === true ? { hub: { allowUnverified: true } } : {}),
     ...(o.maxImagePixels ? { imageLimits: { maxPixels: o.maxImagePixels } } : {}),
+    ...(o.fastDecode === true ? { fastDecode: true } : {}),
   };
 }
 

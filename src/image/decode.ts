@@ -69,6 +69,25 @@ export function checkPixels(width: number, height: number, what: string, limits:
   }
 }
 
+/** How to decode (beyond the limits). */
+export interface DecodeOptions {
+  /**
+   * JPEG only, opt-in: when the short edge is above this, let libvips decode at reduced scale (libjpeg's DCT
+   * shrink-on-load, then its lanczos3 reduce) to this short edge. Much cheaper than decoding a 12 MP photo in
+   * full and resizing it here; not what PIL gives, so off unless asked for.
+   */
+  reduceTo?: number;
+  /**
+   * Where decoders run on several threads (the worker pool), a decode running "alone" here is not alone in
+   * the process: then a libvips failure is not re-run but thrown at once, marked `decoderFailure`, for the
+   * pool to re-run on the main thread with every worker idle.
+   */
+  noRetry?: boolean;
+}
+
+/** True for an error from decodeImage that came from libvips (see DecodeOptions.noRetry). */
+export const isDecoderFailure = (e: unknown): boolean => (e as { decoderFailure?: boolean } | null)?.decoderFailure === true;
+
 // ---- decode scheduling ----
 
 /**
@@ -190,7 +209,7 @@ const BYTES_PER_SAMPLE: Record<string, number> = { uchar: 1, char: 1, ushort: 2,
  * Errors name the file (or `name`, for buffers) and say what is wrong; the sizes are checked against
  * `limits` (see ImageLimits) before any pixel is decoded.
  */
-export async function decodeImage(input: string | Uint8Array, name?: string, limits: ImageLimits = {}): Promise<DecodedImage> {
+export async function decodeImage(input: string | Uint8Array, name?: string, limits: ImageLimits = {}, opts: DecodeOptions = {}): Promise<DecodedImage> {
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
   try {
     const lim = imageLimits(limits);
@@ -200,19 +219,20 @@ export async function decodeImage(input: string | Uint8Array, name?: string, lim
       throw new Error(`${mib(input.byteLength)} of data, above the limit of ${mib(lim.maxFileBytes)} (set CLIP_MAX_IMAGE_FILE_MB to change it)`);
     } else bytes = input;
     try {
-      return await decodeBytes(bytes, lim, false);
+      return await decodeBytes(bytes, lim, false, opts);
     } catch (e) {
       if (!(e instanceof DecoderError)) throw e;
+      if (opts.noRetry) throw Object.assign(e, { decoderFailure: true });
       // Run it again alone for a message of its own (see DecodeGate); the rare failure pays a second decode.
-      return await decodeBytes(bytes, lim, true);
+      return await decodeBytes(bytes, lim, true, opts);
     }
   } catch (e) {
     const msg = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    throw new Error(`cannot decode image ${label}: ${msg}`);
+    throw Object.assign(new Error(`cannot decode image ${label}: ${msg}`), isDecoderFailure(e) ? { decoderFailure: true } : {});
   }
 }
 
-async function decodeBytes(bytes: Uint8Array, lim: Required<ImageLimits>, alone: boolean): Promise<DecodedImage> {
+async function decodeBytes(bytes: Uint8Array, lim: Required<ImageLimits>, alone: boolean, dopts: DecodeOptions): Promise<DecodedImage> {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // ignoreIcc: PIL hands out the stored values; sharp would otherwise convert to sRGB via the profile.
   // failOn 'error': truncated or corrupt pixel data fails, as PIL's load() does.
@@ -225,9 +245,18 @@ async function decodeBytes(bytes: Uint8Array, lim: Required<ImageLimits>, alone:
   const { width, height } = meta;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width! <= 0 || height! <= 0) throw new Error(`invalid image size ${width}x${height} in the header`);
   checkPixels(width!, height!, 'the image', lim);
-  // What libvips holds decoded (at the stored depth), plus our 8-bit copy.
+  // Fast decode: the size libvips is asked for (short edge reduceTo, aspect kept), JPEG only.
+  const short = Math.min(width!, height!);
+  const reduceTo = dopts.reduceTo;
+  if (reduceTo !== undefined && !(Number.isInteger(reduceTo) && reduceTo > 0)) throw new Error(`decode option reduceTo must be a positive integer, got ${reduceTo}`);
+  const reduced = meta.format === 'jpeg' && reduceTo !== undefined && short > reduceTo
+    ? { width: Math.max(1, Math.round((width! * reduceTo) / short)), height: Math.max(1, Math.round((height! * reduceTo) / short)) }
+    : undefined;
+  // What libvips holds decoded (at the stored depth), plus our 8-bit copy. A reduced decode streams through
+  // shrink-on-load and holds about the reduced image (counted twice for the reduce's buffers).
   const channels = meta.channels ?? 4;
-  const need = width! * height! * (channels * (BYTES_PER_SAMPLE[meta.depth ?? 'uchar'] ?? 1) + channels);
+  const held = reduced ? 2 * reduced.width * reduced.height : width! * height!;
+  const need = held * (channels * (BYTES_PER_SAMPLE[meta.depth ?? 'uchar'] ?? 1) + channels);
   if (need > lim.decodeBudgetBytes) {
     throw new Error(`decoding ${width}x${height}x${channels} (${meta.depth}) needs about ${mib(need)}, above the decode memory budget of ${mib(lim.decodeBudgetBytes)} (set CLIP_DECODE_MEMORY_MB to change it)`);
   }
@@ -248,7 +277,9 @@ async function decodeBytes(bytes: Uint8Array, lim: Required<ImageLimits>, alone:
   // sharp hands out sRGB (grey replicated, palette expanded, tRNS as an alpha band); the bands
   // the PIL mode has are picked from that. (toColourspace('b-w') would silently drop alpha.)
   return gate.run(need, lim.decodeBudgetBytes, alone, async () => {
-    const { data, info } = await vips(() => sharp(buf, opts).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+    let pipeline = sharp(buf, opts);
+    if (reduced) pipeline = pipeline.resize(reduced.width, reduced.height, { fit: 'fill', fastShrinkOnLoad: true });
+    const { data, info } = await vips(() => pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
     const px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const have = info.channels;
     const alpha = have === 2 || have === 4 ? have - 1 : -1;

@@ -8,7 +8,8 @@ import {
   isCompleteEntry, onnxCacheEnabled, onnxCacheEntry, removeCacheEntry, writeCacheEntry,
   type CacheEntry, type OnnxCacheEvent, type Tower,
 } from './onnx-cache.js';
-import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor } from './preprocess.js';
+import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor, type PreprocessorOptions } from './preprocess.js';
+import { PreprocessPool } from './preprocess-pool.js';
 import type { ImageLimits } from '../image/decode.js';
 import { makeTokenizer } from './tokenize.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
@@ -25,7 +26,7 @@ export interface LoadOptions extends OpenOptions {
   threads?: number;
   /** Fused ORT attention kernels (default true); false builds plain ONNX ops. */
   fused?: boolean;
-  /** Weights: fp32 (default); int8 = weights quantized per channel at load (DynamicQuantizeMatMul); fp16 = stored as half. */
+  /** Weights: fp32 (default); int8 = weights quantized per channel at load, activations per row (graph/quantize.ts); fp16 = stored as half. */
   dtype?: 'fp32' | 'fp16' | 'int8';
   /** Hub download settings (endpoint, token, cache, offline); env variables are read otherwise. */
   hub?: ResolveOptions;
@@ -38,6 +39,18 @@ export interface LoadOptions extends OpenOptions {
   onCache?: (e: OnnxCacheEvent) => void;
   /** Image size limits (pixels, file bytes, decode memory); default: CLIP_MAX_IMAGE_PIXELS & co., see image/decode.ts. */
   imageLimits?: ImageLimits;
+  /**
+   * Opt-in fast decode of large JPEGs: libvips decodes at reduced scale (shrink-on-load) down to a short edge
+   * of twice the tower's input, then the exact pipeline runs on that. Not bit-exact with the reference
+   * preprocessing (see the bench for its cosine to the exact pipeline); default false.
+   */
+  fastDecode?: boolean;
+  /**
+   * Worker threads that decode + preprocess images in encodeImages. Default: the cores inference leaves free
+   * while images are prepared (all of them, unless decoding overlaps inference), when that is at least 2;
+   * 0 or 1 keeps everything on the main thread.
+   */
+  decodeWorkers?: number;
 }
 
 export interface EncodeOptions {
@@ -60,6 +73,7 @@ export class ClipModel {
   private textSession?: Promise<ortTypes.InferenceSession>;
   private tokenizerCache?: TextTokenizer;
   private preprocessorCache?: ImagePreprocessor;
+  private pool?: PreprocessPool;
   /** Towers whose session came from the ONNX cache. */
   cacheHits = 0;
 
@@ -94,11 +108,32 @@ export class ClipModel {
   }
 
   get preprocessor(): ImagePreprocessor {
-    this.preprocessorCache ??= makeImagePreprocessor(this.checkpoint.preprocess, {
+    this.preprocessorCache ??= makeImagePreprocessor(this.checkpoint.preprocess, this.preprocessorOptions());
+    return this.preprocessorCache;
+  }
+
+  private preprocessorOptions(): PreprocessorOptions {
+    return {
       source: `${this.checkpoint.preprocess.hfConfig ? 'preprocessor_config.json' : 'image config'} of ${this.checkpoint.path}`,
       limits: this.opts.imageLimits,
-    });
-    return this.preprocessorCache;
+      fastDecode: this.opts.fastDecode,
+    };
+  }
+
+  /** The worker pool for a call of `count` images, or undefined to prepare them on this thread. */
+  private decodePool(count: number, overlap: boolean): PreprocessPool | undefined {
+    const cores = availableParallelism();
+    const free = overlap ? cores - (this.opts.threads ?? cores) : cores;
+    const want = this.opts.decodeWorkers;
+    if (want !== undefined && !(Number.isInteger(want) && want >= 0)) throw new Error(`decodeWorkers must be a non-negative integer, got ${want}`);
+    const size = Math.min(want ?? free, 16);
+    // Starting workers costs a few hundred ms: not worth it for a call of a handful of images.
+    if (size < 2 || count < 2 * size) return this.pool;
+    if (!this.pool || this.pool.size !== size) {
+      void this.pool?.close();
+      this.pool = new PreprocessPool(this.checkpoint.preprocess, this.preprocessorOptions(), size, this.preprocessor);
+    }
+    return this.pool;
   }
 
   private session(kind: Tower): Promise<ortTypes.InferenceSession> {
@@ -264,7 +299,7 @@ export class ClipModel {
     const per = 3 * s * s;
     const results: ImageResult[] = inputs.map((inp, i) => ({ input: typeof inp === 'string' ? inp : `<buffer ${i}>` }));
     // A bad preprocessing config is the model's error, not each image's: it throws here, once.
-    const preprocessor = this.preprocessor;
+    const local = this.preprocessor;
     const prepare = async (start: number) => {
       const idx = [...Array(Math.min(batchSize, inputs.length - start)).keys()].map((k) => start + k);
       const pixels = await Promise.all(idx.map(async (i) => {
@@ -282,6 +317,8 @@ export class ClipModel {
     // 11.8 images/s overlapped vs 13.1 one after the other, ViT-B/32).
     const cores = availableParallelism();
     const overlap = opts.overlap ?? cores > (this.opts.threads ?? cores);
+    const pool = this.decodePool(inputs.length, overlap);
+    const preprocessor: ImagePreprocessor = pool ? (input, name) => pool.run(input, name) : local;
     let next = inputs.length ? prepare(0) : undefined;
     let done = 0;
     for (let start = 0; start < inputs.length; start += batchSize) {
@@ -308,6 +345,8 @@ export class ClipModel {
   async release(): Promise<void> {
     // A tower that failed to open has nothing to release (its error was reported where it was used).
     for (const s of [this.imageSession, this.textSession]) if (s) await (await s.catch(() => undefined))?.release();
+    await this.pool?.close();
+    this.pool = undefined;
   }
 }
 

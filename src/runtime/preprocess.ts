@@ -36,12 +36,19 @@ export interface PreprocessorOptions {
   source?: string;
   /** Image size limits (see image/decode.ts); the environment and defaults otherwise. */
   limits?: ImageLimits;
+  /** Fast decode of large JPEGs (see LoadOptions.fastDecode): reduced at decode to a short edge of 2x the tower's input. */
+  fastDecode?: boolean;
+  /** In a pool worker: see DecodeOptions.noRetry. */
+  noRetry?: boolean;
 }
 
 export function makeImagePreprocessor(spec: PreprocessSpec, opts: PreprocessorOptions = {}): ImagePreprocessor {
   const p = pipelineFor(spec, opts.source);
+  // Twice the input size leaves the exact (antialiased) resize a real downscale to do, so what the decoder's
+  // cheaper reduction loses is mostly averaged away again.
+  const decodeOpts = { ...(opts.fastDecode ? { reduceTo: 2 * spec.size } : {}), ...(opts.noRetry ? { noRetry: true } : {}) };
   return async (input, name) => {
-    const img = await decodeImage(input, name, opts.limits);
+    const img = await decodeImage(input, name, opts.limits, decodeOpts);
     let out;
     try {
       out = preprocessImage(img, p);
