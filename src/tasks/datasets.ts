@@ -9,7 +9,7 @@ import { parseCsv, sniffDelimiter } from './csv.js';
 import { fileLines, readTextBounded } from './lines.js';
 import { MAX_CLASSES } from './templates.js';
 import { walkFiles } from '../io/walk.js';
-import { isImagePath } from '../image/formats.js';
+import { decodeBase64Cell, isImagePath, looksLikeBase64Image } from '../image/formats.js';
 
 /** Extensions taken as images in class folders; formats we cannot decode still show up as failed images. */
 
@@ -185,23 +185,6 @@ export async function readRetrievalJsonl(file: string): Promise<RetrievalDataset
   return ds;
 }
 
-const MAGIC: [number, number[]][] = [
-  [0, [0xff, 0xd8, 0xff]], // JPEG
-  [0, [0x89, 0x50, 0x4e, 0x47]], // PNG
-  [0, [0x47, 0x49, 0x46, 0x38]], // GIF
-  [0, [0x42, 0x4d]], // BMP
-  [8, [0x57, 0x45, 0x42, 0x50]], // WebP (RIFF....WEBP)
-];
-
-function looksLikeImage(b: Uint8Array): boolean {
-  return MAGIC.some(([off, sig]) => sig.every((x, i) => b[off + i] === x));
-}
-
-/** base64 of an image: decodes to a known image signature (checks only the first bytes). */
-function isBase64Image(field: string): boolean {
-  return field.length > 16 && /^[A-Za-z0-9+/_-]/.test(field) && looksLikeImage(Buffer.from(field.slice(0, 24), 'base64'));
-}
-
 export interface TsvOptions {
   /**
    * Merge lines whose decoded image bytes are identical into one image with several captions (default
@@ -227,12 +210,12 @@ export async function readRetrievalTsv(file: string, opts: TsvOptions = {}): Pro
     if (fields.length !== 2) {
       throw new Error(`${file}:${line}: expected 2 tab-separated fields (text, base64 image), ${fields.length === 1 ? 'found no tab' : `got ${fields.length}`}`);
     }
-    imageCol ??= isBase64Image(fields[1]!) ? 1 : isBase64Image(fields[0]!) ? 0 : undefined;
+    imageCol ??= looksLikeBase64Image(fields[1]!) ? 1 : looksLikeBase64Image(fields[0]!) ? 0 : undefined;
     const col = imageCol ?? 1; // EasyNLP's order until some line shows otherwise
     const caption = fields[1 - col]!.trim();
     if (!caption) throw new Error(`${file}:${line}: empty text (expected text<TAB>base64-image)`);
     checkCaption(caption, `${file}:${line}`);
-    const bytes = new Uint8Array(Buffer.from(fields[col]!.trim(), 'base64'));
+    const bytes = new Uint8Array(decodeBase64Cell(fields[col]!, `${file}:${line}`));
     const name = `${basename(file)}:${line}`;
     let i: number | undefined;
     if (dedupe) {

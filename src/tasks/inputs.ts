@@ -6,7 +6,7 @@ import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileLines, readTextBounded } from './lines.js';
 import { MAX_CAPTION_CHARS } from './datasets.js';
 import { walkFiles } from '../io/walk.js';
-import { IMAGE_EXTENSIONS, isImagePath } from '../image/formats.js';
+import { decodeBase64Cell, IMAGE_EXTENSIONS, isImagePath, looksLikeBase64Image, sniffImage } from '../image/formats.js';
 
 /** Extensions a folder walk picks up: the formats the image decoder reads. */
 export { IMAGE_EXTENSIONS };
@@ -173,19 +173,6 @@ export function expandGlob(pattern: string): string[] {
 
 export type TsvLayout = 'text' | 'image' | 'text+image' | 'image+text';
 
-const SIGNATURES: number[][] = [
-  [0x89, 0x50, 0x4e, 0x47], // PNG
-  [0xff, 0xd8, 0xff], // JPEG
-  [0x52, 0x49, 0x46, 0x46], // RIFF (WebP)
-  [0x47, 0x49, 0x46, 0x38], // GIF8
-  [0x42, 0x4d], // BMP
-  [0x49, 0x49, 0x2a, 0x00], [0x4d, 0x4d, 0x00, 0x2a], // TIFF
-];
-
-export function sniffImage(bytes: Uint8Array): boolean {
-  return SIGNATURES.some((sig) => sig.every((b, i) => bytes[i] === b));
-}
-
 function readHead(file: string, n: number): Uint8Array {
   const fd = openSync(file, 'r');
   try {
@@ -196,21 +183,7 @@ function readHead(file: string, n: number): Uint8Array {
   }
 }
 
-const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
-
-/** True when a cell is base64 (standard or URL-safe, as EasyNLP writes) of bytes with an image signature. */
-export function looksLikeBase64Image(raw: string): boolean {
-  const cell = raw.trim();
-  if (cell.length < 16 || !BASE64.test(cell)) return false;
-  return sniffImage(Buffer.from(cell.slice(0, 24), 'base64'));
-}
-
-/** Decode a base64 image cell; a clear error when it is not base64 at all. */
-export function decodeBase64Cell(cell: string, id: string): Uint8Array {
-  const s = cell.trim();
-  if (!s || !BASE64.test(s)) throw new Error(`${id}: image column is not base64`);
-  return Buffer.from(s, 'base64');
-}
+export { decodeBase64Cell, looksLikeBase64Image, sniffImage };
 
 /** Split a line at tabs into [start, end) byte ranges, dropping a trailing CR. */
 function columns(bytes: Buffer): Array<[number, number]> {

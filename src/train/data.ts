@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { imageFilesUnder, MAX_CAPTION_CHARS, readRetrievalCsv, readRetrievalJsonl, readRetrievalTsv, type RetrievalDataset } from '../tasks/datasets.js';
 import { readTextBounded } from '../tasks/lines.js';
+import { looksLikeBase64Image } from '../image/formats.js';
 
 export type DataFormat = 'tsv' | 'csv' | 'jsonl' | 'folder';
 export const DATA_FORMATS: DataFormat[] = ['tsv', 'csv', 'jsonl', 'folder'];
@@ -41,7 +42,7 @@ export function detectFormat(path: string): DataFormat {
     throw new Error(`data ${path}:1: no tab; a ${ext} file needs text<TAB>base64-image (EasyNLP) or image<TAB>caption lines`);
   }
   const fields = head.split('\t');
-  const base64 = fields.length === 2 && fields.some((f) => f.trim().length >= 64 && /^[A-Za-z0-9+/=_-]+$/.test(f.trim().slice(0, 4096)));
+  const base64 = fields.length === 2 && fields.some((f) => looksLikeBase64Image(f));
   if (base64 || ext === '.tsv') return base64 ? 'tsv' : 'csv';
   throw new Error(`data ${path}: cannot tell the format from the extension; pass it (${DATA_FORMATS.join(', ')})`);
 }
