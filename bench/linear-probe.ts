@@ -10,7 +10,7 @@ import { ClipModel } from '../src/runtime/clip-model.js';
 import { readLabeledCsv } from '../src/tasks/datasets.js';
 import { withClasses } from '../src/tasks/eval-zeroshot.js';
 import { labeledFeatures } from '../src/tasks/features.js';
-import { fitLinearProbe, headLogits, type Backend, type FeatureMatrix } from '../src/tasks/linear-probe.js';
+import { fitLinearProbe, headAccuracy, headLogits, type Backend, type FeatureMatrix } from '../src/tasks/linear-probe.js';
 import { npyHeader } from '../src/tasks/writers.js';
 
 function arg(name: string): string | undefined {
@@ -37,16 +37,7 @@ async function main(): Promise<void> {
   const te = await labeledFeatures(model, test, { modelKey });
   await model.release();
   process.stderr.write(`features: train ${tr.x.rows} × ${tr.x.dim} (reused ${tr.reused}), test ${te.x.rows} (reused ${te.reused})\n`);
-  const acc = (head: Parameters<typeof headLogits>[0], x: FeatureMatrix, y: number[]) => {
-    let hits = 0;
-    for (let i = 0; i < x.rows; i++) {
-      const z = headLogits(head, x.data.subarray(i * x.dim, (i + 1) * x.dim));
-      let best = 0;
-      for (let c = 1; c < z.length; c++) if (z[c]! > z[best]!) best = c;
-      if (best === y[i]) hits++;
-    }
-    return hits / x.rows;
-  };
+  const acc = headAccuracy;
   for (let rep = 0; rep < 2; rep++) {
     const fit = await fitLinearProbe(tr.x, tr.labels, { classes: train.classes, C, blend: 'none', backend: (arg('--backend') ?? 'auto') as Backend });
     process.stdout.write(JSON.stringify({ C, seconds: +fit.seconds.toFixed(2), ...fit.optimizer, objective: fit.optimizer.f * tr.x.rows, test: acc(fit.plain, te.x, te.labels) }) + '\n');

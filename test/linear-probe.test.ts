@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
-import { fitLinearProbe, headLogits, zeroShotHead, type FeatureMatrix, type LinearHead } from '../src/tasks/linear-probe.js';
+import { fitLinearProbe, headAccuracy, headLogits, zeroShotHead, type FeatureMatrix, type LinearHead } from '../src/tasks/linear-probe.js';
 import { readHead, writeHead } from '../src/tasks/head-file.js';
 import { lbfgs } from '../src/tasks/lbfgs.js';
 import { readLabeledCsv } from '../src/tasks/datasets.js';
@@ -196,17 +196,7 @@ test('the C sweep and the fit are deterministic', async () => {
   assert.deepEqual(thetaOf(a.plain), thetaOf(b.plain));
 });
 
-/** Top-1 accuracy of a head on rows of x. */
-function accuracy(head: LinearHead, x: FeatureMatrix, y: number[]): number {
-  let hits = 0;
-  for (let i = 0; i < x.rows; i++) {
-    const z = headLogits(head, x.data.subarray(i * x.dim, (i + 1) * x.dim));
-    let best = 0;
-    for (let c = 1; c < z.length; c++) if (z[c]! > z[best]!) best = c;
-    if (best === y[i]) hits++;
-  }
-  return hits / x.rows;
-}
+const accuracy = headAccuracy;
 
 test('few shots with zero-shot blending are at least as accurate as zero-shot', async () => {
   const k = 5;

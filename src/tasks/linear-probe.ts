@@ -428,6 +428,18 @@ export function headLogits(head: LinearHead, embedding: ArrayLike<number>): Floa
   return out;
 }
 
+/** Top-1 accuracy of a head on the rows of `x` with true classes `y`. */
+export function headAccuracy(head: LinearHead, x: FeatureMatrix, y: readonly number[]): number {
+  let hits = 0;
+  for (let i = 0; i < x.rows; i++) {
+    const z = headLogits(head, x.data.subarray(i * x.dim, (i + 1) * x.dim));
+    let best = 0;
+    for (let c = 1; c < z.length; c++) if (z[c]! > z[best]!) best = c;
+    if (best === y[i]) hits++;
+  }
+  return hits / x.rows;
+}
+
 export function softmax64(z: Float64Array): Float64Array {
   const lse = logSumExp(z);
   return z.map((v) => Math.exp(v - lse));
