@@ -6,6 +6,8 @@ import { dirname, resolve } from 'node:path';
 import type { ClipModel } from '../../runtime/clip-model.js';
 import type { RepairReport } from '../../search/exact-store.js';
 import { indexFolders } from '../../search/indexer.js';
+import { enqueueFiles, JOB_ATTEMPTS, redactRedisUrl, waitForJobs } from '../../search/queue.js';
+import { findImages } from '../../search/walk.js';
 import { lockWriter } from '../../search/lock.js';
 import { defaultDbPath, openStore, repairStore, storeKindAt, type StoreKind } from '../../search/open.js';
 import { loadLance } from '../../search/lance-store.js';
@@ -47,6 +49,48 @@ function repairSummary(r: RepairReport): string {
     `(${shown.join('; ')}) to ${q.path}`;
 }
 
+/** `clip index --queue`: list the files, skip those indexed unchanged, enqueue the rest for `clip worker`s. */
+async function enqueueIndex(dirs: string[], db: string, o: Record<string, any>): Promise<void> {
+  if (!isPostgresUrl(db)) throw new Error('--queue needs a shared index: give --db postgres://... (the one the workers write to)');
+  if (o.repair || o.store) throw new Error('--queue takes neither --repair nor --store');
+  if (!dirs.length) throw new Error('index --queue: name the folders to index');
+  for (const d of dirs) if (!existsSync(d)) throw new Error(`${d}: no such file or folder to index`);
+  const files = await findImages(dirs);
+  // What the workers already wrote (same path, size, mtime) is not queued again; no index yet: queue all.
+  const indexed = new Map<string, { size: number; mtime: number }>();
+  const store = await openStore(db).catch((e: Error) => {
+    if (/^no index at/.test(e.message)) return undefined;
+    throw e;
+  });
+  if (store) {
+    try {
+      for await (const e of store.entries()) indexed.set(e.id, e.meta);
+    } finally {
+      await store.close();
+    }
+  }
+  const work = files.filter((f) => {
+    const old = indexed.get(f.path);
+    return !(old && old.size === f.size && old.mtime === f.mtime && !o.rehash);
+  });
+  const ids = await enqueueFiles(o.queue, work, o.batchSize ?? 16);
+  const summary = { db: shownDb(db), queue: redactRedisUrl(o.queue), files: files.length, unchanged: files.length - work.length, queued: work.length, jobs: ids.length };
+  if (!o.wait) {
+    if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+    else process.stdout.write(`${summary.db}: queued ${work.length} images in ${ids.length} jobs on ${summary.queue} (${summary.unchanged} unchanged); run \`clip worker\` to embed them\n`);
+    return;
+  }
+  const progress = new Progress('indexing (workers)');
+  const done = await waitForJobs(o.queue, ids, (p) => progress.update(p.results.reduce((n, r) => n + r.files, 0), work.length));
+  const failed = done.results.flatMap((r) => r.failed);
+  const stats = { ...summary, embedded: done.results.reduce((n, r) => n + r.embedded, 0), reused: done.results.reduce((n, r) => n + r.reused, 0), failed, failedJobs: done.failed };
+  for (const f of failed) process.stderr.write(`clip: skipped ${f.path}: ${f.error}\n`);
+  for (const j of done.failed) process.stderr.write(`clip: job ${j.id} failed after ${JOB_ATTEMPTS} attempts: ${j.reason}\n`);
+  if (o.json) process.stdout.write(JSON.stringify(stats) + '\n');
+  else process.stdout.write(`${summary.db}: ${stats.embedded} embedded, ${stats.reused} reused, ${summary.unchanged} unchanged, ${failed.length} failed, ${done.failed.length} jobs failed\n`);
+  if (failed.length || done.failed.length) process.exitCode = 3;
+}
+
 export function registerIndexSearch(program: Command): Command {
   modelOptions(program.command('index'))
     .description('embed the images under folders into a searchable index; reruns only embed new or changed files')
@@ -56,8 +100,12 @@ export function registerIndexSearch(program: Command): Command {
     .option('--rehash', 'hash every file, even ones whose size and mtime are unchanged')
     .option('--repair', 'first rewrite a damaged exact index with every readable row, moving the unreadable bytes to DB.damaged-<time> (no folders needed)')
     .option('--json', 'print the run statistics as JSON')
+    .option('--queue <url>', 'do not embed here: enqueue batches of files on this Redis (redis://host:port) for `clip worker`s writing to a postgres:// --db')
+    .option('--wait', 'with --queue: wait until the workers have done every batch, with one progress bar, and exit like a local run')
     .action(async (dirs: string[], o) => {
       const db = dbLocation(o.db);
+      if (o.queue) return enqueueIndex(dirs, db, o);
+      if (o.wait) throw new Error('--wait applies to --queue');
       const shared = isPostgresUrl(db);
       if (shared && o.repair) throw new Error('--repair applies to exact (.clipvec) stores, not to a postgres:// index');
       if (shared && o.store) throw new Error('--store applies to a local index; a postgres:// URL is a Postgres index');
