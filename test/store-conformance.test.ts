@@ -142,6 +142,20 @@ for (const b of backends) {
       }
     });
 
+    test('k above 1000 (pgvector\'s largest ef_search) still returns k rows in order', async () => {
+      const s = await b.open(await b.fresh(), { dim: 4 });
+      try {
+        const rows = Array.from({ length: 1300 }, (_, i) => rec(i, 4));
+        await s.upsert(rows);
+        const hits = await s.search(unit(4, 5), 1200);
+        assert.equal(hits.length, 1200);
+        assert.deepEqual(hits.map((h) => h.id).slice(0, 50), brute(rows, unit(4, 5), 50).map((h) => h.id));
+        assert.ok(hits.every((h, i) => i === 0 || hits[i - 1]!.score >= h.score - 1e-6), 'scores descend');
+      } finally {
+        await s.close();
+      }
+    });
+
     test('filters: every operator, on numbers and strings (quotes, %, _, backslash, non-ASCII), equal brute force', async () => {
       const s = await b.open(await b.fresh(), { dim: DIM });
       try {

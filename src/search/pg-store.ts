@@ -275,9 +275,10 @@ export class PgvectorStore implements VectorStore {
       // SET LOCAL ends with the transaction: a pooled connection (or PGlite's one shared session) keeps no setting.
       // ef is an integer we computed, so it can be part of the statement (SET takes no bind parameters).
       await c.query(`SET LOCAL hnsw.ef_search = ${ef}`);
-      // Without iterative scans a filter is applied to the ef_search nearest only; with them, pgvector keeps
-      // scanning until k rows pass (the final ORDER BY below restores exact order for relaxed_order).
-      if (this.iterative && where) await c.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
+      // Without iterative scans a filter is applied to the ef_search nearest only (and k > ef_search gets at most
+      // ef_search rows); with them, pgvector keeps scanning until k rows pass (the final ORDER BY below restores
+      // exact order for relaxed_order).
+      if (this.iterative && (where || k > ef)) await c.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
       return (await c.query(
         `SELECT * FROM (SELECT ${META_SELECT}, ${emb} <=> ${q} AS distance FROM clip_images
            ${where ? `WHERE ${where.sql}` : ''} ORDER BY ${emb} <=> ${q} LIMIT $2) t ORDER BY distance, id`,
@@ -293,11 +294,12 @@ export class PgvectorStore implements VectorStore {
   }
 
   private async *pages(withVectors: boolean): AsyncIterable<Row[]> {
+    // Keyset pages in the primary key's own order (its index serves both the > and the ORDER BY).
     let after: string | null = null;
     for (;;) {
       const rows: Row[] = await this.query(
         `SELECT ${META_SELECT}${withVectors ? ', embedding' : ''} FROM clip_images
-         WHERE $1::text IS NULL OR id COLLATE "C" > $1::text COLLATE "C" ORDER BY id COLLATE "C" LIMIT ${PAGE}`, [after]);
+         WHERE $1::text IS NULL OR id > $1::text ORDER BY id LIMIT ${PAGE}`, [after]);
       if (!rows.length) return;
       yield rows;
       if (rows.length < PAGE) return;
