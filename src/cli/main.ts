@@ -15,6 +15,7 @@ import { registerModels } from './commands/models.js';
 import { registerServe } from './commands/serve.js';
 import { registerIndexSearch } from './commands/index-search.js';
 import { registerTrain } from './commands/train.js';
+import { registerWorker } from './commands/worker.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
 import { renderTrainingCurve } from '../train/training-curve.js';
@@ -168,6 +169,7 @@ export function buildCli(): Command {
   registerServe(program);
   registerIndexSearch(program);
   registerTrain(program);
+  registerWorker(program);
 
   program.command('train-curve')
     .description('draw a training run\'s loss, learning rate and validation recall as a PNG (from OUT/train_log.jsonl and OUT/train_steps.jsonl)')

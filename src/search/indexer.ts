@@ -168,3 +168,31 @@ function fail(path: string, error: string, st: RunState): void {
   st.stats.failed.push({ path, error });
   if (st.indexed.has(path)) st.stale.add(path);
 }
+
+/** What one queued batch did (a queue worker's job result). */
+export interface FilesStats {
+  files: number;
+  embedded: number;
+  reused: number;
+  failed: { path: string; error: string }[];
+}
+
+/**
+ * Embed and upsert one given list of files (a queue job): no listing, no deletions, one atomic upsert keyed by
+ * path, so running the same list twice (a redelivered job) writes the same rows again and adds none. A file
+ * gone or unreadable by now is reported in `failed`.
+ */
+export async function indexFiles(model: ImageEmbedder, store: VectorStore, paths: string[]): Promise<FilesStats> {
+  const stats: IndexStats = { files: paths.length, unchanged: 0, embedded: 0, reused: 0, deleted: 0, failed: [], batches: 0 };
+  const found = new Map<string, FoundFile>();
+  for (const p of paths) {
+    // Stat now, not at enqueue time: the row must describe the bytes that were embedded.
+    const [f] = await findImages([p]).catch(() => []);
+    if (f) found.set(p, f);
+    else stats.failed.push({ path: p, error: 'no longer there (or not a file)' });
+  }
+  const st: RunState = { stats, byHash: new Map(), indexed: new Map(), stale: new Set() };
+  const records = await buildRecords(model, store, await Promise.all([...found.values()].map(prepare)), st);
+  if (records.length) await store.upsert(records);
+  return { files: paths.length, embedded: stats.embedded, reused: stats.reused, failed: stats.failed };
+}

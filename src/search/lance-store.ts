@@ -95,6 +95,8 @@ export class LanceStore implements VectorStore {
   async upsert(records: VectorRecord[], opts: UpsertOptions = {}): Promise<void> {
     if (!records.length) return;
     for (const r of records) if (r.vector.length !== this.info.dim) throw new Error(`vector has ${r.vector.length} dims, the store ${this.info.dim}`);
+    // merge_insert refuses two source rows for one id; the contract (as in the exact store) is: the last one wins.
+    if (new Set(records.map((r) => r.id)).size < records.length) records = [...new Map(records.map((r) => [r.id, r])).values()];
     const data = arrow.recordsToTable(records, this.schema);
     // merge_insert keyed on id is a single commit, so a batch with new and changed files lands atomically,
     // and re-sending a batch that already landed (a rerun after a crash) cannot duplicate anything.

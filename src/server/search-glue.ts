@@ -3,13 +3,15 @@
 // there need edits here only.
 import { existsSync } from 'node:fs';
 import { openStore } from '../search/open.js';
+import { isPostgresUrl } from '../search/pg-store.js';
 import { embedQuery, parseQuery } from '../search/query.js';
 import { describeDamage, type VectorStore } from '../search/store.js';
 import { HttpError } from './intake.js';
 
 export async function openIndex(path: string): Promise<VectorStore> {
   // openStore would create an empty store at a missing path; a server should say the path is wrong instead.
-  if (!existsSync(path)) throw new Error(`--db ${path}: no index there (build one with \`clip index\`)`);
+  // (A postgres:// URL without our tables is refused by the store itself, with the URL's password hidden.)
+  if (!isPostgresUrl(path) && !existsSync(path)) throw new Error(`--db ${path}: no index there (build one with \`clip index\`)`);
   const store = await openStore(path);
   if (store.damage) process.stderr.write(`clip serve: warning: ${describeDamage(path, store.damage)}; stop the server and run \`clip index --repair --db ${path}\` to clean it up\n`);
   return store;

@@ -6,9 +6,12 @@ import { dirname, resolve } from 'node:path';
 import type { ClipModel } from '../../runtime/clip-model.js';
 import type { RepairReport } from '../../search/exact-store.js';
 import { indexFolders } from '../../search/indexer.js';
+import { enqueueFiles, JOB_ATTEMPTS, redactRedisUrl, waitForJobs } from '../../search/queue.js';
+import { findImages } from '../../search/walk.js';
 import { lockWriter } from '../../search/lock.js';
 import { defaultDbPath, openStore, repairStore, storeKindAt, type StoreKind } from '../../search/open.js';
 import { loadLance } from '../../search/lance-store.js';
+import { isPostgresUrl, redactUrl } from '../../search/pg-store.js';
 import { detectPreview, previewSequence } from '../../search/preview.js';
 import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
 import { describeDamage, parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
@@ -17,6 +20,10 @@ import { Progress } from '../progress.js';
 import { table } from '../table.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+/** A path is made absolute (it is stored and shown); a postgres:// URL is used as given. */
+const dbLocation = (db: string | undefined) => (db && isPostgresUrl(db) ? db : resolve(db ?? defaultDbPath()));
+/** What to print for the index: a URL without its password. */
+const shownDb = (db: string) => (isPostgresUrl(db) ? redactUrl(db) : db);
 const collectCondition = (v: string, prev: Condition[]) => [...prev, parseCondition(v)];
 
 function checkModel(store: VectorStore, model: ClipModel, modelArg: string): void {
@@ -42,28 +49,78 @@ function repairSummary(r: RepairReport): string {
     `(${shown.join('; ')}) to ${q.path}`;
 }
 
+/** `clip index --queue`: list the files, skip those indexed unchanged, enqueue the rest for `clip worker`s. */
+async function enqueueIndex(dirs: string[], db: string, o: Record<string, any>): Promise<void> {
+  if (!isPostgresUrl(db)) throw new Error('--queue needs a shared index: give --db postgres://... (the one the workers write to)');
+  if (o.repair || o.store) throw new Error('--queue takes neither --repair nor --store');
+  if (!dirs.length) throw new Error('index --queue: name the folders to index');
+  for (const d of dirs) if (!existsSync(d)) throw new Error(`${d}: no such file or folder to index`);
+  const files = await findImages(dirs);
+  // What the workers already wrote (same path, size, mtime) is not queued again; no index yet: queue all.
+  const indexed = new Map<string, { size: number; mtime: number }>();
+  const store = await openStore(db).catch((e: Error) => {
+    if (/^no index at/.test(e.message)) return undefined;
+    throw e;
+  });
+  if (store) {
+    try {
+      for await (const e of store.entries()) indexed.set(e.id, e.meta);
+    } finally {
+      await store.close();
+    }
+  }
+  const work = files.filter((f) => {
+    const old = indexed.get(f.path);
+    return !(old && old.size === f.size && old.mtime === f.mtime && !o.rehash);
+  });
+  const ids = await enqueueFiles(o.queue, work, o.batchSize ?? 16);
+  const summary = { db: shownDb(db), queue: redactRedisUrl(o.queue), files: files.length, unchanged: files.length - work.length, queued: work.length, jobs: ids.length };
+  if (!o.wait) {
+    if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+    else process.stdout.write(`${summary.db}: queued ${work.length} images in ${ids.length} jobs on ${summary.queue} (${summary.unchanged} unchanged); run \`clip worker\` to embed them\n`);
+    return;
+  }
+  const progress = new Progress('indexing (workers)');
+  const done = await waitForJobs(o.queue, ids, (p) => progress.update(p.results.reduce((n, r) => n + r.files, 0), work.length));
+  const failed = done.results.flatMap((r) => r.failed);
+  const stats = { ...summary, embedded: done.results.reduce((n, r) => n + r.embedded, 0), reused: done.results.reduce((n, r) => n + r.reused, 0), failed, failedJobs: done.failed };
+  for (const f of failed) process.stderr.write(`clip: skipped ${f.path}: ${f.error}\n`);
+  for (const j of done.failed) process.stderr.write(`clip: job ${j.id} failed after ${JOB_ATTEMPTS} attempts: ${j.reason}\n`);
+  if (o.json) process.stdout.write(JSON.stringify(stats) + '\n');
+  else process.stdout.write(`${summary.db}: ${stats.embedded} embedded, ${stats.reused} reused, ${summary.unchanged} unchanged, ${failed.length} failed, ${done.failed.length} jobs failed\n`);
+  if (failed.length || done.failed.length) process.exitCode = 3;
+}
+
 export function registerIndexSearch(program: Command): Command {
   modelOptions(program.command('index'))
     .description('embed the images under folders into a searchable index; reruns only embed new or changed files')
     .argument('[dirs...]', 'folders (or single image files) to index')
-    .option('--db <path>', `index location: a directory (LanceDB) or a .clipvec file (exact search) (default ${defaultDbPath()})`)
+    .option('--db <path>', `index location: a directory (LanceDB), a .clipvec file (exact search) or a postgres:// URL (Postgres + pgvector, shared) (default ${defaultDbPath()})`)
     .addOption(new Option('--store <kind>', 'kind of a new index (default: exact for *.clipvec, else lance)').choices(['lance', 'exact']))
     .option('--rehash', 'hash every file, even ones whose size and mtime are unchanged')
     .option('--repair', 'first rewrite a damaged exact index with every readable row, moving the unreadable bytes to DB.damaged-<time> (no folders needed)')
     .option('--json', 'print the run statistics as JSON')
+    .option('--queue <url>', 'do not embed here: enqueue batches of files on this Redis (redis://host:port) for `clip worker`s writing to a postgres:// --db')
+    .option('--wait', 'with --queue: wait until the workers have done every batch, with one progress bar, and exit like a local run')
     .action(async (dirs: string[], o) => {
-      const db = resolve(o.db ?? defaultDbPath());
+      const db = dbLocation(o.db);
+      if (o.queue) return enqueueIndex(dirs, db, o);
+      if (o.wait) throw new Error('--wait applies to --queue');
+      const shared = isPostgresUrl(db);
+      if (shared && o.repair) throw new Error('--repair applies to exact (.clipvec) stores, not to a postgres:// index');
+      if (shared && o.store) throw new Error('--store applies to a local index; a postgres:// URL is a Postgres index');
       if (!dirs.length && !o.repair) throw new Error('index: name the folders to index (or give --repair to only repair the index)');
       if (o.repair && !existsSync(db)) throw new Error(`--repair: no index at ${db}`);
       for (const d of dirs) if (!existsSync(d)) throw new Error(`${d}: no such file or folder to index`);
       // A missing optional LanceDB is reported before the model loads, not after.
       if (dirs.length && storeKindAt(db, o.store) === 'lance') await loadLance();
       const model = dirs.length ? await loadModel(o) : undefined;
-      mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
-      const release = await lockWriter(db);
+      // A local index has one writer (a lock file beside it); Postgres orders concurrent writers itself.
+      if (!shared) mkdirSync(dirname(db), { recursive: true }); // the lock file and a new store live there
+      const release = shared ? async () => {} : await lockWriter(db);
       // Ctrl-C: every commit is atomic, so stopping is safe; just don't leave the lock file behind.
       const onSignal = (sig: NodeJS.Signals) => {
-        rmSync(`${db}.lock`, { force: true });
+        if (!shared) rmSync(`${db}.lock`, { force: true });
         process.exit(sig === 'SIGINT' ? 130 : 143);
       };
       process.once('SIGINT', onSignal);
@@ -84,9 +141,9 @@ export function registerIndexSearch(program: Command): Command {
         const stats = await indexFolders(model, store, dirs, { batchSize: o.batchSize, rehash: o.rehash, onProgress: (d, t) => progress.update(d, t) });
         for (const f of stats.failed) process.stderr.write(`clip: skipped ${f.path}: ${f.error}\n`);
         const count = await store.count();
-        if (o.json) process.stdout.write(JSON.stringify({ db, ...stats, count, ...(store.damage ? { damage: store.damage } : {}), ...(repair ? { repair } : {}) }) + '\n');
+        if (o.json) process.stdout.write(JSON.stringify({ db: shownDb(db), ...stats, count, ...(store.damage ? { damage: store.damage } : {}), ...(repair ? { repair } : {}) }) + '\n');
         else {
-          process.stdout.write(`${db}: ${count} images indexed (${stats.files} found: ${stats.embedded} embedded, ${stats.reused} reused, ` +
+          process.stdout.write(`${shownDb(db)}: ${count} images indexed (${stats.files} found: ${stats.embedded} embedded, ${stats.reused} reused, ` +
             `${stats.unchanged} unchanged, ${stats.deleted} removed, ${stats.failed.length} failed)\n`);
         }
         if (stats.failed.length) process.exitCode = 3;
@@ -104,15 +161,15 @@ export function registerIndexSearch(program: Command): Command {
     .argument('[query...]', 'query terms joined by + and -; a term that is an existing image file is an image')
     .option('-i, --image <path>', 'query image (repeatable; added to the query)', collect, [])
     .option('-k, --k <n>', 'number of results', positiveInt('--k'), 10)
-    .option('--db <path>', `index location (default ${defaultDbPath()})`)
+    .option('--db <path>', `index location: directory, .clipvec file or postgres:// URL (default ${defaultDbPath()})`)
     .option('--filter <cond>', 'metadata condition, e.g. width>=512, path^=/photos/ (repeatable; all must hold)', collectCondition, [])
     .option('--json', 'print JSON: [{path, score, size, mtime, width, height, hash}]')
     .option('--preview', 'show thumbnails inline (iTerm2, WezTerm, kitty, Ghostty)')
     .action(async (query: string[], o) => {
       const terms: QueryTerm[] = [...parseQuery(query), ...o.image.map((p: string) => ({ sign: 1, kind: 'image', value: p }) as QueryTerm)];
       if (!terms.length) throw new Error('nothing to search for: give a query or --image');
-      const db = resolve(o.db ?? defaultDbPath());
-      if (!existsSync(db)) throw new Error(`no index at ${db} (run clip index first)`);
+      const db = dbLocation(o.db);
+      if (!isPostgresUrl(db) && !existsSync(db)) throw new Error(`no index at ${db} (run clip index first)`);
       const store = await openStore(db);
       warnDamage(store, db, false);
       const model = await loadModel(o);

@@ -1,0 +1,167 @@
+// Distributed indexing over BullMQ (Redis): `clip index --queue` lists the files and enqueues batches of
+// paths; any number of `clip worker` processes embed them and upsert into the shared store.
+//
+// Delivery is at least once: a worker that dies mid-job holds the job's lock until it expires, then another
+// worker runs the job again. Effects are exactly once anyway, because a job's write is one upsert keyed by
+// path (a second run rewrites the same rows). A job's id is the hash of its batch (paths, sizes, mtimes), so
+// enqueuing the same unchanged batch twice adds one job, not two.
+import { createHash } from 'node:crypto';
+import type * as BullMQ from 'bullmq';
+import type { FoundFile } from './walk.js';
+
+export const QUEUE_NAME = 'clip-index';
+/** A job's lock: longer than the slowest batch, else a live worker's job is handed to a second one. */
+export const DEFAULT_LOCK_MS = 5 * 60_000;
+/** Tries per job (a store or model error, not a bad image: those are reported in the result). */
+export const JOB_ATTEMPTS = 5;
+
+export interface IndexJobData {
+  /** Absolute paths, with the size and mtime seen when listing (they make the job id). */
+  files: { path: string; size: number; mtime: number }[];
+}
+
+export interface IndexJobResult {
+  files: number;
+  embedded: number;
+  reused: number;
+  failed: { path: string; error: string }[];
+}
+
+let bullmq: typeof BullMQ;
+let IORedis: new (url: string, opts: object) => { quit(): Promise<unknown>; disconnect(): void };
+async function loadBull(): Promise<void> {
+  if (bullmq && IORedis) return;
+  try {
+    bullmq = await import('bullmq');
+    IORedis = ((await import('ioredis')) as unknown as { default: typeof IORedis }).default;
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new Error('--queue needs the optional packages bullmq and ioredis: `npm i bullmq ioredis`');
+  }
+}
+
+/** The URL without its password, for messages. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
+}
+
+function connect(url: string) {
+  if (!/^rediss?:\/\//i.test(url)) throw new Error(`--queue ${redactRedisUrl(url)}: expected a redis:// (or rediss://) URL`);
+  // BullMQ workers block on Redis; ioredis must retry those commands forever instead of failing them.
+  return new IORedis(url, { maxRetriesPerRequest: null });
+}
+
+/** A batch's job id: the same files in the same state give the same id (BullMQ then keeps one job). */
+export function batchId(files: IndexJobData['files']): string {
+  const h = createHash('sha256');
+  for (const f of files) h.update(`${f.path}\0${f.size}\0${f.mtime}\n`);
+  return h.digest('hex').slice(0, 40);
+}
+
+/** Enqueue `files` in batches; returns the job ids (in batch order). */
+export async function enqueueFiles(url: string, files: FoundFile[], batchSize: number): Promise<string[]> {
+  await loadBull();
+  const connection = connect(url);
+  const queue = new bullmq.Queue<IndexJobData>(QUEUE_NAME, { connection: connection as never });
+  try {
+    const jobs = [];
+    for (let i = 0; i < files.length; i += batchSize) {
+      const data: IndexJobData = { files: files.slice(i, i + batchSize).map((f) => ({ path: f.path, size: f.size, mtime: f.mtime })) };
+      const jobId = batchId(data.files);
+      jobs.push({
+        name: 'embed', data,
+        opts: {
+          jobId, attempts: JOB_ATTEMPTS, backoff: { type: 'exponential', delay: 2000 },
+          // Kept a day so a --wait (or a rerun) can read the result; failed jobs stay for `clip queue` to list.
+          removeOnComplete: { age: 24 * 3600 }, removeOnFail: false,
+        },
+      });
+    }
+    await queue.addBulk(jobs);
+    return jobs.map((j) => j.opts.jobId);
+  } finally {
+    await queue.close();
+    await connection.quit().catch(() => connection.disconnect());
+  }
+}
+
+export interface WaitProgress {
+  done: number;
+  total: number;
+  /** Results of the jobs finished so far. */
+  results: IndexJobResult[];
+  /** Jobs that failed for good (all attempts), with the last reason. */
+  failed: { id: string; reason: string }[];
+}
+
+/** Poll until every job in `ids` has completed or failed for good; `onProgress` after each poll. */
+export async function waitForJobs(url: string, ids: string[], onProgress?: (p: WaitProgress) => void, pollMs = 500): Promise<WaitProgress> {
+  await loadBull();
+  const connection = connect(url);
+  const queue = new bullmq.Queue<IndexJobData, IndexJobResult>(QUEUE_NAME, { connection: connection as never });
+  const p: WaitProgress = { done: 0, total: ids.length, results: [], failed: [] };
+  try {
+    let pending = [...ids];
+    for (;;) {
+      const still: string[] = [];
+      for (const id of pending) {
+        const job = await queue.getJob(id);
+        const state = job ? await job.getState() : 'unknown';
+        if (state === 'completed') p.results.push(job!.returnvalue);
+        else if (state === 'failed') p.failed.push({ id, reason: job!.failedReason });
+        // A job removed (completed long ago and aged out) counts as done: its rows are in the store.
+        else if (state !== 'unknown') still.push(id);
+      }
+      pending = still;
+      p.done = ids.length - pending.length;
+      onProgress?.(p);
+      if (!pending.length) return p;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    await queue.close();
+    await connection.quit().catch(() => connection.disconnect());
+  }
+}
+
+export interface WorkerHandle {
+  /** Finish the job in hand, then stop. */
+  close(): Promise<void>;
+}
+
+/** Run jobs with `process` until closed. */
+export async function startWorker(
+  url: string,
+  process: (data: IndexJobData) => Promise<IndexJobResult>,
+  opts: { concurrency?: number; lockMs?: number; onDone?: (id: string, r: IndexJobResult) => void; onFailed?: (id: string, err: Error) => void } = {},
+): Promise<WorkerHandle> {
+  await loadBull();
+  const connection = connect(url);
+  const lockDuration = opts.lockMs ?? DEFAULT_LOCK_MS;
+  const worker = new bullmq.Worker<IndexJobData, IndexJobResult>(QUEUE_NAME, (job) => process(job.data), {
+    connection: connection as never,
+    concurrency: opts.concurrency ?? 1,
+    lockDuration,
+    // A dead worker's job is found (and handed to another) within one interval after its lock expired.
+    stalledInterval: lockDuration,
+    // Killed workers can stall a job more than once (say, a bad file that crashes the process); after that
+    // many stalls it is failed with BullMQ's reason, visible in the failed list.
+    maxStalledCount: 3,
+  });
+  worker.on('completed', (job, r) => opts.onDone?.(job.id!, r));
+  worker.on('failed', (job, err) => opts.onFailed?.(job?.id ?? '?', err));
+  worker.on('error', () => {}); // connection blips: ioredis reconnects; the lock protects the job meanwhile
+  await worker.waitUntilReady();
+  return {
+    close: async () => {
+      await worker.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}
