@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type * as BullMQ from 'bullmq';
 import type { FoundFile } from './walk.js';
+import { redactUrl } from './redact-url.js';
 
 export const QUEUE_NAME = 'clip-index';
 /** A job's lock: longer than the slowest batch, else a live worker's job is handed to a second one. */
@@ -40,16 +41,7 @@ async function loadBull(): Promise<void> {
   }
 }
 
-/** The URL without its password, for messages. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
-  }
-}
+export const redactRedisUrl = redactUrl;
 
 function connect(url: string) {
   if (!/^rediss?:\/\//i.test(url)) throw new Error(`--queue ${redactRedisUrl(url)}: expected a redis:// (or rediss://) URL`);
