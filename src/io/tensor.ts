@@ -23,6 +23,15 @@ export interface TensorSource {
   info?(name: string): { dtype: DType; shape: number[] } | undefined;
   /** Human-readable origin, used in error messages. */
   readonly origin: string;
+  /** Release the file behind it (file readers have one). */
+  close?(): void;
+}
+
+/** Index of the first NaN or ±Infinity in `data`, or -1 when every value is finite. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  // x - x is 0 for every finite x and NaN for NaN and ±Infinity: one compare per element.
+  for (let i = 0; i < data.length; i++) if (data[i]! - data[i]! !== 0) return i;
+  return -1;
 }
 
 /** A tensor's shape, read from the file's index when it has one, so nothing is materialized. */

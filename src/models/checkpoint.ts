@@ -123,7 +123,7 @@ function closingOnError<T>(src: TensorSource, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    (src as TensorSource & { close?: () => void }).close?.();
+    src.close?.();
     throw e;
   }
 }
@@ -294,7 +294,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
     if (file) {
       const src = openWeights(file);
       const isOpenai = src.has('token_embedding.weight') || src.has('visual.proj') || src.has('visual.attnpool.c_proj.weight');
-      (src as TensorSource & { close?: () => void }).close?.();
+      src.close?.();
       if (!isOpenai) {
         throw new Error(`${file}: not an OpenAI CLIP state dict, and no config.json beside it to say what it is (put it in its model directory)`);
       }

@@ -1,6 +1,6 @@
 // Towers read weights by *canonical* names (one naming for every checkpoint family). A family is a
 // resolver from canonical names to its own keys; the tower code never sees checkpoint key names.
-import { shapeOf, toFloat32, type TensorSource } from '../io/tensor.js';
+import { firstNonFinite, shapeOf, toFloat32, type TensorSource } from '../io/tensor.js';
 
 export interface Weight {
   data: Float32Array;
@@ -94,13 +94,8 @@ export class TowerWeights {
     const ref = this.refOf(name);
     if (!ref) throw new Error(`${this.origin}: ${this.missing(name)}`);
     const w = ref.load();
-    const data = w.data;
-    for (let i = 0; i < data.length; i++) {
-      // x - x is 0 for every finite x and NaN for NaN and ±Infinity: one compare per element.
-      if (data[i]! - data[i]! !== 0) {
-        throw new Error(`${this.origin}: tensor ${ref.keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${data[i]} at index ${i})`);
-      }
-    }
+    const i = firstNonFinite(w.data);
+    if (i >= 0) throw new Error(`${this.origin}: tensor ${ref.keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${w.data[i]} at index ${i})`);
     return w;
   }
 

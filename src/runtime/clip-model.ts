@@ -11,6 +11,7 @@ import {
 import { makeImagePreprocessor, type ImageInput, type ImagePreprocessor, type PreprocessorOptions } from './preprocess.js';
 import { PreprocessPool } from './preprocess-pool.js';
 import type { ImageLimits } from '../image/decode.js';
+import { firstNonFinite } from '../io/tensor.js';
 import { makeTokenizer } from './tokenize.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
@@ -230,10 +231,7 @@ export class ClipModel {
    * not finite (encodeImages reports that per image instead).
    */
   async encodePixels(pixels: Float32Array, n: number, normalize = true): Promise<Float32Array[]> {
-    const rows = await this.runImages(pixels, n, normalize);
-    const bad = rows.findIndex((r) => !isFinite32(r));
-    if (bad >= 0) throw new Error(`image ${bad} of the batch: ${NON_FINITE}`);
-    return rows;
+    return finiteRows(await this.runImages(pixels, n, normalize), 'image');
   }
 
   private async runImages(pixels: Float32Array, n: number, normalize: boolean): Promise<Float32Array[]> {
@@ -245,10 +243,7 @@ export class ClipModel {
 
   /** Run the text tower on a tokenized batch. Throws when a row is not finite. */
   async encodeBatch(b: TokenBatch, normalize = true): Promise<Float32Array[]> {
-    const rows = await this.runTexts(b, normalize);
-    const bad = rows.findIndex((r) => !isFinite32(r));
-    if (bad >= 0) throw new Error(`text ${bad} of the batch: ${NON_FINITE}`);
-    return rows;
+    return finiteRows(await this.runTexts(b, normalize), 'text');
   }
 
   private async runTexts(b: TokenBatch, normalize: boolean): Promise<Float32Array[]> {
@@ -353,10 +348,12 @@ export class ClipModel {
 /** Stored or printed embeddings must be numbers: NaN/Infinity would become `null` in JSON and poison an index. */
 const NON_FINITE = 'the model gave a non-finite embedding (NaN or Infinity); its weights or config are broken';
 
-function isFinite32(v: Float32Array): boolean {
-  // x - x is 0 for every finite x and NaN for NaN and ±Infinity.
-  for (let i = 0; i < v.length; i++) if (v[i]! - v[i]! !== 0) return false;
-  return true;
+const isFinite32 = (v: Float32Array): boolean => firstNonFinite(v) < 0;
+
+function finiteRows(rows: Float32Array[], kind: 'image' | 'text'): Float32Array[] {
+  const bad = rows.findIndex((r) => !isFinite32(r));
+  if (bad >= 0) throw new Error(`${kind} ${bad} of the batch: ${NON_FINITE}`);
+  return rows;
 }
 
 const clipText = (t: string): string => (t.length > 60 ? `${t.slice(0, 57)}...` : t);
