@@ -1,5 +1,5 @@
 // Text tokenizers: pick the right one for a model directory or for already-parsed tokenizer JSON.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { bertTokenizerJsonFromVocab } from './bert-vocab.js';
@@ -8,7 +8,7 @@ import { ClipTokenizer } from './clip-tokenizer.js';
 import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
 import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
 import type { TextTokenizer } from './types.js';
-import { checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
+import { checkTokenizerFile, checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
 
 export { BertTokenizer, type BertTokenizerOptions } from './bert-tokenizer.js';
 export { ClipTokenizer, type ClipTokenizerOptions } from './clip-tokenizer.js';
@@ -113,7 +113,7 @@ function loadOpenAIVocab(modelDir: string): { bpe: BpeVocab; source: string } {
     if (!existsSync(p)) continue;
     let text: string;
     if (name.endsWith('.gz')) {
-      if (statSync(p).size > MAX_TOKENIZER_FILE_BYTES) throw new Error(`${p}: larger than any tokenizer file should be (limit ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB)`);
+      checkTokenizerFile(p, name);
       // Capped inflate: a small .gz must not expand into gigabytes (OpenAI's file inflates to 1.4 MB).
       try {
         text = gunzipSync(readFileSync(p), { maxOutputLength: MAX_TOKENIZER_FILE_BYTES }).toString('utf8');

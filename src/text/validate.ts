@@ -11,7 +11,8 @@ export const MAX_TOKENIZER_FILE_BYTES = 64 * 2 ** 20;
 export const MAX_CONTEXT_LENGTH = 100_000;
 
 /** Read a tokenizer file as text, refusing one larger than MAX_TOKENIZER_FILE_BYTES before reading it. */
-export function readTokenizerFile(path: string, what: string): string {
+/** Refuses a tokenizer file above MAX_TOKENIZER_FILE_BYTES (or not a file), before anything reads it. */
+export function checkTokenizerFile(path: string, what: string): void {
   let size: number;
   try {
     const st = statSync(path);
@@ -24,6 +25,10 @@ export function readTokenizerFile(path: string, what: string): string {
   if (size > MAX_TOKENIZER_FILE_BYTES) {
     throw new Error(`${path}: ${(size / 2 ** 20).toFixed(0)} MiB, larger than any tokenizer file should be (limit ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB)`);
   }
+}
+
+export function readTokenizerFile(path: string, what: string): string {
+  checkTokenizerFile(path, what);
   return readFileSync(path, 'utf8');
 }
 

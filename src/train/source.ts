@@ -11,7 +11,7 @@ import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
-import { MAX_CONTEXT_LENGTH, MAX_TOKENIZER_FILE_BYTES, readTokenizerFile } from '../text/validate.js';
+import { checkTokenizerFile, MAX_CONTEXT_LENGTH } from '../text/validate.js';
 import type { TextTokenizer } from '../text/types.js';
 import { clipImageProcessorJson, completeScratchConfig, hfClipConfigJson, tokenIdsOf } from './hf-config.js';
 import { randomClipWeights } from './init.js';
@@ -54,7 +54,7 @@ function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   }
   return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => {
     const p = join(dir, f);
-    if (statSync(p).size > MAX_TOKENIZER_FILE_BYTES) readTokenizerFile(p, f); // throws the size error, naming the file
+    checkTokenizerFile(p, f);
     return [f, new Uint8Array(readFileSync(p))];
   }));
 }
