@@ -13,7 +13,7 @@
 // is on the halfvec cast (up to 4000), and queries order by the same expression so the planner can use it.
 import type * as PG from 'pg';
 import { checkFilter, type Filter, type ImageMeta, type SearchHit, type StoredEntry, type StoreInfo, type UpsertOptions, type VectorRecord, type VectorStore } from './store.js';
-import { redactUrl } from './redact-url.js';
+import { isPostgresUrl, redactUrl } from './redact-url.js';
 
 /** The schema this code writes and reads. Opening a newer one is refused: we cannot know what it means. */
 export const SCHEMA_VERSION = 1;
@@ -44,9 +44,8 @@ export interface PgStoreOptions {
   efSearch?: number;
 }
 
-export const isPostgresUrl = (s: string): boolean => /^postgres(ql)?:\/\//i.test(s);
 
-export { redactUrl };
+export { isPostgresUrl, redactUrl };
 
 let pg: typeof PG;
 let pgvector: { toSql(v: number[]): string };

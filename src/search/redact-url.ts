@@ -9,3 +9,8 @@ export function redactUrl(url: string): string {
     return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
   }
 }
+
+export const isPostgresUrl = (s: string): boolean => /^postgres(ql)?:\/\//i.test(s);
+
+/** A `--db` value as shown to people: a postgres:// URL without its password, a path as it is. */
+export const shownDb = (db: string): string => (isPostgresUrl(db) ? redactUrl(db) : db);

@@ -11,7 +11,7 @@ import { findImages } from '../../search/walk.js';
 import { lockWriter } from '../../search/lock.js';
 import { defaultDbPath, openStore, repairStore, storeKindAt, type StoreKind } from '../../search/open.js';
 import { loadLance } from '../../search/lance-store.js';
-import { isPostgresUrl, redactUrl } from '../../search/pg-store.js';
+import { isPostgresUrl, shownDb } from '../../search/redact-url.js';
 import { detectPreview, previewSequence } from '../../search/preview.js';
 import { embedQuery, parseQuery, type QueryTerm } from '../../search/query.js';
 import { describeDamage, parseCondition, type Condition, type StoreInfo, type VectorStore } from '../../search/store.js';
@@ -23,7 +23,6 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 /** A path is made absolute (it is stored and shown); a postgres:// URL is used as given. */
 const dbLocation = (db: string | undefined) => (db && isPostgresUrl(db) ? db : resolve(db ?? defaultDbPath()));
 /** What to print for the index: a URL without its password. */
-const shownDb = (db: string) => (isPostgresUrl(db) ? redactUrl(db) : db);
 const collectCondition = (v: string, prev: Condition[]) => [...prev, parseCondition(v)];
 
 function checkModel(store: VectorStore, model: ClipModel, modelArg: string): void {

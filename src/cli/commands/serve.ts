@@ -5,7 +5,7 @@ import { buildServer } from '../../server/app.js';
 import { openIndex } from '../../server/search-glue.js';
 import { existsSync } from 'node:fs';
 import { defaultDbPath } from '../../search/open.js';
-import { isPostgresUrl, redactUrl } from '../../search/pg-store.js';
+import { shownDb } from '../../search/redact-url.js';
 
 /** An integer flag within [min, max]; the bounds keep every value meaningful (no 0 = "unlimited", no overflow). */
 const intIn = (flag: string, min: number, max: number) => (v: string): number => {
@@ -34,13 +34,13 @@ export function registerServe(program: Command): Command {
       if (o.db === undefined && existsSync(defaultDbPath())) o.db = defaultDbPath();
       const store = o.db ? await openIndex(o.db) : undefined;
       // A postgres:// URL may carry a password: /info and the logs get it without.
-      const shownDb = o.db && isPostgresUrl(o.db) ? redactUrl(o.db) : o.db;
+      const shown = o.db && shownDb(o.db);
       const model = await loadModel(o);
       if (store && store.info.dim !== model.dim) {
-        throw new Error(`--db ${shownDb} holds ${store.info.dim}-d vectors; ${o.model} embeds to ${model.dim}-d`);
+        throw new Error(`--db ${shown} holds ${store.info.dim}-d vectors; ${o.model} embeds to ${model.dim}-d`);
       }
       const { app } = await buildServer({
-        model, modelName: o.model, store, storePath: shownDb, logger: !!o.log,
+        model, modelName: o.model, store, storePath: shown, logger: !!o.log,
         maxBatch: o.batchSize ?? 16, // images per model call; texts batch up to 64
         maxWaitMs: o.maxWaitMs,
         maxQueue: o.maxQueue,
@@ -54,7 +54,7 @@ export function registerServe(program: Command): Command {
         process.stderr.write(`clip serve: warning: binding ${o.host}; the API has no authentication, anyone who can reach it can use it\n`);
       }
       const address = await app.listen({ host: o.host, port: o.port });
-      process.stderr.write(`clip serve: listening on ${address}${store ? ` (index ${shownDb}, ${await store.count()} images)` : ' (no --db: /search disabled)'}\n`);
+      process.stderr.write(`clip serve: listening on ${address}${store ? ` (index ${shown}, ${await store.count()} images)` : ' (no --db: /search disabled)'}\n`);
       // Finish in-flight requests, then free the ORT sessions and the index before exiting.
       const stop = async () => {
         process.stderr.write('clip serve: shutting down\n');
