@@ -6,7 +6,7 @@ import { Rng, permutation } from './rng.js';
 import type { LabeledDataset } from './datasets.js';
 import { withClasses } from './eval-zeroshot.js';
 import { labeledFeatures, type LabeledFeatures } from './features.js';
-import { fitLinearProbe, headLogits, zeroShotHead, type Backend, type FeatureMatrix, type LinearHead, type LinearProbeFit } from './linear-probe.js';
+import { fitLinearProbe, headLogits, takeRows, zeroShotHead, type Backend, type FeatureMatrix, type LinearHead, type LinearProbeFit } from './linear-probe.js';
 import { ClassificationTally, type ClassificationSummary } from './metrics.js';
 import { classEmbeddings } from './zeroshot.js';
 
@@ -90,12 +90,6 @@ export function sampleShots(labels: readonly number[], classes: readonly string[
   });
 }
 
-function rowsOf(x: FeatureMatrix, idx: number[]): FeatureMatrix {
-  const data = new Float32Array(idx.length * x.dim);
-  idx.forEach((r, j) => data.set(x.data.subarray(r * x.dim, (r + 1) * x.dim), j * x.dim));
-  return { data, rows: idx.length, dim: x.dim };
-}
-
 export async function evalLinearProbe(model: ClipModel, trainSet: LabeledDataset, testSet: LabeledDataset, opts: LinearProbeEvalOptions): Promise<LinearProbeReport> {
   const classes = trainSet.classes;
   const test = withClasses(testSet, classes);
@@ -140,7 +134,7 @@ export async function evalLinearProbe(model: ClipModel, trainSet: LabeledDataset
   let first: { fit: LinearProbeFit; tally: ClassificationTally } | undefined;
   for (let seed = 0; seed < (opts.seeds ?? 5); seed++) {
     const rows = sampleShots(train.labels, classes, opts.shots, seed);
-    const fit = await fitLinearProbe(rowsOf(train.x, rows), rows.map((r) => train.labels[r]!), { ...fitOpts, seed });
+    const fit = await fitLinearProbe(takeRows(train.x, rows), rows.map((r) => train.labels[r]!), { ...fitOpts, seed });
     const tally = score(fit.head, testF, k, seed === 0);
     first ??= { fit, tally };
     seeds.push({

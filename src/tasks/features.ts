@@ -10,7 +10,7 @@ import { clipCacheRoot } from '../io/cache-root.js';
 import type { LabeledDataset } from './datasets.js';
 import { runEmbedJob } from './embed-job.js';
 import type { InputItem } from './inputs.js';
-import type { FeatureMatrix } from './linear-probe.js';
+import { takeRows, type FeatureMatrix } from './linear-probe.js';
 import { npyMetaPath, parseNpyHeader } from './writers.js';
 
 export const defaultFeaturesDir = (env: NodeJS.ProcessEnv = process.env): string => join(clipCacheRoot(env), 'features');
@@ -94,7 +94,5 @@ export async function labeledFeatures(model: ClipModel, ds: LabeledDataset, opts
     if (r === undefined) failed.push({ input: p, error: errorOf.get(p) ?? `${p}: no embedding` });
     else { keep.push(r); labels.push(ds.samples[i]!.label); inputs.push(p); }
   });
-  const data = new Float32Array(keep.length * all.dim);
-  keep.forEach((r, j) => data.set(all.data.subarray(r * all.dim, (r + 1) * all.dim), j * all.dim));
-  return { x: { data, rows: keep.length, dim: all.dim }, labels, inputs, failed, file, reused: job.skipped };
+  return { x: takeRows(all, keep), labels, inputs, failed, file, reused: job.skipped };
 }

@@ -126,7 +126,8 @@ export function toFeatureMatrix(features: readonly Float32Array[] | FeatureMatri
   return { data, rows: rows.length, dim };
 }
 
-function takeRows(x: FeatureMatrix, idx: ArrayLike<number>): FeatureMatrix {
+/** The rows `idx` of `x`, in that order, as a new matrix. */
+export function takeRows(x: FeatureMatrix, idx: ArrayLike<number>): FeatureMatrix {
   const data = new Float32Array(idx.length * x.dim);
   for (let j = 0; j < idx.length; j++) data.set(x.data.subarray(idx[j]! * x.dim, (idx[j]! + 1) * x.dim), j * x.dim);
   return { data, rows: idx.length, dim: x.dim };
