@@ -8,7 +8,7 @@
 // rebuilt. Nothing is evicted automatically: `clearOnnxCache()` (or deleting the folder) empties it.
 import { createHash } from 'node:crypto';
 import {
-  closeSync, createReadStream, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync,
+  closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync,
   writeFileSync, type BigIntStats,
 } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
@@ -17,6 +17,7 @@ import type { Graph } from '../graph/graph.js';
 import { onnxTrailer, writeOnnxModel } from '../graph/onnx.js';
 import { clipCacheRoot } from '../io/cache-root.js';
 import type { TowerSource } from '../models/checkpoint.js';
+import { hashFileInto } from '../hub/verify.js';
 
 /** Bump when what a cached file means changes in a way the code fingerprint below would not catch. */
 export const ONNX_CACHE_FORMAT = 2;
@@ -113,11 +114,7 @@ const identity = (st: BigIntStats) =>
 /** Hashes being computed in this process, so the two towers of one checkpoint read its weights once. */
 const hashing = new Map<string, Promise<string>>();
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
+const sha256File = async (path: string): Promise<string> => (await hashFileInto(path, createHash('sha256'))).digest('hex');
 
 /** sha256 of a file's content, from its memo when the file is provably the one hashed; undefined if unreadable. */
 export async function contentHash(path: string, dir = onnxCacheDir()): Promise<string | undefined> {
