@@ -6,19 +6,16 @@ import { tmpdir } from 'node:os';
 import { ClipModel, type LoadOptions } from '../src/runtime/clip-model.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { toFloat32 } from '../src/io/tensor.js';
+import { flat, maxAbsDiff } from '../test/helpers.js';
 
 const FIXTURES = process.env.CLIP_FIXTURES ?? resolve('..', 'shared', 'fixtures');
 const fx = (...p: string[]) => join(FIXTURES, ...p);
 
+/** Max abs difference; `relative`: as a fraction of the reference's largest magnitude. */
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>, relative = false): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let scale = 1;
-  if (relative) scale = Math.max(...Array.from(b, Math.abs));
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / scale);
-  return m;
+  const scale = relative ? Math.max(...Array.from(b, Math.abs)) : 1;
+  return maxAbsDiff(a, b) / scale;
 }
-const flat = (rows: ArrayLike<number>[]) => Float32Array.from(rows.flatMap((r) => Array.from(r)));
 
 interface Row { family: string; images: number; texts: number; image: number; text: number; note: string }
 
