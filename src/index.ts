@@ -6,7 +6,7 @@ export type { ImageInput } from './runtime/preprocess.js';
 export { clearOnnxCache, onnxCacheDir, onnxCacheUsage, type OnnxCacheEvent, type OnnxCacheUsage } from './runtime/onnx-cache.js';
 export type { Checkpoint } from './models/checkpoint.js';
 export { similarityLogits, softmax, dot, l2normalize } from './tasks/similarity.js';
-export { loadTokenizer } from './text/index.js';
+export { loadTokenizer } from './models/tokenizer.js';
 export type { TextTokenizer } from './text/types.js';
 export { decodeImage } from './image/decode.js';
 export { IO_LIMITS } from './io/limits.js';

@@ -1,6 +1,7 @@
 // Imports flow one way: a folder of src/ may import only from folders of a lower layer (or from itself).
 // The order is the project's layering (io → graph → models → runtime → tasks → train → cli/server); the
-// folders that sit beside io (image decoding, tokenizers, hub downloads) share its level above io.
+// folders that sit beside io (image decoding, tokenizers) share its level above io. The hub sits between
+// models and runtime: which files a repo needs is the family registry's answer (models/families).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -9,8 +10,9 @@ import { REPO_ROOT } from './fixtures.js';
 
 export const LAYERS: Record<string, number> = {
   io: 0,
-  graph: 1, image: 1, text: 1, hub: 1,
+  graph: 1, image: 1, text: 1,
   models: 2,
+  hub: 2.5,
   runtime: 3,
   tasks: 4,
   train: 5, search: 5, data: 5,

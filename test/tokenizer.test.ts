@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
-  batchRow, bpeVocabFromOpenAIMerges, htmlUnescape, loadTokenizer, openaiCleanText, OpenAIClipTokenizer,
+  batchRow, bpeVocabFromOpenAIMerges, htmlUnescape, openaiCleanText, OpenAIClipTokenizer,
   tokenizerFromJson, type TextTokenizer,
 } from '../src/text/index.js';
+// A model directory's tokenizer as its family uses it (the public `loadTokenizer`).
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { fixture, SKIP_FIXTURES } from './fixtures.js';
 
 interface ClipCase { text: string; hf_input_ids: number[]; openai_ids: number[]; hf_padded_77: number[]; decoded: string }

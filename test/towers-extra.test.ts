@@ -12,7 +12,9 @@ import { chineseClipKeys, chineseClipWeights } from '../src/models/families/chin
 import { hfClipWeights } from '../src/models/families/hf-clip.js';
 import { openaiClipWeights } from '../src/models/families/openai-clip.js';
 import { taiyiKeys, taiyiWeights } from '../src/models/families/taiyi.js';
-import { chineseClipConfig, openClipConfig, taiyiBertConfig } from '../src/models/family-configs.js';
+import { chineseClipConfig } from '../src/models/families/chinese-clip.js';
+import { openClipConfig } from '../src/models/families/openai-clip.js';
+import { taiyiBertConfig } from '../src/models/families/taiyi.js';
 import type { Graph } from '../src/graph/graph.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { fixture, SKIP_FIXTURES } from './fixtures.js';

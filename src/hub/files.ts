@@ -1,43 +1,46 @@
-// Which files of a repo a CLIP checkpoint needs, mirroring what src/models/checkpoint.ts reads: the configs and
-// tokenizer files, one set of weights (safetensors over .bin; open_clip's own when open_clip_config.json is
-// there, since the loader then takes that path), and the ONNX towers only when asked or when nothing else exists.
+// Which files of a repo a CLIP checkpoint needs, as the family registry says (models/families/*.ts: each
+// descriptor's `hub`): the configs and tokenizer files, one set of weights (the family's preferred file first),
+// and the ONNX towers only when asked or when nothing else exists.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { FAMILIES } from '../models/families/index.js';
+import type { HubFiles } from '../models/family.js';
 import { HubError } from './errors.js';
 
 export type Format = 'auto' | 'weights' | 'onnx';
 
-/** Small files read when present. */
-export const META_FILES = [
-  'config.json', 'preprocessor_config.json', 'open_clip_config.json',
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt',
-];
-const HF_WEIGHTS = ['model.safetensors', 'pytorch_model.bin'];
-const OPEN_CLIP_WEIGHTS = ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', ...HF_WEIGHTS];
+/** The hub lists of the registry's families, in detection order. */
+const HUB: readonly HubFiles[] = FAMILIES.flatMap((f) => (f.hub ? [f.hub] : []));
+
+/** Small files read when present (every family's). */
+export const META_FILES = [...new Set(HUB.flatMap((h) => h.meta))];
 
 export const onnxTowers = (variant = '') => [`onnx/vision_model${variant}.onnx`, `onnx/text_model${variant}.onnx`];
 // Towers over 2 GB keep their weights beside them; the name depends on the exporter.
 const externalData = (f: string) => [`${f}_data`, `${f}.data`, f.replace(/\.onnx$/, '.onnx_data')];
 
+/** The family list a repo's file names match, by marker file. */
+const hubOf = (has: (f: string) => boolean): HubFiles | undefined => HUB.find((h) => has(h.marker));
+
 export function pickFiles(repo: string, available: string[], format: Format = 'auto', variant = ''): string[] {
   const has = new Set(available);
-  const openClip = has.has('open_clip_config.json');
-  if (!openClip && !has.has('config.json')) {
-    throw new HubError(`${repo} has neither config.json nor open_clip_config.json: not a CLIP checkpoint this toolkit can load ` +
+  const hub = hubOf((f) => has.has(f));
+  if (!hub) {
+    throw new HubError(`${repo} has none of ${[...new Set(HUB.map((h) => h.marker))].join(', ')}: not a CLIP checkpoint this toolkit can load ` +
       `(files: ${available.slice(0, 20).join(', ')}${available.length > 20 ? ', …' : ''})`, 'invalid');
   }
   const files = META_FILES.filter((f) => has.has(f));
-  const weights = (openClip ? OPEN_CLIP_WEIGHTS : HF_WEIGHTS).find((f) => has.has(f));
+  const weights = hub.weights.find((f) => has.has(f));
   const towers = onnxTowers(variant);
-  const onnxOk = !openClip && towers.every((f) => has.has(f));
+  const onnxOk = hub.onnx && towers.every((f) => has.has(f));
   if (format === 'onnx' || (format === 'auto' && !weights)) {
     if (!onnxOk) {
-      const what = format === 'onnx' ? `no ONNX towers (${towers.join(', ')})` : 'no weights (model.safetensors, pytorch_model.bin) and no ONNX towers';
+      const what = format === 'onnx' ? `no ONNX towers (${towers.join(', ')})` : `no weights (${hub.weights.join(', ')}) and no ONNX towers`;
       throw new HubError(`${repo} has ${what}`, 'not-found');
     }
     return [...files, ...towers, ...towers.flatMap(externalData).filter((f) => has.has(f))];
   }
-  if (!weights) throw new HubError(`${repo} has no weights (looked for ${(openClip ? OPEN_CLIP_WEIGHTS : HF_WEIGHTS).join(', ')})`, 'not-found');
+  if (!weights) throw new HubError(`${repo} has no weights (looked for ${hub.weights.join(', ')})`, 'not-found');
   return [...files, weights];
 }
 
@@ -45,10 +48,10 @@ const present = (dir: string, f: string) => existsSync(join(dir, f)); // follows
 
 /** Enough to load (offline, or when the network fails): a config and the weights or towers asked for. */
 export function snapshotUsable(dir: string, format: Format = 'auto', variant = ''): boolean {
-  if (present(dir, 'open_clip_config.json')) return format !== 'onnx' && OPEN_CLIP_WEIGHTS.some((f) => present(dir, f));
-  if (!present(dir, 'config.json')) return false;
-  const onnxOk = onnxTowers(variant).every((f) => present(dir, f));
-  const weights = HF_WEIGHTS.some((f) => present(dir, f));
+  const hub = hubOf((f) => present(dir, f));
+  if (!hub) return false;
+  const onnxOk = hub.onnx && onnxTowers(variant).every((f) => present(dir, f));
+  const weights = hub.weights.some((f) => present(dir, f));
   return format === 'onnx' ? onnxOk : format === 'weights' ? weights : weights || onnxOk;
 }
 

@@ -83,6 +83,18 @@ export function hfVisionConfig(v: Fields): VitConfig {
   };
 }
 
+/** A HF BertConfig-style block (BertForSequenceClassification's config.json, Chinese-CLIP's text_config). */
+export function hfBertConfig(t: Fields, pooling: BertConfig['pooling']): BertConfig {
+  return {
+    kind: 'bert',
+    ...hfTransformerFields(t, { width: 768, layers: 12, heads: 12, mlpWidth: 3072, act: 'gelu', eps: 1e-12 }),
+    vocabSize: t.int('vocab_size', 21128, 1, CONFIG_LIMITS.vocab),
+    contextLength: t.int('max_position_embeddings', 512, 1, CONFIG_LIMITS.positions),
+    typeVocabSize: t.int('type_vocab_size', 2, 1, CONFIG_LIMITS.typeVocab),
+    pooling,
+  };
+}
+
 /** The projection width: the top-level projection_dim wins over the nested ones (as in transformers). */
 export function hfProjectionDim(f: Fields): number {
   const where = f.has('projection_dim') ? f : [f.sub('text_config'), f.sub('vision_config')].find((s) => s.has('projection_dim'));

@@ -248,14 +248,9 @@ export class ClipModel {
 
   private async runTexts(b: TokenBatch, normalize: boolean): Promise<Float32Array[]> {
     const session = await this.session('text');
-    const dims = [b.batch, b.length];
-    const feeds: Record<string, ortTypes.Tensor> = { input_ids: new ort.Tensor('int64', b.inputIds, dims) };
-    const inputs = this.checkpoint.textInputs;
-    if (inputs === 'clip') {
-      feeds.pool_index = new ort.Tensor('int64', BigInt64Array.from(b.eotIndex.map((t, i) => BigInt(i * b.length + t))), [b.batch]);
-    } else if (inputs === 'bert-masked' || inputs === 'onnx-hf') {
-      feeds.attention_mask = new ort.Tensor('int64', b.attentionMask, dims);
-    }
+    // The family says what its text tower takes (models/family.ts: TextInputs).
+    const feeds: Record<string, ortTypes.Tensor> = {};
+    for (const [name, f] of Object.entries(this.checkpoint.textInputs.feeds(b))) feeds[name] = new ort.Tensor('int64', f.data, f.dims);
     return this.pick(await this.run(session, 'text', feeds), 'text', b.batch, normalize);
   }
 
@@ -266,13 +261,14 @@ export class ClipModel {
     const order = [...encoded].sort((a, b) => a.ids.length - b.ids.length);
     // Where padding cannot change a row's output (causal pooling at EOT, or a masked BERT), a batch is
     // also cut where lengths jump, so short captions are not padded to the longest one of the batch.
-    const independent = this.checkpoint.textPadding === 'longest' && (this.checkpoint.textInputs === 'clip' || this.checkpoint.textInputs === 'bert-masked');
+    const inputs = this.checkpoint.textInputs;
+    const independent = inputs.padding === 'longest' && inputs.rowsIndependent;
     const sizes = independent ? lengthBuckets(order.map((o) => o.ids.length), batchSize) : fixedBatches(order.length, batchSize);
     const result: Float32Array[] = new Array(texts.length);
     let start = 0;
     for (const size of sizes) {
       const chunk = order.slice(start, start + size);
-      const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: this.checkpoint.textPadding });
+      const batch = this.tokenizer.pad(chunk.map((c) => c.ids), { pad: inputs.padding });
       const embs = await this.runTexts(batch, opts.normalize ?? true);
       chunk.forEach((c, k) => {
         if (!isFinite32(embs[k]!)) throw new Error(`text ${JSON.stringify(clipText(texts[c.i]!))}: ${NON_FINITE}`);

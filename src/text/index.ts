@@ -82,9 +82,8 @@ const saneLength = (n: unknown): number | undefined => (typeof n === 'number' &&
 
 /** Context length a model directory implies, or undefined to use the tokenizer's default. */
 function contextLengthFor(modelDir: string, tokConfig: TokenizerConfigJson | undefined): number | undefined {
+  // A length the family fixes beyond its files (Chinese-CLIP's 52) comes from its descriptor: models/tokenizer.ts.
   const cfg = readJsonIfExists(join(modelDir, 'config.json'));
-  // Chinese-CLIP was trained on 52 tokens; its HF config only carries BERT's 512 positions.
-  if (cfg?.model_type === 'chinese_clip') return 52;
   const fromTok = saneLength(tokConfig?.model_max_length);
   if (fromTok !== undefined) return fromTok;
   if (cfg) {

@@ -9,6 +9,7 @@ import { openCheckpoint, type PreprocessSpec } from '../models/checkpoint.js';
 import { clipConfigFromHF, type ClipConfig } from '../models/config.js';
 import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
+import { familyNamed } from '../models/families/index.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
 import { checkTokenizerFile, MAX_CONTEXT_LENGTH } from '../text/validate.js';
@@ -73,10 +74,12 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string): Prom
   checkTrainable(ck.config, model);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
   const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
-  const base = ck.family === 'hf-clip' ? readJson(join(dir, 'config.json')) : {};
+  // A family whose config.json is already HF CLIP's keeps it (and its token ids); others get one written anew.
+  const keep = familyNamed(ck.family).train?.keepsConfigJson ?? false;
+  const base = keep ? readJson(join(dir, 'config.json')) : {};
   return {
     config: ck.config,
-    configJson: hfClipConfigJson(ck.config, base, ck.family === 'hf-clip' ? undefined : tokenIdsOf(tokenizer)),
+    configJson: hfClipConfigJson(ck.config, base, keep ? undefined : tokenIdsOf(tokenizer)),
     weights: ck.weights,
     tokenizer, tokenizerMode: ck.tokenizerMode,
     tokenizerFiles: tokenizerFiles(ck.tokenizerDir),

@@ -1,9 +1,23 @@
-// Hugging Face ChineseCLIPModel key names -> canonical names. The vision tower, both projections and
+// The Chinese-CLIP family: its descriptor, config parser, and HF ChineseCLIPModel key names -> canonical names. The vision tower, both projections and
 // logit_scale use CLIPModel's key names exactly, so hf-clip's mapping serves them; the BERT text tower
 // sits under `text_model.` (no pooler: Chinese-CLIP pools the [CLS] hidden state itself).
+import { join } from 'node:path';
 import type { TensorSource } from '../../io/tensor.js';
+import { Fields } from '../config-fields.js';
+import { hfBertConfig, hfProjectionDim, hfVisionConfig, type ClipConfig } from '../config.js';
+import { buildBertTextGraph } from '../extra-graphs.js';
+import {
+  built, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, SOFTMAX, textInputs,
+  textSource, tokenizerIn, type FamilyDescriptor,
+} from '../family.js';
+import { checkWeightShapes } from '../shapes.js';
 import { TowerWeights } from '../weights.js';
-import { hfClipKeys } from './hf-clip.js';
+import { HF_META, HF_WEIGHTS, hfClipKeys } from './hf-clip.js';
+
+type Json = Record<string, any>;
+
+/** A BERT tower with the attention mask: padding cannot change a row, so batches may be cut by length. */
+const BERT_MASKED_INPUTS = textInputs('bert-masked', { attentionMask: true, rowsIndependent: true });
 
 // HF BertModel key names (relative to the model's prefix), shared with the Taiyi family.
 const BERT_DIRECT: Record<string, string> = {
@@ -51,3 +65,68 @@ export function chineseClipWeights(src: TensorSource): TowerWeights {
     return keys && { keys };
   });
 }
+
+/** Chinese-CLIP's tokenizer makes 52-token texts; the BERT tower needs that many positions. */
+export const CHINESE_CLIP_CONTEXT = 52;
+
+/** HF ChineseCLIPConfig: CLIP ViT vision tower + BERT text tower pooled at [CLS] and projected. */
+export function chineseClipConfig(json: Json, origin = 'config.json'): ClipConfig {
+  if (!json?.text_config || !json?.vision_config) throw new Error(`${origin}: expected a Chinese-CLIP config with text_config and vision_config`);
+  if ((json.text_config.position_embedding_type ?? 'absolute') !== 'absolute') {
+    throw new Error(`${origin}: position_embedding_type "${json.text_config.position_embedding_type}" is not supported`);
+  }
+  const f = Fields.of(json, origin);
+  const text = hfBertConfig(f.sub('text_config'), 'cls-projection');
+  if (text.contextLength < CHINESE_CLIP_CONTEXT) {
+    f.sub('text_config').fail('max_position_embeddings', `must be at least ${CHINESE_CLIP_CONTEXT} (Chinese-CLIP's text length), got ${text.contextLength}`);
+  }
+  // The vision half reads exactly like a CLIPConfig's (same keys, same defaults).
+  return {
+    vision: hfVisionConfig(f.sub('vision_config')),
+    text,
+    projectionDim: hfProjectionDim(f),
+    logitScaleInit: f.num('logit_scale_init_value', 2.6592, { min: -100, max: 100 }),
+  };
+}
+
+const isChineseClipConfig = (json: Json): boolean => json.model_type === 'chinese_clip';
+
+/** HF ChineseCLIPModel: config.json (model_type "chinese_clip"), a BERT text tower masked and pooled at [CLS]. */
+export const chineseClip: FamilyDescriptor = {
+  name: 'chinese-clip',
+  summary: `Hugging Face ChineseCLIPModel: config.json (model_type "chinese_clip"), BERT text tower, WordPiece, ${CHINESE_CLIP_CONTEXT} tokens`,
+  detect: (loc) => {
+    const cfg = loc.config();
+    return !!cfg && isChineseClipConfig(cfg);
+  },
+  matchesConfig: isChineseClipConfig,
+  parseConfig: (json, origin) => chineseClipConfig(json, origin),
+  weights: chineseClipWeights,
+  open(loc) {
+    const cfgPath = join(loc.dir, 'config.json');
+    const config = chineseClipConfig(loc.config()!, cfgPath);
+    const weightsPath = loc.file ?? requireFile(loc.dir, HF_WEIGHTS, 'weights');
+    const src = openWeights(weightsPath);
+    const { w, logitScale } = closingOnError(src, () => {
+      const w = chineseClipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+    });
+    const files = [weightsPath, cfgPath];
+    return {
+      family: 'chinese-clip', path: loc.path, projectionDim: config.projectionDim,
+      image: imageTower(config, w, files),
+      text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true }), files, { ...textSource(config), masked: true }),
+      textInputs: BERT_MASKED_INPUTS, outputs: OURS,
+      tokenizerDir: tokenizerIn(loc.dir, loc.opts), tokenizerMode: 'hf',
+      contextLength: CHINESE_CLIP_CONTEXT,
+      preprocess: hfPreprocess(loc.dir, config.vision.imageSize),
+      logitScale, score: SOFTMAX,
+      config, weights: w,
+    };
+  },
+  towers: { image: ['vit'], text: ['bert'], pooling: { image: ['class-token'], text: ['cls'] } },
+  tokenizer: { mode: 'hf', contextLength: CHINESE_CLIP_CONTEXT },
+  score: SOFTMAX,
+  hub: { marker: 'config.json', meta: HF_META, weights: HF_WEIGHTS, onnx: true },
+};

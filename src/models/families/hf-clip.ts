@@ -1,5 +1,13 @@
-// Hugging Face CLIPModel key names -> canonical tower names.
+// The Hugging Face CLIP family: CLIPModel key names -> canonical tower names, and its descriptor.
+import { join } from 'node:path';
 import type { TensorSource } from '../../io/tensor.js';
+import { buildTextGraph } from '../clip-graph.js';
+import { clipConfigFromHF } from '../config.js';
+import {
+  built, CLIP_TEXT_INPUTS, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, SOFTMAX,
+  textSource, tokenizerIn, type FamilyDescriptor,
+} from '../family.js';
+import { checkWeightShapes } from '../shapes.js';
 import { TowerWeights } from '../weights.js';
 
 const BLOCK = /^(visual|text)\.blocks\.(\d+)\.(.+)$/;
@@ -51,3 +59,51 @@ export function hfClipWeights(src: TensorSource): TowerWeights {
     return keys && { keys };
   });
 }
+
+/** config.json of a Hugging Face CLIPModel. */
+const isHfClipConfig = (json: Record<string, any>): boolean => json.model_type === 'clip' || json.text_config?.model_type === 'clip_text_model';
+
+export const HF_WEIGHTS = ['model.safetensors', 'pytorch_model.bin'];
+/** The small files an HF checkpoint may ship (config, image processor, tokenizer in its several layouts). */
+export const HF_META = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt'];
+
+/** Hugging Face CLIPModel: config.json (model_type "clip") + model.safetensors / pytorch_model.bin. */
+export const hfClip: FamilyDescriptor = {
+  name: 'hf-clip',
+  summary: 'Hugging Face CLIPModel: config.json (model_type "clip"), model.safetensors or pytorch_model.bin',
+  detect: (loc) => {
+    const cfg = loc.config();
+    return !!cfg && isHfClipConfig(cfg);
+  },
+  matchesConfig: isHfClipConfig,
+  parseConfig: (json, origin) => clipConfigFromHF(json, origin),
+  weights: hfClipWeights,
+  open(loc) {
+    const cfgPath = join(loc.dir, 'config.json');
+    const config = clipConfigFromHF(loc.config()!, cfgPath);
+    const weightsPath = loc.file ?? requireFile(loc.dir, HF_WEIGHTS, 'weights');
+    const src = openWeights(weightsPath);
+    const { w, logitScale } = closingOnError(src, () => {
+      const w = hfClipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+    });
+    const files = [weightsPath, cfgPath];
+    return {
+      family: 'hf-clip', path: loc.path, projectionDim: config.projectionDim,
+      image: imageTower(config, w, files),
+      text: built((o) => buildTextGraph(config, w, o), files, textSource(config)),
+      textInputs: CLIP_TEXT_INPUTS, outputs: OURS,
+      tokenizerDir: tokenizerIn(loc.dir, loc.opts), tokenizerMode: 'hf',
+      contextLength: config.text.contextLength,
+      preprocess: hfPreprocess(loc.dir, config.vision.imageSize),
+      logitScale, score: SOFTMAX,
+      config, weights: w,
+    };
+  },
+  towers: { image: ['vit'], text: ['clip-text'], pooling: { image: ['class-token'], text: ['eot', 'argmax'] } },
+  tokenizer: { mode: 'hf' },
+  score: SOFTMAX,
+  train: { loss: 'contrastive', keepsConfigJson: true },
+  hub: { marker: 'config.json', meta: HF_META, weights: HF_WEIGHTS, onnx: true },
+};

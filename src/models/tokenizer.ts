@@ -1,0 +1,21 @@
+// The tokenizer of a model directory as its family uses it: text/'s loader reads the tokenizer files, the
+// family's descriptor adds what those files do not say (Chinese-CLIP's 52-token context).
+import { existsSync } from 'node:fs';
+import { loadTokenizer as loadTokenizerFiles, type TokenizerOptions } from '../text/index.js';
+import type { TextTokenizer } from '../text/types.js';
+import { locate } from './checkpoint.js';
+import { detectFamily } from './families/index.js';
+
+/** A context length the family of `dir` fixes, if `dir` is a checkpoint of a family that does. */
+export function familyContextLength(dir: string): number | undefined {
+  if (!existsSync(dir)) return undefined;
+  return detectFamily(locate(dir))?.tokenizer.contextLength;
+}
+
+/**
+ * Loads the tokenizer of a model directory (text/index.ts: tokenizer.json + tokenizer_config.json, a BERT
+ * vocab.txt, or OpenAI's BPE files), with the context length its family fixes unless `opts` gives one.
+ */
+export function loadTokenizer(dir: string, opts: TokenizerOptions = {}): TextTokenizer {
+  return loadTokenizerFiles(dir, { ...opts, contextLength: opts.contextLength ?? familyContextLength(dir) });
+}
