@@ -1,15 +1,14 @@
 // Dataset readers for evaluation: labeled images (class folders, `path,label` CSV) and image-caption
 // pairs for retrieval (EasyNLP TSV with base64 images, CSV, JSONL). Structural problems (missing file,
 // bad line) throw with the file and line; unreadable images are left for the encoder to report.
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ImageInput } from '../runtime/preprocess.js';
 import { parseCsv, sniffDelimiter } from './csv.js';
 import { fileLines, readTextBounded } from './lines.js';
 import { MAX_CLASSES } from './templates.js';
 import { walkFiles } from '../io/walk.js';
-import { decodeBase64Cell, isImagePath, looksLikeBase64Image } from '../image/formats.js';
+import { isImagePath } from '../image/formats.js';
 
 /** Extensions taken as images in class folders; formats we cannot decode still show up as failed images. */
 
@@ -33,7 +32,7 @@ export function sortClassNames(names: Iterable<string>): string[] {
   return u.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-function requireFile(path: string, what: string): void {
+export function requireFile(path: string, what: string): void {
   if (!existsSync(path)) throw new Error(`${what} ${path}: no such file`);
   if (!statSync(path).isFile()) throw new Error(`${what} ${path}: not a file`);
 }
@@ -45,7 +44,7 @@ export function imageFilesUnder(dir: string): string[] {
   return walkFiles(dir, isImagePath);
 }
 
-function checkCaption(text: string, where: string, what = 'caption'): string {
+export function checkCaption(text: string, where: string, what = 'caption'): string {
   if (text.length > MAX_CAPTION_CHARS) throw new Error(`${where}: ${what} of ${text.length} characters, above the limit of ${MAX_CAPTION_CHARS}`);
   return text;
 }
@@ -185,48 +184,5 @@ export async function readRetrievalJsonl(file: string): Promise<RetrievalDataset
   return ds;
 }
 
-export interface TsvOptions {
-  /**
-   * Merge lines whose decoded image bytes are identical into one image with several captions (default
-   * true). EasyNLP's files repeat the image on every caption line (Flickr30k: 5 lines per image); without
-   * merging, a caption's copies of its own image compete with each other and text→image recall is capped.
-   * false keeps one image per line (the pairwise evaluation, each line its own positive).
-   */
-  dedupe?: boolean;
-}
-
-/**
- * EasyNLP TSV: `text<TAB>base64-image` per line. The image column is found from the first line whose
- * field decodes to an image signature (either column order works); lines must have exactly two fields.
- */
-export async function readRetrievalTsv(file: string, opts: TsvOptions = {}): Promise<RetrievalDataset> {
-  requireFile(file, 'TSV');
-  const dedupe = opts.dedupe ?? true;
-  const ds: RetrievalDataset = { images: [], texts: [] };
-  const byHash = new Map<string, number>();
-  let imageCol: 0 | 1 | undefined;
-  for (const { text, line } of lines(file)) {
-    const fields = text.split('\t');
-    if (fields.length !== 2) {
-      throw new Error(`${file}:${line}: expected 2 tab-separated fields (text, base64 image), ${fields.length === 1 ? 'found no tab' : `got ${fields.length}`}`);
-    }
-    imageCol ??= looksLikeBase64Image(fields[1]!) ? 1 : looksLikeBase64Image(fields[0]!) ? 0 : undefined;
-    const col = imageCol ?? 1; // EasyNLP's order until some line shows otherwise
-    const caption = fields[1 - col]!.trim();
-    if (!caption) throw new Error(`${file}:${line}: empty text (expected text<TAB>base64-image)`);
-    checkCaption(caption, `${file}:${line}`);
-    const bytes = new Uint8Array(decodeBase64Cell(fields[col]!, `${file}:${line}`));
-    const name = `${basename(file)}:${line}`;
-    let i: number | undefined;
-    if (dedupe) {
-      const h = createHash('sha1').update(bytes).digest('hex');
-      i = byHash.get(h);
-      if (i === undefined) byHash.set(h, (i = ds.images.push({ input: bytes, name }) - 1));
-    } else {
-      i = ds.images.push({ input: bytes, name }) - 1;
-    }
-    ds.texts.push({ text: caption, image: i });
-  }
-  if (!ds.texts.length) throw new Error(`TSV ${file}: no lines (the file is empty or blank); expected text<TAB>base64-image lines`);
-  return ds;
-}
+// EasyNLP TSV (text<TAB>base64-image): the one reader in easynlp-tsv.ts, shared with the embed job's inputs.
+export { readRetrievalTsv, type TsvOptions } from './easynlp-tsv.js';

@@ -3,8 +3,8 @@
 // must give the same ids on every run (sorted walks, order-preserving lists).
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
-import { fileLines, readTextBounded } from './lines.js';
-import { MAX_CAPTION_CHARS } from './datasets.js';
+import { readTextBounded } from './lines.js';
+import { detectTsvLayout, readCell, scanTsv, type TsvLayout } from './easynlp-tsv.js';
 import { walkFiles } from '../io/walk.js';
 import { decodeBase64Cell, IMAGE_EXTENSIONS, isImagePath, looksLikeBase64Image, sniffImage } from '../image/formats.js';
 
@@ -169,10 +169,6 @@ export function expandGlob(pattern: string): string[] {
   return walkFiles(base, (r) => re.test(r), depth);
 }
 
-// ---- EasyNLP TSV ----
-
-export type TsvLayout = 'text' | 'image' | 'text+image' | 'image+text';
-
 function readHead(file: string, n: number): Uint8Array {
   const fd = openSync(file, 'r');
   try {
@@ -183,84 +179,7 @@ function readHead(file: string, n: number): Uint8Array {
   }
 }
 
+// ---- EasyNLP TSV: the one reader is easynlp-tsv.ts ----
+
 export { decodeBase64Cell, looksLikeBase64Image, sniffImage };
-
-/** Split a line at tabs into [start, end) byte ranges, dropping a trailing CR. */
-function columns(bytes: Buffer): Array<[number, number]> {
-  let end = bytes.length;
-  if (end && bytes[end - 1] === 13) end--;
-  const cols: Array<[number, number]> = [];
-  let s = 0;
-  for (let t = bytes.indexOf(9, s); t >= 0 && t < end; t = bytes.indexOf(9, s)) {
-    cols.push([s, t]);
-    s = t + 1;
-  }
-  cols.push([s, end]);
-  return cols;
-}
-
-/**
- * Decide a TSV file's layout from its first non-empty line, as EasyNLP's CLIP app uses them:
- * two columns = a text and a base64 image (normally text first; the column whose cell decodes to an
- * image signature is taken as the image), one column = base64 images if that cell is one, else texts.
- */
-export function detectTsvLayout(cells: string[], where: string): TsvLayout {
-  if (cells.length === 1) return looksLikeBase64Image(cells[0]!) ? 'image' : 'text';
-  if (cells.length === 2) {
-    if (looksLikeBase64Image(cells[1]!)) return 'text+image';
-    if (looksLikeBase64Image(cells[0]!)) return 'image+text';
-    throw new Error(`${where}: two columns, but neither is a base64 image (expected text<TAB>base64-image)`);
-  }
-  throw new Error(`${where}: ${cells.length} tab-separated columns; expected text<TAB>base64-image, or one column of texts or of base64 images`);
-}
-
-/**
- * Items of an EasyNLP TSV file. Ids are FILE:LINE (1-based); a two-column line gives two inputs,
- * FILE:LINE:text and FILE:LINE:image. Empty lines are skipped, and so is an empty cell of a two-column line.
- */
-export function scanTsv(file: string): Inputs {
-  const items: InputItem[] = [];
-  const invalid: InvalidInput[] = [];
-  let layout: TsvLayout | undefined;
-  for (const { no, offset, bytes } of fileLines(file)) {
-    const cols = columns(bytes);
-    if (cols.length === 1 && cols[0]![1] === cols[0]![0]) continue;
-    const cell = (k: number) => bytes.toString('utf8', cols[k]![0], cols[k]![1]);
-    const ref = (k: number): CellRef => ({ file, offset: offset + cols[k]![0], length: cols[k]![1] - cols[k]![0] });
-    const where = `${file}:${no}`;
-    layout ??= detectTsvLayout(cols.map((_, k) => cell(k)), where);
-    const want = layout.includes('+') ? 2 : 1;
-    if (cols.length !== want) {
-      invalid.push({ id: where, kind: 'row', error: `${where}: ${cols.length} columns, but this file's first line has ${want}` });
-      continue;
-    }
-    const textCol = layout === 'image' ? -1 : layout === 'image+text' ? 1 : 0;
-    // A text costs tokenizer work by its length; the row is listed as invalid instead of embedded.
-    if (textCol >= 0 && cols[textCol]![1] - cols[textCol]![0] > MAX_CAPTION_CHARS) {
-      invalid.push({ id: where, kind: 'row', error: `${where}: text of ${cols[textCol]![1] - cols[textCol]![0]} bytes, above the limit of ${MAX_CAPTION_CHARS}` });
-      continue;
-    }
-    if (layout === 'text') items.push({ kind: 'text', id: where, text: cell(0) });
-    else if (layout === 'image') items.push({ kind: 'image', id: where, cell: ref(0) });
-    else {
-      const [t, im] = layout === 'text+image' ? [0, 1] : [1, 0];
-      if (cols[t]![1] > cols[t]![0]) items.push({ kind: 'text', id: `${where}:text`, text: cell(t) });
-      if (cols[im]![1] > cols[im]![0]) items.push({ kind: 'image', id: `${where}:image`, cell: ref(im) });
-    }
-  }
-  if (!layout) throw new Error(`${file}: empty TSV file`);
-  return { items, invalid };
-}
-
-/** Read a base64 cell's bytes back from its file. */
-export function readCell(ref: CellRef, id: string): Uint8Array {
-  const fd = openSync(ref.file, 'r');
-  try {
-    const buf = Buffer.alloc(ref.length);
-    const n = readSync(fd, buf, 0, ref.length, ref.offset);
-    if (n !== ref.length) throw new Error(`${id}: ${ref.file} changed since it was read (short read)`);
-    return decodeBase64Cell(buf.toString('latin1'), id);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { detectTsvLayout, readCell, scanTsv, type TsvLayout };
