@@ -3,8 +3,8 @@
 // the gradients never leave the session. Per-step scalars (schedule LR, bias corrections) come in as
 // inputs computed here in JS. Optional global-norm clipping happens in the graph before the update.
 import { attr, Graph } from '../graph/graph.js';
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
-import { toFloat32, type RawTensor } from '../io/tensor.js';
+import { SafetensorsFile } from '../io/safetensors.js';
+import { toFloat32 } from '../io/tensor.js';
 
 export interface AdamWConfig {
   betas: [number, number];
@@ -112,26 +112,7 @@ export function newAdamWState(shapes: Map<string, number[]>): AdamWState {
   return { step: 0, m: zeros(), v: zeros() };
 }
 
-const raw = (data: Float32Array, shape: number[]): RawTensor => ({ dtype: 'float32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
-
-/**
- * Save as safetensors: `exp_avg/<name>`, `exp_avg_sq/<name>` (torch's state keys) and the step in the
- * metadata. `toFile` maps a state name + tensor to the stored name(s) and layout (e.g. HF layout).
- */
-export function saveAdamWState(
-  path: string, state: AdamWState, shapes: Map<string, number[]>,
-  toFile: (name: string, data: Float32Array, shape: number[]) => { name: string; data: Float32Array; shape: number[] }[] = (name, data, shape) => [{ name, data, shape }],
-): void {
-  const out = new Map<string, RawTensor>();
-  for (const [key, moments] of [['exp_avg', state.m], ['exp_avg_sq', state.v]] as const) {
-    for (const [name, data] of moments) {
-      for (const t of toFile(name, data, shapes.get(name)!)) out.set(`${key}/${t.name}`, raw(t.data, t.shape));
-    }
-  }
-  writeSafetensors(path, out, { format: 'clip-ts-adamw', step: String(state.step) });
-}
-
-/** Load a state saved by saveAdamWState; `fromFile` gathers one state tensor from stored tensors. */
+/** Load a state written by writeOptimizerState (checkpoint-io.ts); `fromFile` gathers one state tensor from stored tensors. */
 export function loadAdamWState(
   path: string, names: string[],
   fromFile: (name: string, get: (stored: string) => { data: Float32Array; shape: number[] }) => { data: Float32Array } = (name, get) => get(name),

@@ -1,10 +1,11 @@
 // Copy a trained model directory with its float32 weights stored as float16: half the bytes, and the
 // loader widens them back at load (models/checkpoint.ts), so only storage precision changes. This is how
 // the bundled default model stays small enough to ship in the package.
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsFile, writeSafetensorsLazily, type LazyTensor } from '../io/safetensors.js';
+import { SafetensorsFile, type LazyTensor } from '../io/safetensors.js';
 import { floatsToHalf, toFloat32 } from '../io/tensor.js';
+import { writeModelDir } from './checkpoint-io.js';
 
 /** Files of an HF model directory that travel with the weights. */
 const MODEL_FILES = /^(config|preprocessor_config|tokenizer|tokenizer_config|special_tokens_map|vocab)\.json$|^merges\.txt$/;
@@ -12,7 +13,6 @@ const MODEL_FILES = /^(config|preprocessor_config|tokenizer|tokenizer_config|spe
 export function exportHalf(srcDir: string, dstDir: string): { tensors: number; bytes: number } {
   const src = join(srcDir, 'model.safetensors');
   if (!existsSync(src)) throw new Error(`${srcDir}: no model.safetensors to export`);
-  mkdirSync(dstDir, { recursive: true });
   const f = new SafetensorsFile(src);
   let bytes = 0;
   try {
@@ -28,8 +28,8 @@ export function exportHalf(srcDir: string, dstDir: string): { tensors: number; b
         },
       };
     });
-    writeSafetensorsLazily(join(dstDir, 'model.safetensors'), tensors, { format: 'pt' });
-    for (const file of readdirSync(srcDir)) if (MODEL_FILES.test(file)) copyFileSync(join(srcDir, file), join(dstDir, file));
+    const files = readdirSync(srcDir).filter((file) => MODEL_FILES.test(file)).map((file) => join(srcDir, file));
+    writeModelDir(dstDir, tensors, { files });
     return { tensors: tensors.length, bytes };
   } finally {
     f.close();

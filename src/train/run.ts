@@ -7,7 +7,7 @@ import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipelineFor } from '../runtime/preprocess.js';
 import type { RetrievalReport } from '../tasks/eval-retrieval.js';
-import { writeModelWeights, writeOptimizerState } from './checkpoint-io.js';
+import { modelTensors, writeModelDir, writeOptimizerState } from './checkpoint-io.js';
 import { readPairs, type DataFormat } from './data.js';
 import { hfPreprocessorJson } from './hf-config.js';
 import { PixelStore } from './pixels.js';
@@ -159,12 +159,9 @@ function fingerprint(format: string, ds: { images: { name: string }[]; texts: { 
   return h.digest('hex');
 }
 
-function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource): void {
-  mkdirSync(dir, { recursive: true });
-  writeModelWeights(join(dir, 'model.safetensors'), trainer.params);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(src.configJson, null, 2) + '\n');
-  writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
-  for (const [name, bytes] of Object.entries(src.tokenizerFiles)) writeFileSync(join(dir, name), bytes);
+/** A checkpoint of this run: the trainer's weights with the config, preprocessing and tokenizer it started with. */
+function writeTrainedModel(dir: string, trainer: ClipTrainer, src: TrainSource): void {
+  writeModelDir(dir, modelTensors(trainer.params), { config: src.configJson, preprocessor: hfPreprocessorJson(src.preprocess), files: src.tokenizerFiles });
 }
 
 const MODEL_FILES = (src: TrainSource) => ['model.safetensors', 'config.json', 'preprocessor_config.json', ...Object.keys(src.tokenizerFiles)];
@@ -254,7 +251,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
     });
     const save = async (epoch: number, batch: number, record?: EpochRecord) => {
       const dir = await commitCheckpoint(out, step, (d) => {
-        writeModelDir(d, trainer, src);
+        writeTrainedModel(d, trainer, src);
         writeOptimizerState(join(d, OPTIMIZER_FILE), trainer.state, trainer.params);
       }, async (d) => {
         if (record && validator) {

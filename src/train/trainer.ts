@@ -8,7 +8,8 @@ import type { ClipConfig } from '../models/config.js';
 import type { TowerWeights } from '../models/weights.js';
 import { ort } from '../runtime/session.js';
 import { createTrainSession } from './session.js';
-import { adamwScalars, appendAdamW, GRAD_NORM, loadAdamWState, newAdamWState, saveAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
+import { adamwScalars, appendAdamW, GRAD_NORM, loadAdamWState, newAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
+import { writeOptimizerState } from './checkpoint-io.js';
 import { buildClipLossGraph, graphParams, LOSS } from './clip-loss.js';
 import { canonicalUsesWeightDecay, fromCheckpointLayout, hfKeys, toCheckpointLayout, type KeyMapper, type NamedTensor } from './params.js';
 
@@ -257,9 +258,7 @@ export class ClipTrainer {
 
   /** Optimizer state as safetensors, in checkpoint layout (`exp_avg/<hf name>`, ...). */
   saveState(path: string): void {
-    const keys = this.opts.keys ?? hfKeys;
-    const shapes = new Map(this.updated.map((n) => [n, this.params.get(n)!.dims]));
-    saveAdamWState(path, this.state, shapes, (name, data, shape) => toCheckpointLayout(name, { data, shape }, keys));
+    writeOptimizerState(path, this.state, this.params, this.opts.keys ?? hfKeys);
   }
 
   loadState(path: string): void {
