@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { locate, openCheckpoint } from '../src/models/checkpoint.js';
 import { detectFamily, FAMILIES, familyNamed } from '../src/models/families/index.js';
-import { CLIP_TEXT_INPUTS, scoresFromLogits, textInputs, type OpenOptions } from '../src/models/family.js';
+import { CLIP_TEXT_INPUTS, hfPreprocess, scoresFromLogits, textInputs, type FamilyDescriptor, type OpenOptions } from '../src/models/family.js';
+import { pipelineFor } from '../src/runtime/preprocess.js';
 import { familyContextLength } from '../src/models/tokenizer.js';
 import { META_FILES, pickFiles } from '../src/hub/files.js';
 import { buildBatch } from '../src/text/types.js';
@@ -137,4 +138,34 @@ test('score rules: softmax over the classes, or a per-pair sigmoid with the bias
   assert.ok(soft[2]! > soft[1]! && soft[1]! > soft[0]!);
   const sig = scoresFromLogits({ kind: 'sigmoid' }, [10, 0], -10);
   assert.ok(Math.abs(sig[0]! - 0.5) < 1e-12 && sig[1]! < 1e-4, `sigmoid(z + bias): ${sig}`);
+});
+
+test('a descriptor can say what SigLIP needs: sigmoid scores, last-token pooling, max padding, no crop, its own loss', () => {
+  const inputs = textInputs('siglip', { poolIndex: 'last', padding: 'max', rowsIndependent: false });
+  const noCrop = { size: { height: 224, width: 224 }, do_center_crop: false, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] };
+  const siglipLike: FamilyDescriptor = {
+    name: 'siglip-like', summary: 'a test descriptor shaped like SigLIP',
+    detect: () => false,
+    parseConfig: () => ({}),
+    open: () => { throw new Error('not loaded in this test'); },
+    towers: { image: ['vit'], text: ['clip-text'], pooling: { image: ['attention-pool'], text: ['last'] } },
+    tokenizer: { mode: 'hf', contextLength: 64 },
+    score: { kind: 'sigmoid' },
+    train: { loss: 'sigmoid', keepsConfigJson: true },
+  };
+  assert.equal(siglipLike.score.kind, 'sigmoid');
+  assert.equal(inputs.padding, 'max');
+  const d = mkdtempSync(join(tmpdir(), 'clip-siglip-like-'));
+  try {
+    // No preprocessor_config.json: the family's processor defaults apply (resize to 224x224, no crop).
+    const spec = hfPreprocess(d, 224, noCrop);
+    const p = pipelineFor(spec);
+    assert.deepEqual([p.doCenterCrop, p.size, [...p.mean]], [false, { height: 224, width: 224 }, [0.5, 0.5, 0.5]]);
+    // A file's own keys win over the family's defaults.
+    writeFileSync(join(d, 'preprocessor_config.json'), JSON.stringify({ image_mean: [0.1, 0.2, 0.3] }));
+    assert.deepEqual([...pipelineFor(hfPreprocess(d, 224, noCrop)).mean], [0.1, 0.2, 0.3]);
+    assert.equal(pipelineFor(hfPreprocess(d, 224, noCrop)).doCenterCrop, false);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

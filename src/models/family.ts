@@ -283,13 +283,18 @@ export function checkLogitScale(v: number, what: string): number {
 export const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
   opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
 
-/** HF image processor settings from preprocessor_config.json (CLIPImageProcessor's defaults when there is none). */
-export function hfPreprocess(dir: string, size: number): PreprocessSpec {
+/**
+ * HF image processor settings from preprocessor_config.json. Keys it lacks take the family's processor
+ * defaults (`familyDefaults`, e.g. SigLIP's resize to the full size without a crop), then CLIPImageProcessor's.
+ */
+export function hfPreprocess(dir: string, size: number, familyDefaults?: Record<string, unknown>): PreprocessSpec {
   const ppPath = join(dir, 'preprocessor_config.json');
-  if (!existsSync(ppPath)) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
+  const present = existsSync(ppPath);
+  if (!present && !familyDefaults) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
   // One rule for a preprocessor's values (image/pipelines.ts), applied now so a bad file fails at load.
-  const json = readJson(ppPath);
-  const p = pipelineFromPreprocessorConfig(json, undefined, ppPath);
+  const file = present ? readJson(ppPath) : {};
+  const json = familyDefaults ? { ...familyDefaults, ...file } : file;
+  const p = pipelineFromPreprocessorConfig(json, undefined, present ? ppPath : `${dir} (no preprocessor_config.json: the family's defaults)`);
   return { kind: 'hf', hfConfig: json, size, mean: [...p.mean], std: [...p.std] };
 }
 
