@@ -9,7 +9,7 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
-import { pipelineFromPreprocessorConfig } from '../image/pipelines.js';
+import { pipelineFromPreprocessorConfig } from '../image/pipeline-config.js';
 import type { TokenBatch } from '../text/types.js';
 import { buildImageGraph, type BuildOptions } from './clip-graph.js';
 import type { ClipConfig } from './config.js';
@@ -90,6 +90,10 @@ export function textInputs(kind: string, o: { poolIndex?: PoolIndex; attentionMa
 
 /** Our causal CLIP text tower: input_ids + pool_index (the flat row index of each text's EOT). */
 export const CLIP_TEXT_INPUTS = textInputs('clip', { poolIndex: 'eot', rowsIndependent: true });
+/** A BERT tower with the attention mask: padding cannot change a row, so batches may be cut by length. */
+export const BERT_MASKED_INPUTS = textInputs('bert-masked', { attentionMask: true, rowsIndependent: true });
+/** A BERT tower called without the mask (Taiyi's seed call): padding changes a row, batches keep their texts together. */
+export const BERT_INPUTS = textInputs('bert', { rowsIndependent: false });
 
 /**
  * How similarities become scores: CLIP's softmax over exp(logit_scale) * cos, or SigLIP's per-pair
@@ -291,7 +295,7 @@ export function hfPreprocess(dir: string, size: number, familyDefaults?: Record<
   const ppPath = join(dir, 'preprocessor_config.json');
   const present = existsSync(ppPath);
   if (!present && !familyDefaults) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
-  // One rule for a preprocessor's values (image/pipelines.ts), applied now so a bad file fails at load.
+  // One rule for a preprocessor's values (image/pipeline-config.ts), applied now so a bad file fails at load.
   const file = present ? readJson(ppPath) : {};
   const json = familyDefaults ? { ...familyDefaults, ...file } : file;
   const p = pipelineFromPreprocessorConfig(json, undefined, present ? ppPath : `${dir} (no preprocessor_config.json: the family's defaults)`);

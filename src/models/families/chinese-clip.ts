@@ -7,7 +7,7 @@ import { Fields } from '../config-fields.js';
 import { hfBertConfig, hfProjectionDim, hfVisionConfig, type ClipConfig } from '../config.js';
 import { buildBertTextGraph } from '../extra-graphs.js';
 import {
-  built, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, SOFTMAX, textInputs,
+  BERT_MASKED_INPUTS, built, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, SOFTMAX,
   textSource, tokenizerIn, type FamilyDescriptor,
 } from '../family.js';
 import { checkWeightShapes } from '../shapes.js';
@@ -15,9 +15,6 @@ import { TowerWeights } from '../weights.js';
 import { HF_META, HF_WEIGHTS, hfClipKeys } from './hf-clip.js';
 
 type Json = Record<string, any>;
-
-/** A BERT tower with the attention mask: padding cannot change a row, so batches may be cut by length. */
-const BERT_MASKED_INPUTS = textInputs('bert-masked', { attentionMask: true, rowsIndependent: true });
 
 // HF BertModel key names (relative to the model's prefix), shared with the Taiyi family.
 const BERT_DIRECT: Record<string, string> = {

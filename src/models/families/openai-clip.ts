@@ -4,7 +4,7 @@
 import { dirname, join } from 'node:path';
 import type { Activation } from '../../graph/ops.js';
 import type { TensorSource } from '../../io/tensor.js';
-import { openaiPipeline } from '../../image/pipelines.js';
+import { openaiPipeline } from '../../image/pipeline-config.js';
 import { buildTextGraph } from '../clip-graph.js';
 import { checkHeads, checkInt, CONFIG_LIMITS, Fields } from '../config-fields.js';
 import type { ClipConfig, ClipTextConfig, ResNetConfig, VitConfig } from '../config.js';

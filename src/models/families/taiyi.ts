@@ -6,7 +6,9 @@ import type { TensorSource } from '../../io/tensor.js';
 import { CONFIG_LIMITS, Fields } from '../config-fields.js';
 import { hfBertConfig, type BertConfig } from '../config.js';
 import { buildBertTextGraph } from '../extra-graphs.js';
-import { built, closingOnError, openWeights, readJson, requireFile, SOFTMAX, textInputs, tokenizerIn, type FamilyDescriptor } from '../family.js';
+import {
+  BERT_INPUTS, BERT_MASKED_INPUTS, built, closingOnError, openWeights, readJson, requireFile, SOFTMAX, tokenizerIn, type FamilyDescriptor,
+} from '../family.js';
 import { checkWeightShapes } from '../shapes.js';
 import { TowerWeights } from '../weights.js';
 import { bertKeys } from './chinese-clip.js';
@@ -42,9 +44,6 @@ export function taiyiBertConfig(json: Json, origin = 'config.json'): TaiyiBertCo
 
 const PAIR_FILE = 'clip-pair.json';
 
-/** The seed's call: no attention mask, so padding changes a row's output and batches keep their texts together. */
-const BERT_INPUTS = textInputs('bert', { rowsIndependent: false });
-const BERT_MASKED_INPUTS = textInputs('bert-masked', { attentionMask: true, rowsIndependent: true });
 
 /**
  * Taiyi pairing file (`clip-pair.json`): a BERT classifier as the text tower and another CLIP checkpoint's
