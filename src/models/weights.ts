@@ -19,11 +19,22 @@ export interface KeyPlan {
 }
 export type KeyMap = (canonical: string) => KeyPlan | undefined;
 
+/** One checkpoint tensor as stored (its own key, shape and layout). */
+export interface StoredTensor {
+  key: string;
+  shape: number[];
+  load(): Weight;
+}
+
 /** A weight's shape as the checkpoint declares it, before a byte is read. */
 export interface WeightRef {
   keys: string[];
+  /** The canonical shape (after packing and transposing). */
   shape: number[];
   load(): Weight;
+  /** The stored tensors behind it, stacked along dim 0 and then transposed when `transpose`. */
+  parts: StoredTensor[];
+  transpose: boolean;
 }
 
 /** Shape without reading the tensor: both file readers expose `info`; in-memory sources just `get`. */
@@ -44,7 +55,7 @@ export class TowerWeights {
     if (typeof resolve === 'function') {
       this.refOf = (name) => {
         const w = resolve(name);
-        return w && { keys: [name], shape: w.shape, load: () => w };
+        return w && { keys: [name], shape: w.shape, load: () => w, parts: [{ key: name, shape: w.shape, load: () => w }], transpose: false };
       };
       this.keysOf = () => undefined;
     } else {
@@ -74,15 +85,19 @@ export class TowerWeights {
         if (shape.length !== 2) throw new Error(`${src.origin}: tensor "${plan.keys[0]}" has shape ${fmt(shape)}, expected a matrix`);
         shape = [shape[1]!, shape[0]!];
       }
-      const load = (): Weight => {
-        const ws = plan.keys.map((k) => {
-          const t = src.get(k);
+      const stored = parts.map((p): StoredTensor => ({
+        key: p.key, shape: p.shape,
+        load: () => {
+          const t = src.get(p.key);
           return { data: toFloat32(t), shape: t.shape };
-        });
+        },
+      }));
+      const load = (): Weight => {
+        const ws = stored.map((p) => p.load());
         const packed = ws.length === 1 ? ws[0]! : concat0(ws);
         return plan.transpose ? transpose2d(packed) : packed;
       };
-      return { keys: plan.keys, shape, load };
+      return { keys: plan.keys, shape, load, parts: stored, transpose: !!plan.transpose };
     };
     // For messages about a weight that is not there: the keys that are missing.
     const absent = (name: string) => map(name)?.keys.filter((k) => !src.has(k));
@@ -91,11 +106,25 @@ export class TowerWeights {
 
   /** Every value finite: a NaN or infinite weight would give NaN embeddings for every input. */
   get(name: string): Weight {
+    const ref = this.ref(name);
+    return this.finite(ref.load(), ref.keys);
+  }
+
+  /** Where a canonical weight sits in the checkpoint; throws naming the missing key(s). */
+  ref(name: string): WeightRef {
     const ref = this.refOf(name);
     if (!ref) throw new Error(`${this.origin}: ${this.missing(name)}`);
-    const w = ref.load();
+    return ref;
+  }
+
+  /** One stored tensor behind a canonical weight, as the checkpoint holds it (checked finite). */
+  loadStored(part: StoredTensor): Weight {
+    return this.finite(part.load(), [part.key]);
+  }
+
+  private finite(w: Weight, keys: string[]): Weight {
     const i = firstNonFinite(w.data);
-    if (i >= 0) throw new Error(`${this.origin}: tensor ${ref.keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${w.data[i]} at index ${i})`);
+    if (i >= 0) throw new Error(`${this.origin}: tensor ${keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${w.data[i]} at index ${i})`);
     return w;
   }
 

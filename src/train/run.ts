@@ -106,7 +106,7 @@ export interface TrainResult {
   /** Loss of the last step (before its update). */
   finalLoss: number | null;
   history: EpochRecord[];
-  /** Final parameters, canonical names (trainer layout). */
+  /** Final parameters: the checkpoint's tensors under its names and in its layout. */
   params: Map<string, Param>;
   skippedImages: { name: string; error: string }[];
 }
@@ -159,15 +159,16 @@ function fingerprint(format: string, ds: { images: { name: string }[]; texts: { 
   return h.digest('hex');
 }
 
+/** A loadable model directory in the family's own layout (weights as the checkpoint names and stores them). */
 function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource): void {
   mkdirSync(dir, { recursive: true });
-  writeModelWeights(join(dir, 'model.safetensors'), trainer.params);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(src.configJson, null, 2) + '\n');
-  writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
+  writeModelWeights(join(dir, src.weightsFile), trainer.params);
+  for (const [name, json] of Object.entries(src.configFiles)) writeFileSync(join(dir, name), JSON.stringify(json, null, 2) + '\n');
+  if (src.hfPreprocessor) writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
   for (const [name, bytes] of Object.entries(src.tokenizerFiles)) writeFileSync(join(dir, name), bytes);
 }
 
-const MODEL_FILES = (src: TrainSource) => ['model.safetensors', 'config.json', 'preprocessor_config.json', ...Object.keys(src.tokenizerFiles)];
+const MODEL_FILES = (src: TrainSource) => [src.weightsFile, ...Object.keys(src.configFiles), ...(src.hfPreprocessor ? ['preprocessor_config.json'] : []), ...Object.keys(src.tokenizerFiles)];
 
 export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev: TrainEvents = {}): Promise<TrainResult> {
   const out = resolve(run.out);
@@ -231,10 +232,9 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   valData?.notes.forEach((m) => ev.note?.(m));
   const validator = valData ? new Validator(valData.dataset, budget, run.threads) : undefined;
 
-  const frozen = setup.freeze === 'vision' ? 'visual.' : setup.freeze === 'text' ? 'text.' : undefined;
   const trainer = await ClipTrainer.create(src.config, src.weights, {
     adamw: { betas: setup.betas, eps: setup.eps, weightDecay: setup.weightDecay, maxGradNorm: setup.gradClip },
-    trainable: frozen ? (name) => !name.startsWith(frozen) : undefined,
+    freeze: setup.freeze,
     threads: run.threads, memory: run.memory,
   });
   try {
@@ -277,7 +277,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
       if (kept.length < 2) return undefined;
       augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess);
       const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: 'longest' });
-      return { pixelValues: pixels, inputIds: tb.inputIds, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
+      return { pixelValues: pixels, inputIds: tb.inputIds, attentionMask: tb.attentionMask, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
     };
 
     const recent: { t: number; samples: number }[] = [];

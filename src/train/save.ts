@@ -4,23 +4,20 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeSafetensors } from '../io/safetensors.js';
 import type { RawTensor } from '../io/tensor.js';
-import type { Weight } from '../models/weights.js';
-import { hfKeys, toCheckpointLayout, type KeyMapper, type NamedTensor } from './params.js';
+import type { NamedTensor } from './params.js';
 
 /**
- * `params`: canonical parameters (converted to HF layout here) or tensors already in HF layout.
- * `extraFiles`: paths copied in as they are (tokenizer.json, preprocessor_config.json, ...) or
- * name -> contents.
+ * `tensors`: under their checkpoint names and in checkpoint layout (what ClipTrainer.checkpointTensors
+ * gives for an HF model). `extraFiles`: paths copied in as they are (tokenizer.json,
+ * preprocessor_config.json, ...) or name -> contents.
  */
 export function saveHfCheckpoint(
   dir: string,
-  params: Map<string, Weight> | NamedTensor[],
+  tensors: NamedTensor[],
   config: Record<string, unknown>,
   extraFiles: string[] | Record<string, string | Uint8Array> = [],
-  keys: KeyMapper = hfKeys,
 ): void {
   mkdirSync(dir, { recursive: true });
-  const tensors = Array.isArray(params) ? params : [...params].flatMap(([name, w]) => toCheckpointLayout(name, w, keys));
   const out = new Map<string, RawTensor>();
   for (const t of [...tensors].sort((a, b) => a.name.localeCompare(b.name))) {
     if (out.has(t.name)) throw new Error(`saveHfCheckpoint: tensor "${t.name}" given twice`);

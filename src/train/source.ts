@@ -1,12 +1,15 @@
-// Where training starts: a checkpoint to fine-tune (any family whose towers we build as ViT + CLIP
-// text), a config to train from scratch, or a checkpoint of an earlier run to resume. Each gives the
-// same things: tower config and weights, the HF config.json to save with, the tokenizer (and the files
-// to ship it with), and the preprocessing the family uses.
+// Where training starts: a checkpoint to fine-tune (any family whose towers training builds: a ViT with
+// the CLIP or the BERT text tower), a config to train from scratch, or a checkpoint of an earlier run to
+// resume. Each gives the same things: tower config and weights, the config file(s) and weights file name
+// to save with (the family's own layout: the trainer's parameters are its tensors as stored), the
+// tokenizer (and the files to ship it with), and the preprocessing the family uses.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { resolveModel } from '../hub/resolve.js';
-import { openCheckpoint, type PreprocessSpec } from '../models/checkpoint.js';
+import { openCheckpoint, openWeights, type Checkpoint, type PreprocessSpec } from '../models/checkpoint.js';
+import { openaiConfigFromStateDict } from '../models/openai-state-dict.js';
 import { clipConfigFromHF, type ClipConfig } from '../models/config.js';
+import { trainableTowersError } from './clip-loss.js';
 import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import type { TowerWeights } from '../models/weights.js';
@@ -19,8 +22,12 @@ import type { TrainState } from './state.js';
 
 export interface TrainSource {
   config: ClipConfig;
-  /** config.json of the saved model. */
-  configJson: Record<string, any>;
+  /** The config file(s) of a saved model, by name: config.json (HF families) or open_clip_config.json. */
+  configFiles: Record<string, Record<string, any>>;
+  /** The weights file of a saved model: model.safetensors (HF) or open_clip_model.safetensors. */
+  weightsFile: string;
+  /** Whether a saved model carries preprocessor_config.json (HF families; open_clip's is in its config). */
+  hfPreprocessor: boolean;
   weights: TowerWeights;
   tokenizer: TextTokenizer;
   tokenizerMode: 'hf' | 'openai';
@@ -31,7 +38,7 @@ export interface TrainSource {
   origin: string;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt'];
 
 /** A config.json is a few KiB. */
 const MAX_CONFIG_BYTES = 16 * 2 ** 20;
@@ -60,8 +67,35 @@ function tokenizerFiles(dir: string): Record<string, Uint8Array> {
 }
 
 function checkTrainable(cfg: ClipConfig, origin: string): void {
-  if (cfg.vision.kind !== 'vit' || cfg.text.kind !== 'clip-text') {
-    throw new Error(`${origin}: training needs a ViT image tower and the CLIP text tower (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
+  const refused = trainableTowersError(cfg);
+  if (refused) throw new Error(`${origin}: ${refused} (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
+}
+
+function bareOpenaiConfig(file: string): Record<string, any> {
+  const src = openWeights(file);
+  try {
+    return openaiConfigFromStateDict(src);
+  } finally {
+    src.close?.();
+  }
+}
+
+/** How a family's checkpoint is saved again: its own config file and weights file name. */
+function savedLayout(ck: Checkpoint, dir: string): Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> {
+  switch (ck.family) {
+    case 'hf-clip':
+      return { configFiles: { 'config.json': hfClipConfigJson(ck.config!, readJson(join(dir, 'config.json'))) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
+    case 'chinese-clip':
+      // Training changes no architecture field: the ChineseCLIPConfig is saved as it was.
+      return { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
+    case 'open-clip': {
+      const own = join(dir, 'open_clip_config.json');
+      // A bare OpenAI file: the config its shapes say (as the loader reads it), with its preprocessing.
+      const json = existsSync(own) ? readJson(own) : { ...bareOpenaiConfig(ck.path), preprocess_cfg: { mean: ck.preprocess.mean, std: ck.preprocess.std } };
+      return { configFiles: { 'open_clip_config.json': json }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false };
+    }
+    default:
+      throw new Error(`${ck.path}: a ${ck.family} model cannot be trained`);
   }
 }
 
@@ -73,10 +107,9 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string): Prom
   checkTrainable(ck.config, model);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
   const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
-  const base = ck.family === 'hf-clip' ? readJson(join(dir, 'config.json')) : {};
   return {
     config: ck.config,
-    configJson: hfClipConfigJson(ck.config, base, ck.family === 'hf-clip' ? undefined : tokenIdsOf(tokenizer)),
+    ...savedLayout(ck, statSync(dir).isDirectory() ? dir : dirname(dir)),
     weights: ck.weights,
     tokenizer, tokenizerMode: ck.tokenizerMode,
     tokenizerFiles: tokenizerFiles(ck.tokenizerDir),
@@ -99,7 +132,7 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
   const size = config.vision.imageSize;
   const hfConfig = clipImageProcessorJson(size);
   return {
-    config, configJson,
+    config, configFiles: { 'config.json': configJson }, weightsFile: 'model.safetensors', hfPreprocessor: true,
     weights: hfClipWeights(randomClipWeights(configJson, seed)),
     tokenizer, tokenizerMode: 'hf',
     tokenizerFiles: tokenizerFiles(tokenizerDir),
@@ -110,12 +143,14 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
 
 /** Continue from a checkpoint directory of this run, with the preprocessing and tokenizer it started with. */
 export function fromResume(dir: string, state: TrainState): TrainSource {
-  const configJson = readJson(join(dir, 'config.json'));
-  const config = clipConfigFromHF(configJson, join(dir, 'config.json'));
   const ck = openCheckpoint(resolve(dir), { format: 'weights' });
+  if (!ck.config || !ck.weights) throw new Error(`${dir}: no weights to resume from`);
   const tokenizer = loadTokenizer(dir, { mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength });
+  const saved: Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> = ck.family === 'open-clip'
+    ? { configFiles: { 'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')) }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false }
+    : { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
   return {
-    config, configJson, weights: ck.weights!,
+    config: ck.config, ...saved, weights: ck.weights,
     tokenizer, tokenizerMode: state.tokenizer.mode,
     tokenizerFiles: tokenizerFiles(dir),
     preprocess: state.preprocess,
