@@ -189,12 +189,13 @@ export class ClipTrainer {
   private batchFeeds(b: TrainBatch): Record<string, ortTypes.Tensor> {
     const size = this.imageSize;
     if (b.pixelValues.length !== b.n * 3 * size * size) throw new Error(`pixel batch is not [${b.n}, 3, ${size}, ${size}]`);
-    if (b.inputIds.length !== b.n * b.seqLen || b.eot.length !== b.n) throw new Error(`token batch is not [${b.n}, ${b.seqLen}] with ${b.n} EOT positions`);
+    if (b.inputIds.length !== b.n * b.seqLen) throw new Error(`token batch is not [${b.n}, ${b.seqLen}]`);
     const feeds: Record<string, ortTypes.Tensor> = {
       pixel_values: new ort.Tensor('float32', b.pixelValues, [b.n, 3, size, size]),
       input_ids: new ort.Tensor('int64', b.inputIds, [b.n, b.seqLen]),
     };
     if (this.textInputs === 'pool_index') {
+      if (b.eot.length !== b.n) throw new Error(`token batch has ${b.eot.length} EOT positions for ${b.n} rows`);
       feeds.pool_index = new ort.Tensor('int64', BigInt64Array.from(b.eot, (t, i) => BigInt(i * b.seqLen + t)), [b.n]);
     } else {
       const mask = b.attentionMask ?? new BigInt64Array(b.n * b.seqLen).fill(1n);
