@@ -23,7 +23,7 @@ export function buildResNetImageGraph(cfg: ClipConfig, w: TowerWeights, opts: Bu
   if (v.kind !== 'resnet') throw new Error(`image tower kind ${v.kind} is not built by this function`);
   const g = new Graph('clip_image_resnet');
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, v.imageSize, v.imageSize]);
-  const fold = opts.fold === false ? false : { batchNorm: opts.foldBatchNorm ?? true };
+  const fold = opts.fold === false || typeof opts.fold === 'object' ? opts.fold : { batchNorm: opts.foldBatchNorm ?? true };
   return finish(g, buildModifiedResNet(g, pixels, w, v), 'image', { ...opts, fold });
 }
 
