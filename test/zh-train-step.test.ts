@@ -2,7 +2,8 @@
 // against a plain-PyTorch port of transformers' ChineseCLIPModel (test/goldens/zh-clip-train-step, made by
 // scripts/goldens/zh_train_step.py), with and without the frozen vision tower, within the tolerances of the
 // hf-clip-tiny train-step test; and `clip train --model zh-clip-tiny --freeze vision` on EasyNLP TSV saving a
-// checkpoint that keeps HF's keys and shapes and loads in our tools.
+// checkpoint that keeps HF's keys and shapes and loads in our tools. Also any other tower: an OpenAI
+// ModifiedResNet (frozen) fine-tuned and saved in its own open_clip layout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { toFloat32 } from '../src/io/tensor.js';
 import { openCheckpoint } from '../src/models/checkpoint.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { ClipTrainer, type TrainBatch } from '../src/train/trainer.js';
+import { trainClip } from '../src/train/run.js';
 import { shapeSet } from '../src/train/synthetic.js';
 import { CLIP_BIN, fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
 
@@ -135,6 +137,37 @@ test('clip train --model zh-clip-tiny --freeze vision on EasyNLP TSV: an HF Chin
       assert.ok(Math.abs(Math.hypot(...a!) - 1) < 1e-5 && a!.some((x, i) => x !== b![i]));
     } finally {
       await model.release();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an OpenAI-family ModifiedResNet trains with its image tower frozen and is saved in open_clip layout with every original key', { skip: SKIP_FIXTURES }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-rn-train-'));
+  const model = fixture('openai-rn-tiny');
+  try {
+    const samples = await shapeSet(1, 32, 3, ['red', 'blue']);
+    writeFileSync(join(dir, 'train.tsv'), samples.map((s) => `${s.caption}\t${Buffer.from(s.png).toString('base64')}`).join('\n') + '\n');
+    const common = { data: join(dir, 'train.tsv'), model, tokenizer: fixture('common', 'tokenizer-clip'), batchSize: 4, lr: 1e-3 };
+    await assert.rejects(trainClip(common, { out: join(dir, 'refused') }), /ModifiedResNet image tower only frozen \(--freeze vision\)/);
+    const out = join(dir, 'out');
+    const res = await trainClip({ ...common, freeze: 'vision' }, { out });
+    assert.equal(res.steps, 2);
+    const src = new SafetensorsFile(join(model, 'open_clip_model.safetensors'));
+    const saved = new SafetensorsFile(join(out, 'open_clip_model.safetensors'));
+    // num_batches_tracked (int64, read by no tower) comes through as stored; the frozen tower is unchanged.
+    assert.deepEqual(saved.keys().sort(), src.keys().sort());
+    for (const k of src.keys()) assert.deepEqual([saved.info(k)!.dtype, saved.info(k)!.shape], [src.info(k)!.dtype, src.info(k)!.shape], k);
+    const same = (k: string) => Buffer.from(saved.get(k).bytes).equals(Buffer.from(src.get(k).bytes));
+    assert.ok(src.keys().filter((k) => k.startsWith('visual.')).every(same));
+    assert.ok(!same('text_projection') && !same('transformer.resblocks.0.attn.in_proj_weight'));
+    const reloaded = await ClipModel.load(out);
+    try {
+      assert.equal(reloaded.checkpoint.family, 'open-clip');
+      assert.equal((await reloaded.encodeTexts(['a red circle']))[0]!.length, 16);
+    } finally {
+      await reloaded.release();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { attr, Graph } from '../graph/graph.js';
 import { l2normalize, linear } from '../graph/ops.js';
 import { buildBertText } from '../models/bert-text.js';
 import type { ClipConfig } from '../models/config.js';
+import { buildModifiedResNet } from '../models/modified-resnet.js';
 import { buildClipText } from '../models/text-transformer.js';
 import { param } from '../models/transformer.js';
 import { buildVit } from '../models/vision-transformer.js';
@@ -24,9 +25,12 @@ export interface LossGraph {
   textInputs: TrainTextInputs;
 }
 
-/** Which towers training can build (the same check for the CLI's early refusal and the trainer). */
-export function trainableTowersError(cfg: ClipConfig): string | undefined {
-  if (cfg.vision.kind !== 'vit') return `training builds the ViT image tower, not ${cfg.vision.kind} (its BatchNorm layers have no training rule)`;
+/**
+ * Which towers training can build (one check for the early refusal and the trainer). ModifiedResNet only
+ * frozen: its BatchNorm has no training rule, and a frozen tower gets no backward pass.
+ */
+export function trainableTowersError(cfg: ClipConfig, freeze?: 'vision' | 'text'): string | undefined {
+  if (cfg.vision.kind === 'resnet' && freeze !== 'vision') return 'training builds the ModifiedResNet image tower only frozen (--freeze vision): its BatchNorm layers have no training rule';
   if (cfg.text.kind === 'bert' && cfg.text.pooling !== 'cls-projection') return 'training builds the BERT text tower pooled at [CLS] with a projection (Chinese-CLIP), not a classifier head';
   return undefined;
 }
@@ -42,16 +46,18 @@ function added(g: Graph, build: () => string): { value: string; weights: Set<str
  * Inputs: pixel_values [B, 3, S, S], input_ids [B, T], and pool_index [B] (flat b*T + eot; CLIP text) or
  * attention_mask [B, T] (BERT text). Output: scalar `loss` (and `logits_per_image` with opts.logits).
  */
-export function buildClipLossGraph(cfg: ClipConfig, w: TowerWeights, opts: { logits?: boolean } = {}): LossGraph {
+export function buildClipLossGraph(cfg: ClipConfig, w: TowerWeights, opts: { logits?: boolean; freeze?: 'vision' | 'text' } = {}): LossGraph {
   const v = cfg.vision;
   const t = cfg.text;
-  const refused = trainableTowersError(cfg);
-  if (refused || v.kind !== 'vit') throw new Error(refused);
+  const refused = trainableTowersError(cfg, opts.freeze);
+  if (refused) throw new Error(refused);
   const g = new Graph('clip_loss');
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, v.imageSize, v.imageSize]);
   const ids = g.input('input_ids', 'int64', ['batch', 'sequence']);
 
-  const img = added(g, () => linear(g, buildVit(g, pixels, w, v).pooled, param(g, w, 'visual.proj', { linear: true })));
+  // The ResNet's attention pool already projects (c_proj); the ViT has a separate projection.
+  const img = added(g, () => v.kind === 'resnet' ? buildModifiedResNet(g, pixels, w, v).pooled
+    : linear(g, buildVit(g, pixels, w, v).pooled, param(g, w, 'visual.proj', { linear: true })));
   let textInputs: TrainTextInputs;
   let txt: { value: string; weights: Set<string> };
   if (t.kind === 'clip-text') {

@@ -162,7 +162,7 @@ function fingerprint(format: string, ds: { images: { name: string }[]; texts: { 
 /** A loadable model directory in the family's own layout (weights as the checkpoint names and stores them). */
 function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource): void {
   mkdirSync(dir, { recursive: true });
-  writeModelWeights(join(dir, src.weightsFile), trainer.params);
+  writeModelWeights(join(dir, src.weightsFile), trainer.params, src.weightsPath);
   for (const [name, json] of Object.entries(src.configFiles)) writeFileSync(join(dir, name), JSON.stringify(json, null, 2) + '\n');
   if (src.hfPreprocessor) writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
   for (const [name, bytes] of Object.entries(src.tokenizerFiles)) writeFileSync(join(dir, name), bytes);
@@ -191,7 +191,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   }
 
   const src = saved ? fromResume(latest!.dir, saved)
-    : setup.model ? await fromCheckpoint(setup.model, setup.tokenizer)
+    : setup.model ? await fromCheckpoint(setup.model, setup.tokenizer, setup.freeze)
     : fromConfig(setup.config!, setup.tokenizer!, setup.seed);
   const size = src.config.vision.imageSize;
 

@@ -28,6 +28,8 @@ export interface TrainSource {
   weightsFile: string;
   /** Whether a saved model carries preprocessor_config.json (HF families; open_clip's is in its config). */
   hfPreprocessor: boolean;
+  /** The weights file training starts from: its tensors the towers do not read are saved unchanged. */
+  weightsPath?: string;
   weights: TowerWeights;
   tokenizer: TextTokenizer;
   tokenizerMode: 'hf' | 'openai';
@@ -66,8 +68,8 @@ function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   }));
 }
 
-function checkTrainable(cfg: ClipConfig, origin: string): void {
-  const refused = trainableTowersError(cfg);
+function checkTrainable(cfg: ClipConfig, origin: string, freeze?: 'vision' | 'text'): void {
+  const refused = trainableTowersError(cfg, freeze);
   if (refused) throw new Error(`${origin}: ${refused} (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
 }
 
@@ -100,17 +102,18 @@ function savedLayout(ck: Checkpoint, dir: string): Pick<TrainSource, 'configFile
 }
 
 /** Fine-tune a checkpoint: its weights, tokenizer and preprocessing as its family uses them. */
-export async function fromCheckpoint(model: string, tokenizerDir?: string): Promise<TrainSource> {
+export async function fromCheckpoint(model: string, tokenizerDir?: string, freeze?: 'vision' | 'text'): Promise<TrainSource> {
   const dir = await resolveModel(model, { format: 'weights' });
   const ck = openCheckpoint(dir, { tokenizerDir, format: 'weights' });
   if (!ck.config || !ck.weights) throw new Error(`${model}: a ${ck.family} model has no weights we can train (ONNX files are inference-only)`);
-  checkTrainable(ck.config, model);
+  checkTrainable(ck.config, model, freeze);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
   const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
   return {
     config: ck.config,
     ...savedLayout(ck, statSync(dir).isDirectory() ? dir : dirname(dir)),
     weights: ck.weights,
+    weightsPath: ck.image.kind === 'built' ? ck.image.source.files[0] : undefined, // the weights file comes first
     tokenizer, tokenizerMode: ck.tokenizerMode,
     tokenizerFiles: tokenizerFiles(ck.tokenizerDir),
     preprocess: ck.preprocess,
@@ -150,7 +153,7 @@ export function fromResume(dir: string, state: TrainState): TrainSource {
     ? { configFiles: { 'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')) }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false }
     : { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
   return {
-    config: ck.config, ...saved, weights: ck.weights,
+    config: ck.config, ...saved, weights: ck.weights, weightsPath: join(dir, saved.weightsFile),
     tokenizer, tokenizerMode: state.tokenizer.mode,
     tokenizerFiles: tokenizerFiles(dir),
     preprocess: state.preprocess,

@@ -155,7 +155,7 @@ export class ClipTrainer {
   ) {}
 
   static async create(cfg: ClipConfig, w: TowerWeights, opts: TrainerOptions): Promise<ClipTrainer> {
-    const { graph: g, towers, textInputs } = buildClipLossGraph(cfg, w);
+    const { graph: g, towers, textInputs } = buildClipLossGraph(cfg, w, { freeze: opts.freeze });
     const frozen = opts.freeze ? towers[opts.freeze] : new Set<string>();
     const names = [...g.weights].filter((n) => g.initializers.get(n)?.type === 'float32');
     const params = new Map<string, Param>();
