@@ -7,7 +7,8 @@ import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipelineFor } from '../runtime/preprocess.js';
 import type { RetrievalReport } from '../tasks/eval-retrieval.js';
-import { writeModelWeights, writeOptimizerState } from './checkpoint-io.js';
+import type { RawTensor } from '../io/tensor.js';
+import { unreadTensors, writeModelWeights, writeOptimizerState } from './checkpoint-io.js';
 import { readPairs, type DataFormat } from './data.js';
 import { hfPreprocessorJson } from './hf-config.js';
 import { PixelStore } from './pixels.js';
@@ -160,9 +161,9 @@ function fingerprint(format: string, ds: { images: { name: string }[]; texts: { 
 }
 
 /** A loadable model directory in the family's own layout (weights as the checkpoint names and stores them). */
-function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource): void {
+function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource, unread: Map<string, RawTensor>): void {
   mkdirSync(dir, { recursive: true });
-  writeModelWeights(join(dir, src.weightsFile), trainer.params, src.weightsPath);
+  writeModelWeights(join(dir, src.weightsFile), trainer.params, unread);
   for (const [name, json] of Object.entries(src.configFiles)) writeFileSync(join(dir, name), JSON.stringify(json, null, 2) + '\n');
   if (src.hfPreprocessor) writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
   for (const [name, bytes] of Object.entries(src.tokenizerFiles)) writeFileSync(join(dir, name), bytes);
@@ -239,6 +240,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   });
   try {
     if (saved) trainer.loadState(join(latest!.dir, OPTIMIZER_FILE));
+    const unread = src.weightsPath ? unreadTensors(src.weightsPath, trainer.params) : new Map<string, RawTensor>();
 
     let step = saved?.step ?? 0;
     let acc = saved ? { ...saved.epochLoss } : { sum: 0, count: 0, seconds: 0, samples: 0 };
@@ -254,7 +256,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
     });
     const save = async (epoch: number, batch: number, record?: EpochRecord) => {
       const dir = await commitCheckpoint(out, step, (d) => {
-        writeModelDir(d, trainer, src);
+        writeModelDir(d, trainer, src, unread);
         writeOptimizerState(join(d, OPTIMIZER_FILE), trainer.state, trainer.params);
       }, async (d) => {
         if (record && validator) {
