@@ -60,9 +60,30 @@ function gatherIndex(src: Initializer, outDims: number[], source: (idx: number[]
 
 type Result = { dims: number[]; data: TensorData } | undefined;
 
+/** Matrix transpose, blocked so that reads and writes both stay cache-friendly on large weights. */
+function transpose2d(src: TensorData, rows: number, cols: number, out: TensorData): void {
+  const [s, o] = [src as Float32Array, out as Float32Array];
+  const B = 64;
+  for (let i0 = 0; i0 < rows; i0 += B) {
+    const i1 = Math.min(i0 + B, rows);
+    for (let j0 = 0; j0 < cols; j0 += B) {
+      const j1 = Math.min(j0 + B, cols);
+      for (let i = i0; i < i1; i++) {
+        const base = i * cols;
+        for (let j = j0; j < j1; j++) o[j * rows + i] = s[base + j]!;
+      }
+    }
+  }
+}
+
 function transpose(x: Initializer, a: Attrs): Result {
   const r = x.dims.length;
   const perm = ints(a, 'perm') ?? Array.from({ length: r }, (_, i) => r - 1 - i);
+  if (r === 2 && perm[0] === 1) {
+    const out = like(x, x.data.length);
+    transpose2d(x.data, x.dims[0]!, x.dims[1]!, out);
+    return { dims: [x.dims[1]!, x.dims[0]!], data: out };
+  }
   const dims = perm.map((p) => x.dims[p]!);
   const st = strides(x.dims);
   return { dims, data: gatherIndex(x, dims, (idx) => idx.reduce((s, v, i) => s + v * st[perm[i]!]!, 0)) };
