@@ -283,6 +283,20 @@ const cases: Record<string, Case> = {
     build: (g, { a }) => g.op('Add', [activation(g, a!, 'quick_gelu'), activation(g, a!, 'gelu_new')]),
   },
   'gelu (Erf, float32)': { f32: true, inputs: { a: { shape: [2, 5] } }, build: (g, { a }) => activation(g, a!, 'gelu') },
+  // Checkpoint layouts as the towers write them for training (models/transformer.ts param, vision-transformer.ts):
+  // gradients reach the stored tensors through these.
+  'stored q/k/v stacked (Concat axis 0) and transposed for MatMul': {
+    inputs: { x: { shape: [2, 3, 4] }, q: { shape: [4, 4] }, k: { shape: [4, 4] }, v: { shape: [4, 4] } },
+    build: (g, { x, q, k, v }) => g.op('MatMul', [x!, g.op('Transpose', [g.op('Concat', [q!, k!, v!], { axis: attr.i(0) })], { perm: attr.ints([1, 0]) })]),
+  },
+  'class embedding added to row 0 of the position table (Unsqueeze, Pad, Add)': {
+    inputs: { pos: { shape: [5, 3] }, cls: { shape: [3] } },
+    build: (g, { pos, cls }) => g.op('Add', [pos!, g.op('Pad', [g.op('Unsqueeze', [cls!, i64(g, [0])]), i64(g, [0, 0, 4, 0])])]),
+  },
+  'Gather scalar row on axis 0 (token type 0)': {
+    inputs: { t: { shape: [2, 4] } },
+    build: (g, { t }) => g.op('Gather', [t!, i64(g, [0], [])], { axis: attr.i(0) }),
+  },
 };
 
 for (const [label, c] of Object.entries(cases)) test(`autodiff: ${label}`, () => check(label, c));

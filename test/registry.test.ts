@@ -151,7 +151,7 @@ test('a descriptor can say what SigLIP needs: sigmoid scores, last-token pooling
     towers: { image: ['vit'], text: ['clip-text'], pooling: { image: ['attention-pool'], text: ['last'] } },
     tokenizer: { mode: 'hf', contextLength: 64 },
     score: { kind: 'sigmoid' },
-    train: { loss: 'sigmoid', keepsConfigJson: true },
+    train: { loss: 'sigmoid', saveAs: 'clip-config' },
   };
   assert.equal(siglipLike.score.kind, 'sigmoid');
   assert.equal(inputs.padding, 'max');

@@ -10,12 +10,11 @@ import { join } from 'node:path';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { buildImageGraph, buildTextGraph } from '../src/models/clip-graph.js';
 import { clipConfigFromHF } from '../src/models/config.js';
-import { TowerWeights, transpose2d } from '../src/models/weights.js';
+import { hfClipWeights } from '../src/models/families/hf-clip.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { readRetrievalTsv } from '../src/tasks/datasets.js';
 import { evalRetrieval } from '../src/tasks/eval-retrieval.js';
-import { isTransposedLinear } from '../src/train/params.js';
 import { trainClip } from '../src/train/run.js';
 import { shapeSet, toEasyNlpTsv } from '../src/train/synthetic.js';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
@@ -154,12 +153,14 @@ test('a saved checkpoint reloads with ClipModel.load and embeds exactly like the
     const res = await trainClip({ data: join(dir, 'train.tsv'), config: join(dir, 'config.json'), tokenizer: TOKENIZER, batchSize: 8, lr: 1e-3, epochs: 2 }, { out });
     assert.equal(res.steps, 4);
 
-    // Towers built straight from the trainer's parameters (un-transposing its MatMul layout).
-    const w = new TowerWeights((name) => {
-      const p = res.params.get(name);
-      if (!p) return undefined;
-      return isTransposedLinear(name) ? transpose2d({ data: p.data, shape: p.dims }) : { data: p.data, shape: p.dims };
-    }, 'trainer');
+    // Towers built straight from the trainer's parameters: HF CLIPModel tensors as stored.
+    const w = hfClipWeights({
+      origin: 'trainer', keys: () => [...res.params.keys()], has: (k) => res.params.has(k),
+      get: (k) => {
+        const p = res.params.get(k)!;
+        return { dtype: 'float32', shape: p.dims, bytes: new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength) };
+      },
+    });
     const cfg = clipConfigFromHF(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')));
     const model = await ClipModel.load(out);
     const pixels = new Float32Array(2 * 3 * 32 * 32);

@@ -47,6 +47,11 @@ export interface ValueInfo {
 export class Graph {
   readonly nodes: NodeDef[] = [];
   readonly initializers = new Map<string, Initializer>();
+  /**
+   * Initializers that are checkpoint tensors, under their checkpoint names and in their stored layout:
+   * what training differentiates and saves. Other initializers are constants (shapes, masks, folds).
+   */
+  readonly weights = new Set<string>();
   readonly inputs: ValueInfo[] = [];
   readonly outputs: ValueInfo[] = [];
   private counter = 0;

@@ -71,10 +71,9 @@ export function buildBertText(g: Graph, ids: string, w: TowerWeights, cfg: BertC
   if (opts.tokenTypes) {
     x = g.op('Add', [x, g.op('Gather', [param(g, w, 'bert.embeddings.type'), opts.tokenTypes], { axis: attr.i(0) })]);
   } else {
-    // All-zero token types add row 0 to every position: a constant, no Gather needed.
-    const type = w.get('bert.embeddings.type');
-    const D = type.shape[1]!;
-    x = g.op('Add', [x, g.init('bert.embeddings.type[0]', type.data.slice(0, D), [D])]);
+    // All-zero token types add row 0 to every position: a constant after folding, no Gather per token.
+    const row0 = g.node('Gather', [param(g, w, 'bert.embeddings.type'), g.constI64([0], [])], { axis: attr.i(0) }, { outputs: ['bert.embeddings.type[0]'] })[0]!;
+    x = g.op('Add', [x, row0]);
   }
   x = layerNorm(g, x, param(g, w, 'bert.embeddings.ln.weight'), param(g, w, 'bert.embeddings.ln.bias'), cfg.eps);
 

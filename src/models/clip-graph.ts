@@ -1,4 +1,5 @@
 // Whole-tower graphs: inputs -> projected features and their L2-normalized embeddings.
+import { foldConstants, type FoldOptions } from '../graph/fold.js';
 import { Graph } from '../graph/graph.js';
 import { l2normalize, linear } from '../graph/ops.js';
 import type { ClipConfig } from './config.js';
@@ -12,6 +13,17 @@ export interface BuildOptions {
   fused?: boolean;
   /** Also output every hidden state (debugging parity layer by layer). */
   hiddenStates?: boolean;
+  /**
+   * Fold the layout nodes over checkpoint tensors into constants (default true: inference graphs).
+   * false keeps the checkpoint tensors as stored, as the training graph does.
+   */
+  fold?: boolean | FoldOptions;
+}
+
+/** The inference fold (graph/fold.ts) unless the caller keeps the graph as built. */
+export function foldFor(g: Graph, opts: BuildOptions): Graph {
+  if (opts.fold !== false) foldConstants(g, typeof opts.fold === 'object' ? opts.fold : {});
+  return g;
 }
 
 function finish(g: Graph, w: TowerWeights, out: TowerOutput, projName: string, prefix: 'image' | 'text', opts: BuildOptions): Graph {
@@ -19,7 +31,7 @@ function finish(g: Graph, w: TowerWeights, out: TowerOutput, projName: string, p
   g.output(feats, `${prefix}_features`, 'float32', ['batch', 'dim']);
   g.output(l2normalize(g, feats), `${prefix}_embeds`, 'float32', ['batch', 'dim']);
   if (opts.hiddenStates) out.hidden.forEach((h, i) => g.output(h, `${prefix}_hidden_${i}`));
-  return g;
+  return foldFor(g, opts);
 }
 
 export function buildImageGraph(cfg: ClipConfig, w: TowerWeights, opts: BuildOptions = {}): Graph {

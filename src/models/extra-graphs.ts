@@ -3,7 +3,7 @@
 import { Graph } from '../graph/graph.js';
 import { l2normalize } from '../graph/ops.js';
 import { buildBertText } from './bert-text.js';
-import type { BuildOptions } from './clip-graph.js';
+import { foldFor, type BuildOptions } from './clip-graph.js';
 import type { BertConfig, ClipConfig } from './config.js';
 import { buildModifiedResNet, type ResNetOptions } from './modified-resnet.js';
 import type { TowerOutput } from './vision-transformer.js';
@@ -14,7 +14,7 @@ function finish(g: Graph, out: TowerOutput, prefix: 'image' | 'text', opts: Buil
   g.output(out.pooled, `${prefix}_features`, 'float32', ['batch', 'dim']);
   g.output(l2normalize(g, out.pooled), `${prefix}_embeds`, 'float32', ['batch', 'dim']);
   if (opts.hiddenStates) out.hidden.forEach((h, i) => g.output(h, `${prefix}_hidden_${i}`));
-  return g;
+  return foldFor(g, opts);
 }
 
 /** pixel_values [B, 3, S, S] -> image_features (unnormalized, projected) and image_embeds (L2-normalized). */
@@ -23,7 +23,8 @@ export function buildResNetImageGraph(cfg: ClipConfig, w: TowerWeights, opts: Bu
   if (v.kind !== 'resnet') throw new Error(`image tower kind ${v.kind} is not built by this function`);
   const g = new Graph('clip_image_resnet');
   const pixels = g.input('pixel_values', 'float32', ['batch', 3, v.imageSize, v.imageSize]);
-  return finish(g, buildModifiedResNet(g, pixels, w, v, opts), 'image', opts);
+  const fold = opts.fold === false || typeof opts.fold === 'object' ? opts.fold : { batchNorm: opts.foldBatchNorm ?? true };
+  return finish(g, buildModifiedResNet(g, pixels, w, v), 'image', { ...opts, fold });
 }
 
 export interface BertGraphOptions extends BuildOptions {

@@ -115,8 +115,12 @@ export type LossKind = 'contrastive' | 'sigmoid';
 
 export interface TrainDefaults {
   loss: LossKind;
-  /** The saved config.json starts from the checkpoint's own (HF CLIP) instead of being written anew in HF layout. */
-  keepsConfigJson: boolean;
+  /**
+   * How a fine-tuned model is saved, in the family's own layout: 'clip-config' = its config.json updated from the
+   * tower config; 'config-as-is' = config.json copied (training changes no architecture field); 'open-clip-files' =
+   * open_clip_config.json + open_clip_model.safetensors.
+   */
+  saveAs: 'clip-config' | 'config-as-is' | 'open-clip-files';
 }
 
 /** Which files of a hub repo this family's checkpoint needs. */

@@ -10,7 +10,7 @@ import { linear } from '../graph/ops.js';
 import type { ResNetConfig } from './config.js';
 import { param } from './transformer.js';
 import type { TowerOutput } from './vision-transformer.js';
-import { concat0, transpose2d, type TowerWeights } from './weights.js';
+import type { TowerWeights } from './weights.js';
 
 /** PyTorch's BatchNorm2d default; OpenAI never changes it. */
 const BN_EPS = 1e-5;
@@ -18,17 +18,17 @@ const EXPANSION = 4;
 
 export interface ResNetOptions {
   /**
-   * Fold eval-mode BatchNorm into the preceding conv at build time (default true). The fold is done in
-   * float64 and rounded once, so it differs from PyTorch's conv-then-BN only by float32 rounding; false
-   * emits BatchNormalization nodes instead (kept for parity checks).
+   * Fold eval-mode BatchNorm into the preceding conv when the graph is folded for inference (default true,
+   * see graph/fold.ts: in float64, rounded once, so it differs from PyTorch's conv-then-BN only by float32
+   * rounding); false keeps the BatchNormalization nodes (kept for parity checks).
    */
   foldBatchNorm?: boolean;
 }
 
-/** conv (no bias, as in every OpenAI ResNet conv) followed by eval-mode BatchNorm. */
+/** conv (no bias, as in every OpenAI ResNet conv) followed by eval-mode BatchNorm, as stored. */
 function convBn(
   g: Graph, x: string, w: TowerWeights, conv: string, bn: string,
-  geom: { kernel: number; stride?: number; pad?: number }, opts: ResNetOptions,
+  geom: { kernel: number; stride?: number; pad?: number },
 ): string {
   const k = geom.kernel;
   const pad = geom.pad ?? 0;
@@ -37,26 +37,9 @@ function convBn(
     strides: attr.ints([geom.stride ?? 1, geom.stride ?? 1]),
     pads: attr.ints([pad, pad, pad, pad]),
   };
-  if (opts.foldBatchNorm === false) {
-    const y = g.op('Conv', [x, param(g, w, `${conv}.weight`)], attrs);
-    return g.op('BatchNormalization', [y, param(g, w, `${bn}.weight`), param(g, w, `${bn}.bias`),
-      param(g, w, `${bn}.running_mean`), param(g, w, `${bn}.running_var`)], { epsilon: attr.f(BN_EPS) });
-  }
-  const gamma = w.get(`${bn}.weight`).data;
-  const beta = w.get(`${bn}.bias`).data;
-  const mean = w.get(`${bn}.running_mean`).data;
-  const variance = w.get(`${bn}.running_var`).data;
-  const cw = w.get(`${conv}.weight`);
-  const cout = cw.shape[0]!;
-  const per = cw.data.length / cout;
-  const fw = new Float32Array(cw.data.length);
-  const fb = new Float32Array(cout);
-  for (let o = 0; o < cout; o++) {
-    const s = gamma[o]! / Math.sqrt(variance[o]! + BN_EPS);
-    for (let j = 0; j < per; j++) fw[o * per + j] = cw.data[o * per + j]! * s;
-    fb[o] = beta[o]! - mean[o]! * s;
-  }
-  return g.op('Conv', [x, g.init(`${conv}.weight+bn`, fw, cw.shape), g.init(`${conv}.bias+bn`, fb, [cout])], attrs);
+  const y = g.op('Conv', [x, param(g, w, `${conv}.weight`)], attrs);
+  return g.op('BatchNormalization', [y, param(g, w, `${bn}.weight`), param(g, w, `${bn}.bias`),
+    param(g, w, `${bn}.running_mean`), param(g, w, `${bn}.running_var`)], { epsilon: attr.f(BN_EPS) });
 }
 
 function avgPool(g: Graph, x: string, k: number): string {
@@ -64,15 +47,15 @@ function avgPool(g: Graph, x: string, k: number): string {
   return g.op('AveragePool', [x], { kernel_shape: attr.ints([k, k]), strides: attr.ints([k, k]) });
 }
 
-function bottleneck(g: Graph, x: string, w: TowerWeights, p: string, inplanes: number, planes: number, stride: number, opts: ResNetOptions): string {
-  let out = g.op('Relu', [convBn(g, x, w, `${p}.conv1`, `${p}.bn1`, { kernel: 1 }, opts)]);
-  out = g.op('Relu', [convBn(g, out, w, `${p}.conv2`, `${p}.bn2`, { kernel: 3, pad: 1 }, opts)]);
+function bottleneck(g: Graph, x: string, w: TowerWeights, p: string, inplanes: number, planes: number, stride: number): string {
+  let out = g.op('Relu', [convBn(g, x, w, `${p}.conv1`, `${p}.bn1`, { kernel: 1 })]);
+  out = g.op('Relu', [convBn(g, out, w, `${p}.conv2`, `${p}.bn2`, { kernel: 3, pad: 1 })]);
   if (stride > 1) out = avgPool(g, out, stride);
-  out = convBn(g, out, w, `${p}.conv3`, `${p}.bn3`, { kernel: 1 }, opts);
+  out = convBn(g, out, w, `${p}.conv3`, `${p}.bn3`, { kernel: 1 });
   let identity = x;
   if (stride > 1 || inplanes !== planes * EXPANSION) {
     const pooled = stride > 1 ? avgPool(g, x, stride) : x;
-    identity = convBn(g, pooled, w, `${p}.downsample.0`, `${p}.downsample.1`, { kernel: 1 }, opts);
+    identity = convBn(g, pooled, w, `${p}.downsample.0`, `${p}.downsample.1`, { kernel: 1 });
   }
   return g.op('Relu', [g.op('Add', [out, identity])]);
 }
@@ -83,18 +66,17 @@ function bottleneck(g: Graph, x: string, w: TowerWeights, p: string, inplanes: n
  */
 function attentionPool(g: Graph, x: string, w: TowerWeights, heads: number): string {
   const p = 'visual.attnpool';
-  const pos = w.get(`${p}.positional_embedding`);
-  const [N, C] = pos.shape as [number, number];
+  const [, C] = w.ref(`${p}.positional_embedding`).shape as [number, number];
   const hd = C / heads;
   if (!Number.isInteger(hd)) throw new Error(`attention pool width ${C} is not divisible by ${heads} heads`);
   const seq = g.op('Transpose', [g.op('Reshape', [x, g.constI64([0, C, -1])])], { perm: attr.ints([0, 2, 1]) }); // [B, HW, C]
   const mean = g.op('ReduceMean', [seq], { axes: attr.ints([1]), keepdims: attr.i(1) });
-  const tokens = g.op('Add', [g.op('Concat', [mean, seq], { axis: attr.i(1) }), g.init(`${p}.positional_embedding`, pos.data, [N, C])]);
-  // k and v share one MatMul: a packed [C, 2C] weight (w.get throws a clear error if either is missing).
-  const kvW = concat0([w.get(`${p}.k_proj.weight`), w.get(`${p}.v_proj.weight`)]);
-  const kvB = concat0([w.get(`${p}.k_proj.bias`), w.get(`${p}.v_proj.bias`)]);
-  const kvWt = transpose2d(kvW);
-  const kv = linear(g, tokens, g.init(`${p}.kv_proj.weight`, kvWt.data, kvWt.shape), g.init(`${p}.kv_proj.bias`, kvB.data, [2 * C]));
+  const tokens = g.op('Add', [g.op('Concat', [mean, seq], { axis: attr.i(1) }), param(g, w, `${p}.positional_embedding`)]);
+  // k and v share one MatMul: their weights stacked into one [C, 2C] (a layout the inference fold bakes).
+  const kvW = g.node('Transpose', [g.op('Concat', [param(g, w, `${p}.k_proj.weight`), param(g, w, `${p}.v_proj.weight`)], { axis: attr.i(0) })],
+    { perm: attr.ints([1, 0]) }, { outputs: [`${p}.kv_proj.weight`] })[0]!;
+  const kvB = g.node('Concat', [param(g, w, `${p}.k_proj.bias`), param(g, w, `${p}.v_proj.bias`)], { axis: attr.i(0) }, { outputs: [`${p}.kv_proj.bias`] })[0]!;
+  const kv = linear(g, tokens, kvW, kvB);
   // [B, N, 2, H, hd] -> [2, B, H, N, hd]
   const kvT = g.op('Transpose', [g.op('Reshape', [kv, g.constI64([0, 0, 2, heads, hd])])], { perm: attr.ints([2, 0, 3, 1, 4]) });
   const [k, v] = g.node('Split', [kvT, g.constI64([1, 1])], { axis: attr.i(0) }, { outputs: 2 }).map(
@@ -114,12 +96,12 @@ function attentionPool(g: Graph, x: string, w: TowerWeights, heads: number): str
  * pixels [B, 3, S, S] -> pooled [B, outputDim] (attention pool output, already projected).
  * hidden: the stem output and each stage's output (NCHW).
  */
-export function buildModifiedResNet(g: Graph, pixels: string, w: TowerWeights, cfg: ResNetConfig, opts: ResNetOptions = {}): TowerOutput {
+export function buildModifiedResNet(g: Graph, pixels: string, w: TowerWeights, cfg: ResNetConfig): TowerOutput {
   const W = cfg.width;
   let x = pixels;
-  x = g.op('Relu', [convBn(g, x, w, 'visual.conv1', 'visual.bn1', { kernel: 3, stride: 2, pad: 1 }, opts)]);
-  x = g.op('Relu', [convBn(g, x, w, 'visual.conv2', 'visual.bn2', { kernel: 3, pad: 1 }, opts)]);
-  x = g.op('Relu', [convBn(g, x, w, 'visual.conv3', 'visual.bn3', { kernel: 3, pad: 1 }, opts)]);
+  x = g.op('Relu', [convBn(g, x, w, 'visual.conv1', 'visual.bn1', { kernel: 3, stride: 2, pad: 1 })]);
+  x = g.op('Relu', [convBn(g, x, w, 'visual.conv2', 'visual.bn2', { kernel: 3, pad: 1 })]);
+  x = g.op('Relu', [convBn(g, x, w, 'visual.conv3', 'visual.bn3', { kernel: 3, pad: 1 })]);
   x = avgPool(g, x, 2);
   const hidden = [x];
   let inplanes = W;
@@ -127,7 +109,7 @@ export function buildModifiedResNet(g: Graph, pixels: string, w: TowerWeights, c
     const planes = W * 2 ** s;
     for (let b = 0; b < blocks; b++) {
       const stride = b === 0 && s > 0 ? 2 : 1;
-      x = bottleneck(g, x, w, `visual.layer${s + 1}.${b}`, inplanes, planes, stride, opts);
+      x = bottleneck(g, x, w, `visual.layer${s + 1}.${b}`, inplanes, planes, stride);
       inplanes = planes * EXPANSION;
     }
     hidden.push(x);

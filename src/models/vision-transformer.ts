@@ -20,14 +20,14 @@ export function buildVit(g: Graph, pixels: string, w: TowerWeights, cfg: VitConf
   });
   // [B, D, g, g] -> [B, g*g, D]
   const seq = g.op('Transpose', [g.op('Reshape', [patches, g.constI64([0, D, -1])])], { perm: { ints: [0, 2, 1] } });
-  // Prepend a zero row, then add one table that holds pos + class embedding in row 0:
-  // same numbers as concat(cls, patches) + pos, without a batch-dependent Expand.
+  // Prepend a zero row, then add one table that holds pos + class embedding in row 0: the same numbers as
+  // concat(cls, patches) + pos without a batch-dependent Expand. The table is made of the two stored
+  // tensors in the graph (so both train); inference folds it into one constant.
   const padded = g.op('Pad', [seq, g.constI64([0, 1, 0, 0, 0, 0])]);
-  const pos = w.get('visual.pos');
-  const cls = w.get('visual.cls');
-  const table = new Float32Array(pos.data);
-  for (let i = 0; i < D; i++) table[i] = table[i]! + cls.data[i]!;
-  let x = g.op('Add', [padded, g.init('visual.pos+cls', table, pos.shape)]);
+  const rows = w.ref('visual.pos').shape[0]!;
+  const clsRow = g.op('Pad', [g.op('Unsqueeze', [param(g, w, 'visual.cls'), g.constI64([0])]), g.constI64([0, 0, rows - 1, 0])]);
+  const table = g.node('Add', [param(g, w, 'visual.pos'), clsRow], {}, { outputs: ['visual.pos+cls'] })[0]!;
+  let x = g.op('Add', [padded, table]);
   x = layerNorm(g, x, param(g, w, 'visual.ln_pre.weight'), param(g, w, 'visual.ln_pre.bias'), cfg.eps);
   const hidden = [x];
   for (let i = 0; i < cfg.layers; i++) {

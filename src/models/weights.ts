@@ -11,7 +11,8 @@ export type Resolver = (canonical: string) => Weight | undefined;
 
 /**
  * Where a canonical weight sits in a checkpoint: one key, or several stacked along dim 0 (HF's q/k/v),
- * optionally transposed (OpenAI's [in, out] projections).
+ * optionally transposed (OpenAI's [in, out] projections). The one statement of a family's layout: towers
+ * turn it into graph nodes (transformer.ts `param`), which training differentiates and inference folds.
  */
 export interface KeyPlan {
   keys: string[];
@@ -19,11 +20,21 @@ export interface KeyPlan {
 }
 export type KeyMap = (canonical: string) => KeyPlan | undefined;
 
+/** One checkpoint tensor as stored (its own key, shape and layout). */
+export interface StoredTensor {
+  key: string;
+  shape: number[];
+  load(): Weight;
+}
+
 /** A weight's shape as the checkpoint declares it, before a byte is read. */
 export interface WeightRef {
   keys: string[];
+  /** The canonical shape (after packing and transposing). */
   shape: number[];
-  load(): Weight;
+  /** The stored tensors behind it, stacked along dim 0 and then transposed when `transpose`. */
+  parts: StoredTensor[];
+  transpose: boolean;
 }
 
 /** Shape without reading the tensor: both file readers expose `info`; in-memory sources just `get`. */
@@ -44,7 +55,7 @@ export class TowerWeights {
     if (typeof resolve === 'function') {
       this.refOf = (name) => {
         const w = resolve(name);
-        return w && { keys: [name], shape: w.shape, load: () => w };
+        return w && { keys: [name], shape: w.shape, parts: [{ key: name, shape: w.shape, load: () => w }], transpose: false };
       };
       this.keysOf = () => undefined;
     } else {
@@ -74,28 +85,46 @@ export class TowerWeights {
         if (shape.length !== 2) throw new Error(`${src.origin}: tensor "${plan.keys[0]}" has shape ${fmt(shape)}, expected a matrix`);
         shape = [shape[1]!, shape[0]!];
       }
-      const load = (): Weight => {
-        const ws = plan.keys.map((k) => {
-          const t = src.get(k);
+      const stored = parts.map((p): StoredTensor => ({
+        key: p.key, shape: p.shape,
+        load: () => {
+          const t = src.get(p.key);
           return { data: toFloat32(t), shape: t.shape };
-        });
-        const packed = ws.length === 1 ? ws[0]! : concat0(ws);
-        return plan.transpose ? transpose2d(packed) : packed;
-      };
-      return { keys: plan.keys, shape, load };
+        },
+      }));
+      return { keys: plan.keys, shape, parts: stored, transpose: !!plan.transpose };
     };
     // For messages about a weight that is not there: the keys that are missing.
     const absent = (name: string) => map(name)?.keys.filter((k) => !src.has(k));
     return new TowerWeights({ ref, keys: absent }, src.origin);
   }
 
-  /** Every value finite: a NaN or infinite weight would give NaN embeddings for every input. */
+  /**
+   * A weight stored as one tensor in its canonical layout (logit_scale, ...), checked finite: a NaN or
+   * infinite weight would give NaN embeddings for every input. Packed or transposed weights are read
+   * through the graph (models/transformer.ts `param`), where their layout is nodes.
+   */
   get(name: string): Weight {
+    const ref = this.ref(name);
+    if (ref.parts.length !== 1 || ref.transpose) throw new Error(`${this.origin}: "${name}" is stored as ${ref.keys.join(' + ')}${ref.transpose ? ' (transposed)' : ''}; read it through the graph`);
+    return this.loadStored(ref.parts[0]!);
+  }
+
+  /** Where a canonical weight sits in the checkpoint; throws naming the missing key(s). */
+  ref(name: string): WeightRef {
     const ref = this.refOf(name);
     if (!ref) throw new Error(`${this.origin}: ${this.missing(name)}`);
-    const w = ref.load();
+    return ref;
+  }
+
+  /** One stored tensor behind a canonical weight, as the checkpoint holds it (checked finite). */
+  loadStored(part: StoredTensor): Weight {
+    return this.finite(part.load(), [part.key]);
+  }
+
+  private finite(w: Weight, keys: string[]): Weight {
     const i = firstNonFinite(w.data);
-    if (i >= 0) throw new Error(`${this.origin}: tensor ${ref.keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${w.data[i]} at index ${i})`);
+    if (i >= 0) throw new Error(`${this.origin}: tensor ${keys.map((k) => `"${k}"`).join(', ')} holds a non-finite value (${w.data[i]} at index ${i})`);
     return w;
   }
 
@@ -117,35 +146,4 @@ export class TowerWeights {
     const keys = this.keysOf(name);
     return keys ? `missing tensor ${keys.map((k) => `"${k}"`).join(', ')} (${name})` : `missing weight for "${name}"`;
   }
-}
-
-/** PyTorch Linear weights are [out, in]; MatMul wants [in, out]. */
-export function transpose2d(w: Weight): Weight {
-  const [rows, cols] = w.shape as [number, number];
-  const out = new Float32Array(rows * cols);
-  const src = w.data;
-  // Blocked transpose: keeps both reads and writes cache-friendly on large matrices.
-  const B = 64;
-  for (let i0 = 0; i0 < rows; i0 += B) {
-    const i1 = Math.min(i0 + B, rows);
-    for (let j0 = 0; j0 < cols; j0 += B) {
-      const j1 = Math.min(j0 + B, cols);
-      for (let i = i0; i < i1; i++) {
-        const base = i * cols;
-        for (let j = j0; j < j1; j++) out[j * rows + i] = src[base + j]!;
-      }
-    }
-  }
-  return { data: out, shape: [cols, rows] };
-}
-
-export function concat0(ws: Weight[]): Weight {
-  const total = ws.reduce((s, w) => s + w.data.length, 0);
-  const out = new Float32Array(total);
-  let off = 0;
-  for (const w of ws) {
-    out.set(w.data, off);
-    off += w.data.length;
-  }
-  return { data: out, shape: [ws.reduce((s, w) => s + w.shape[0]!, 0), ...ws[0]!.shape.slice(1)] };
 }

@@ -7,7 +7,8 @@ import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipelineFor } from '../runtime/preprocess.js';
 import type { RetrievalReport } from '../tasks/eval-retrieval.js';
-import { modelTensors, writeModelDir, writeOptimizerState } from './checkpoint-io.js';
+import type { RawTensor } from '../io/tensor.js';
+import { modelTensors, unreadTensors, writeModelDir, writeOptimizerState } from './checkpoint-io.js';
 import { readPairs, type DataFormat } from './data.js';
 import { hfPreprocessorJson } from './hf-config.js';
 import { PixelStore } from './pixels.js';
@@ -106,7 +107,7 @@ export interface TrainResult {
   /** Loss of the last step (before its update). */
   finalLoss: number | null;
   history: EpochRecord[];
-  /** Final parameters, canonical names (trainer layout). */
+  /** Final parameters: the checkpoint's tensors under its names and in its layout. */
   params: Map<string, Param>;
   skippedImages: { name: string; error: string }[];
 }
@@ -159,12 +160,17 @@ function fingerprint(format: string, ds: { images: { name: string }[]; texts: { 
   return h.digest('hex');
 }
 
-/** A checkpoint of this run: the trainer's weights with the config, preprocessing and tokenizer it started with. */
-function writeTrainedModel(dir: string, trainer: ClipTrainer, src: TrainSource): void {
-  writeModelDir(dir, modelTensors(trainer.params), { config: src.configJson, preprocessor: hfPreprocessorJson(src.preprocess), files: src.tokenizerFiles });
+/** A checkpoint of this run, in the family's own layout: the trainer's weights (and the tensors no tower reads) with the config, preprocessing and tokenizer it started with. */
+function writeTrainedModel(dir: string, trainer: ClipTrainer, src: TrainSource, unread: Map<string, RawTensor>): void {
+  writeModelDir(dir, modelTensors(trainer.params, unread), {
+    weightsFile: src.weightsFile,
+    jsonFiles: src.configFiles,
+    preprocessor: src.hfPreprocessor ? hfPreprocessorJson(src.preprocess) : undefined,
+    files: src.tokenizerFiles,
+  });
 }
 
-const MODEL_FILES = (src: TrainSource) => ['model.safetensors', 'config.json', 'preprocessor_config.json', ...Object.keys(src.tokenizerFiles)];
+const MODEL_FILES = (src: TrainSource) => [src.weightsFile, ...Object.keys(src.configFiles), ...(src.hfPreprocessor ? ['preprocessor_config.json'] : []), ...Object.keys(src.tokenizerFiles)];
 
 export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev: TrainEvents = {}): Promise<TrainResult> {
   const out = resolve(run.out);
@@ -187,7 +193,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   }
 
   const src = saved ? fromResume(latest!.dir, saved)
-    : setup.model ? await fromCheckpoint(setup.model, setup.tokenizer)
+    : setup.model ? await fromCheckpoint(setup.model, setup.tokenizer, setup.freeze)
     : fromConfig(setup.config!, setup.tokenizer!, setup.seed);
   const size = src.config.vision.imageSize;
 
@@ -228,14 +234,14 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   valData?.notes.forEach((m) => ev.note?.(m));
   const validator = valData ? new Validator(valData.dataset, budget, run.threads) : undefined;
 
-  const frozen = setup.freeze === 'vision' ? 'visual.' : setup.freeze === 'text' ? 'text.' : undefined;
   const trainer = await ClipTrainer.create(src.config, src.weights, {
     adamw: { betas: setup.betas, eps: setup.eps, weightDecay: setup.weightDecay, maxGradNorm: setup.gradClip },
-    trainable: frozen ? (name) => !name.startsWith(frozen) : undefined,
+    freeze: setup.freeze,
     threads: run.threads, memory: run.memory,
   });
   try {
     if (saved) trainer.loadState(join(latest!.dir, OPTIMIZER_FILE));
+    const unread = src.weightsPath ? unreadTensors(src.weightsPath, trainer.params) : new Map<string, RawTensor>();
 
     let step = saved?.step ?? 0;
     let acc = saved ? { ...saved.epochLoss } : { sum: 0, count: 0, seconds: 0, samples: 0 };
@@ -251,7 +257,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
     });
     const save = async (epoch: number, batch: number, record?: EpochRecord) => {
       const dir = await commitCheckpoint(out, step, (d) => {
-        writeTrainedModel(d, trainer, src);
+        writeTrainedModel(d, trainer, src, unread);
         writeOptimizerState(join(d, OPTIMIZER_FILE), trainer.state, trainer.params);
       }, async (d) => {
         if (record && validator) {
@@ -274,7 +280,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
       if (kept.length < 2) return undefined;
       augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess);
       const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: 'longest' });
-      return { pixelValues: pixels, inputIds: tb.inputIds, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
+      return { pixelValues: pixels, inputIds: tb.inputIds, attentionMask: tb.attentionMask, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
     };
 
     const recent: { t: number; samples: number }[] = [];

@@ -1,12 +1,15 @@
-// Where training starts: a checkpoint to fine-tune (any family whose towers we build as ViT + CLIP
-// text), a config to train from scratch, or a checkpoint of an earlier run to resume. Each gives the
-// same things: tower config and weights, the HF config.json to save with, the tokenizer (and the files
-// to ship it with), and the preprocessing the family uses.
+// Where training starts: a checkpoint to fine-tune (any family whose towers training builds: a ViT with
+// the CLIP or the BERT text tower), a config to train from scratch, or a checkpoint of an earlier run to
+// resume. Each gives the same things: tower config and weights, the config file(s) and weights file name
+// to save with (the family's own layout: the trainer's parameters are its tensors as stored), the
+// tokenizer (and the files to ship it with), and the preprocessing the family uses.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { resolveModel } from '../hub/resolve.js';
-import { openCheckpoint, type PreprocessSpec } from '../models/checkpoint.js';
+import { openCheckpoint, openWeights, type Checkpoint, type PreprocessSpec } from '../models/checkpoint.js';
+import { openaiConfigFromStateDict } from '../models/openai-state-dict.js';
 import { clipConfigFromHF, type ClipConfig } from '../models/config.js';
+import { trainableTowersError } from './clip-loss.js';
 import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import { familyNamed } from '../models/families/index.js';
@@ -20,8 +23,14 @@ import type { TrainState } from './state.js';
 
 export interface TrainSource {
   config: ClipConfig;
-  /** config.json of the saved model. */
-  configJson: Record<string, any>;
+  /** The config file(s) of a saved model, by name: config.json (HF families) or open_clip_config.json. */
+  configFiles: Record<string, Record<string, any>>;
+  /** The weights file of a saved model: model.safetensors (HF) or open_clip_model.safetensors. */
+  weightsFile: string;
+  /** Whether a saved model carries preprocessor_config.json (HF families; open_clip's is in its config). */
+  hfPreprocessor: boolean;
+  /** The weights file training starts from: its tensors the towers do not read are saved unchanged. */
+  weightsPath?: string;
   weights: TowerWeights;
   tokenizer: TextTokenizer;
   tokenizerMode: 'hf' | 'openai';
@@ -32,7 +41,7 @@ export interface TrainSource {
   origin: string;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt'];
 
 /** A config.json is a few KiB. */
 const MAX_CONFIG_BYTES = 16 * 2 ** 20;
@@ -60,27 +69,52 @@ function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   }));
 }
 
-function checkTrainable(cfg: ClipConfig, origin: string): void {
-  if (cfg.vision.kind !== 'vit' || cfg.text.kind !== 'clip-text') {
-    throw new Error(`${origin}: training needs a ViT image tower and the CLIP text tower (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
+function checkTrainable(cfg: ClipConfig, origin: string, freeze?: 'vision' | 'text'): void {
+  const refused = trainableTowersError(cfg, freeze);
+  if (refused) throw new Error(`${origin}: ${refused} (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
+}
+
+function bareOpenaiConfig(file: string): Record<string, any> {
+  const src = openWeights(file);
+  try {
+    return openaiConfigFromStateDict(src);
+  } finally {
+    src.close?.();
+  }
+}
+
+/** How a family's checkpoint is saved again: its own config file and weights file name (the descriptor says which). */
+function savedLayout(ck: Checkpoint, dir: string): Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> {
+  switch (familyNamed(ck.family).train?.saveAs) {
+    case 'clip-config':
+      return { configFiles: { 'config.json': hfClipConfigJson(ck.config!, readJson(join(dir, 'config.json'))) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
+    case 'config-as-is':
+      // Training changes no architecture field: the config.json is saved as it was.
+      return { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
+    case 'open-clip-files': {
+      const own = join(dir, 'open_clip_config.json');
+      // A bare OpenAI file: the config its shapes say (as the loader reads it), with its preprocessing.
+      const json = existsSync(own) ? readJson(own) : { ...bareOpenaiConfig(ck.path), preprocess_cfg: { mean: ck.preprocess.mean, std: ck.preprocess.std } };
+      return { configFiles: { 'open_clip_config.json': json }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false };
+    }
+    default:
+      throw new Error(`${ck.path}: a ${ck.family} model cannot be trained`);
   }
 }
 
 /** Fine-tune a checkpoint: its weights, tokenizer and preprocessing as its family uses them. */
-export async function fromCheckpoint(model: string, tokenizerDir?: string): Promise<TrainSource> {
+export async function fromCheckpoint(model: string, tokenizerDir?: string, freeze?: 'vision' | 'text'): Promise<TrainSource> {
   const dir = await resolveModel(model, { format: 'weights' });
   const ck = openCheckpoint(dir, { tokenizerDir, format: 'weights' });
   if (!ck.config || !ck.weights) throw new Error(`${model}: a ${ck.family} model has no weights we can train (ONNX files are inference-only)`);
-  checkTrainable(ck.config, model);
+  checkTrainable(ck.config, model, freeze);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
   const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
-  // A family whose config.json is already HF CLIP's keeps it (and its token ids); others get one written anew.
-  const keep = familyNamed(ck.family).train?.keepsConfigJson ?? false;
-  const base = keep ? readJson(join(dir, 'config.json')) : {};
   return {
     config: ck.config,
-    configJson: hfClipConfigJson(ck.config, base, keep ? undefined : tokenIdsOf(tokenizer)),
+    ...savedLayout(ck, statSync(dir).isDirectory() ? dir : dirname(dir)),
     weights: ck.weights,
+    weightsPath: ck.image.kind === 'built' ? ck.image.source.files[0] : undefined, // the weights file comes first
     tokenizer, tokenizerMode: ck.tokenizerMode,
     tokenizerFiles: tokenizerFiles(ck.tokenizerDir),
     preprocess: ck.preprocess,
@@ -102,7 +136,7 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
   const size = config.vision.imageSize;
   const hfConfig = clipImageProcessorJson(size);
   return {
-    config, configJson,
+    config, configFiles: { 'config.json': configJson }, weightsFile: 'model.safetensors', hfPreprocessor: true,
     weights: hfClipWeights(randomClipWeights(configJson, seed)),
     tokenizer, tokenizerMode: 'hf',
     tokenizerFiles: tokenizerFiles(tokenizerDir),
@@ -113,12 +147,14 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
 
 /** Continue from a checkpoint directory of this run, with the preprocessing and tokenizer it started with. */
 export function fromResume(dir: string, state: TrainState): TrainSource {
-  const configJson = readJson(join(dir, 'config.json'));
-  const config = clipConfigFromHF(configJson, join(dir, 'config.json'));
   const ck = openCheckpoint(resolve(dir), { format: 'weights' });
+  if (!ck.config || !ck.weights) throw new Error(`${dir}: no weights to resume from`);
   const tokenizer = loadTokenizer(dir, { mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength });
+  const saved: Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> = familyNamed(ck.family).train?.saveAs === 'open-clip-files'
+    ? { configFiles: { 'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')) }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false }
+    : { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
   return {
-    config, configJson, weights: ck.weights!,
+    config: ck.config, ...saved, weights: ck.weights, weightsPath: join(dir, saved.weightsFile),
     tokenizer, tokenizerMode: state.tokenizer.mode,
     tokenizerFiles: tokenizerFiles(dir),
     preprocess: state.preprocess,

@@ -6,16 +6,18 @@ import type { PreprocessSpec } from '../models/checkpoint.js';
 
 export const LAYOUT = `OUT/
   config.json, model.safetensors, tokenizer.json, tokenizer_config.json (+ vocab.json, merges.txt,
-  special_tokens_map.json when the tokenizer has them), preprocessor_config.json
-                         the final model, HF CLIPModel layout (written when training completes)
+  vocab.txt, special_tokens_map.json when the tokenizer has them), preprocessor_config.json
+                         the final model in its family's own layout (written when training completes):
+                         HF CLIPModel or ChineseCLIPModel; a model fine-tuned from an OpenAI / open_clip
+                         checkpoint is saved as open_clip_config.json + open_clip_model.safetensors
   train_log.jsonl        one JSON record per epoch (rewritten at every epoch end)
   train_steps.jsonl      one JSON record per step {step, epoch, loss, lr, samplesPerSec} (rewritten
                          at every checkpoint; a resumed run keeps the lines up to its checkpoint)
   TRAINING_STATE.md      this description
   checkpoint-<step>/     written every --save-every steps and at every epoch end; the newest --keep
-                         stay. Each is a complete HF model directory (the files above: it loads with
-                         ClipModel.load and transformers' CLIPModel.from_pretrained), plus
-    optimizer.safetensors  AdamW moments in HF key layout: exp_avg/<key>, exp_avg_sq/<key>; metadata
+                         stay. Each is a complete model directory (the files above: it loads with
+                         ClipModel.load, and HF ones with transformers' from_pretrained), plus
+    optimizer.safetensors  AdamW moments under the checkpoint's keys: exp_avg/<key>, exp_avg_sq/<key>; metadata
                          "step" = optimizer steps taken (Adam's bias-correction t)
     trainer_state.json   position (epoch, next batch, schedule step), running epoch loss, last loss,
                          the options that fix the run, data fingerprint, preprocessing and tokenizer
@@ -24,7 +26,7 @@ export const LAYOUT = `OUT/
                          any moment leaves the previous checkpoint intact (--resume ignores it)
 
 --resume continues from the newest checkpoint-<step>/ exactly: parameters from its model.safetensors
-(bit for bit: layout conversions only move float32 values), optimizer moments and step from
+(bit for bit: parameters are the checkpoint's tensors as stored), optimizer moments and step from
 optimizer.safetensors, schedule position and data position from trainer_state.json. There is no
 generator state to save: the data order of epoch e is a permutation drawn from xoshiro128** seeded
 with (seed, 1000 + e), so (epoch, batch) is the whole random state. Bit-exact with the same --threads.

@@ -10,8 +10,8 @@ import { ort } from '../runtime/session.js';
 import { createTrainSession } from './session.js';
 import { adamwScalars, appendAdamW, GRAD_NORM, loadAdamWState, newAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
 import { writeOptimizerState } from './checkpoint-io.js';
-import { buildClipLossGraph, graphParams, LOSS } from './clip-loss.js';
-import { canonicalUsesWeightDecay, fromCheckpointLayout, hfKeys, toCheckpointLayout, type KeyMapper, type NamedTensor } from './params.js';
+import { buildClipLossGraph, LOSS, type TrainTextInputs } from './clip-loss.js';
+import { usesWeightDecay, type NamedTensor } from './params.js';
 
 export interface TrainBatch {
   /** [n, 3, S, S] preprocessed pixels. */
@@ -20,18 +20,21 @@ export interface TrainBatch {
   inputIds: BigInt64Array;
   n: number;
   seqLen: number;
-  /** Per row, the position pooled by the text tower (EOT). */
+  /** Per row, the position pooled by the CLIP text tower (EOT). */
   eot: number[];
+  /** [n, T] 1 = token, 0 = padding: what a BERT text tower reads (all ones when absent). */
+  attentionMask?: BigInt64Array;
 }
 
 export interface TrainerOptions {
   adamw: AdamWConfig;
-  /** Which canonical parameters train (default: all). The others stay graph constants. */
-  trainable?: (canonical: string) => boolean;
+  /** A tower whose weights stay graph constants: no gradient, no optimizer state (projection included). */
+  freeze?: 'vision' | 'text';
+  /** Which parameters (checkpoint names) train besides the frozen tower's (default: all). */
+  trainable?: (name: string) => boolean;
   /** Also return the gradients from step() (tests, debugging). */
   outputGrads?: boolean;
   threads?: number;
-  keys?: KeyMapper;
   /** Upper clamp of logit_scale after each step (open_clip: ln 100). */
   logitScaleMax?: number;
   /** Memory/speed trade-offs, see TrainMemory. */
@@ -58,6 +61,7 @@ export interface TrainMemory {
   inPlace?: boolean;
 }
 
+/** A checkpoint tensor under its checkpoint name, in its stored layout. */
 export interface Param {
   /** Current value. Trainable parameters' arrays are overwritten by later steps: copy to keep a snapshot. */
   data: Float32Array;
@@ -142,6 +146,7 @@ export class ClipTrainer {
     readonly graph: Graph,
     private readonly evalGraph: Graph,
     private readonly imageSize: number,
+    private readonly textInputs: TrainTextInputs,
     private readonly opts: TrainerOptions,
     private readonly updated: string[],
     /** Trainable values the loss does not reach; they are not updated (as PyTorch skips grad=None). */
@@ -151,16 +156,16 @@ export class ClipTrainer {
   ) {}
 
   static async create(cfg: ClipConfig, w: TowerWeights, opts: TrainerOptions): Promise<ClipTrainer> {
-    const keys = opts.keys ?? hfKeys;
-    const g = buildClipLossGraph(cfg, w);
-    const names = graphParams(g, (n) => keys(n) !== undefined);
+    const { graph: g, towers, textInputs } = buildClipLossGraph(cfg, w, { freeze: opts.freeze });
+    const frozen = opts.freeze ? towers[opts.freeze] : new Set<string>();
+    const names = [...g.weights].filter((n) => g.initializers.get(n)?.type === 'float32');
     const params = new Map<string, Param>();
     for (const name of names) {
       const t = g.initializers.get(name)!;
       params.set(name, {
         data: t.data as Float32Array, dims: [...t.dims],
-        trainable: opts.trainable ? opts.trainable(name) : true,
-        decay: canonicalUsesWeightDecay(name, t.dims, keys),
+        trainable: !frozen.has(name) && (opts.trainable?.(name) ?? true),
+        decay: usesWeightDecay(name, t.dims.length),
       });
     }
     const trainable = names.filter((n) => params.get(n)!.trainable);
@@ -179,18 +184,25 @@ export class ClipTrainer {
     const session = await createTrainSession(g, { threads: opts.threads, ...opts.memory });
     const state = newAdamWState(new Map(updated.map((n) => [n, params.get(n)!.dims])));
     const inPlace = (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
-    return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, opts, updated, grads.unreached, inPlace);
+    return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, textInputs, opts, updated, grads.unreached, inPlace);
   }
 
   private batchFeeds(b: TrainBatch): Record<string, ortTypes.Tensor> {
     const size = this.imageSize;
     if (b.pixelValues.length !== b.n * 3 * size * size) throw new Error(`pixel batch is not [${b.n}, 3, ${size}, ${size}]`);
-    if (b.inputIds.length !== b.n * b.seqLen || b.eot.length !== b.n) throw new Error(`token batch is not [${b.n}, ${b.seqLen}] with ${b.n} EOT positions`);
+    if (b.inputIds.length !== b.n * b.seqLen) throw new Error(`token batch is not [${b.n}, ${b.seqLen}]`);
     const feeds: Record<string, ortTypes.Tensor> = {
       pixel_values: new ort.Tensor('float32', b.pixelValues, [b.n, 3, size, size]),
       input_ids: new ort.Tensor('int64', b.inputIds, [b.n, b.seqLen]),
-      pool_index: new ort.Tensor('int64', BigInt64Array.from(b.eot, (t, i) => BigInt(i * b.seqLen + t)), [b.n]),
     };
+    if (this.textInputs === 'pool_index') {
+      if (b.eot.length !== b.n) throw new Error(`token batch has ${b.eot.length} EOT positions for ${b.n} rows`);
+      feeds.pool_index = new ort.Tensor('int64', BigInt64Array.from(b.eot, (t, i) => BigInt(i * b.seqLen + t)), [b.n]);
+    } else {
+      const mask = b.attentionMask ?? new BigInt64Array(b.n * b.seqLen).fill(1n);
+      if (mask.length !== b.n * b.seqLen) throw new Error(`attention mask is not [${b.n}, ${b.seqLen}]`);
+      feeds.attention_mask = new ort.Tensor('int64', mask, [b.n, b.seqLen]);
+    }
     for (const [name, p] of this.params) if (p.trainable) feeds[name] = new ort.Tensor('float32', p.data, p.dims);
     return feeds;
   }
@@ -250,23 +262,21 @@ export class ClipTrainer {
     return (out[LOSS]!.data as Float32Array)[0]!;
   }
 
-  /** Every parameter in checkpoint (HF) layout. */
+  /** Every parameter, as the checkpoint names and stores it (the trainer's own layout). */
   checkpointTensors(): NamedTensor[] {
-    const keys = this.opts.keys ?? hfKeys;
-    return [...this.params].flatMap(([name, p]) => toCheckpointLayout(name, { data: p.data, shape: p.dims }, keys));
+    return [...this.params].map(([name, p]) => ({ name, data: p.data, shape: p.dims }));
   }
 
-  /** Optimizer state as safetensors, in checkpoint layout (`exp_avg/<hf name>`, ...). */
+  /** Optimizer state as safetensors (`exp_avg/<name>`, ...), names as in the checkpoint. */
   saveState(path: string): void {
-    writeOptimizerState(path, this.state, this.params, this.opts.keys ?? hfKeys);
+    writeOptimizerState(path, this.state, this.params);
   }
 
   loadState(path: string): void {
-    const keys = this.opts.keys ?? hfKeys;
-    this.state = loadAdamWState(path, this.updated, (name, get) => fromCheckpointLayout(name, get, keys));
+    this.state = loadAdamWState(path, this.updated);
     for (const n of this.updated) {
       const want = this.params.get(n)!.data.length;
-      if (this.state.m.get(n)!.length !== want) throw new Error(`${path}: state for "${n}" has the wrong size`);
+      if (this.state.m.get(n)!.length !== want || this.state.v.get(n)!.length !== want) throw new Error(`${path}: state for "${n}" has the wrong size`);
     }
   }
 

@@ -92,7 +92,7 @@ export function registerTrain(program: Command): void {
   program.command('train')
     .description('fine-tune a checkpoint (--model) or train from a config (--config + --tokenizer) on image–caption pairs')
     .argument('[data]', 'training pairs: EasyNLP TSV, CSV, JSONL or a caption folder (optional with --resume)')
-    .option('-m, --model <model>', 'checkpoint to fine-tune (HF CLIP, or an OpenAI/open_clip ViT checkpoint)')
+    .option('-m, --model <model>', 'checkpoint to fine-tune (HF CLIP, Chinese-CLIP, or an OpenAI/open_clip checkpoint; a ModifiedResNet only with --freeze vision)')
     .option('--config <file>', 'CLIPConfig JSON to train from scratch (random init, seeded by --seed)')
     .option('--tokenizer <dir>', 'tokenizer directory (tokenizer.json + tokenizer_config.json); required with --config')
     .addOption(new Option('--format <format>', 'data format (default: from the file)').choices(DATA_FORMATS))
