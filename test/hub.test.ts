@@ -16,6 +16,7 @@ import { HubError } from '../src/hub/errors.js';
 import { hubDownload, parseModelId, resolveModel, type ResolveOptions } from '../src/hub/resolve.js';
 import type { DownloadProgress } from '../src/hub/progress.js';
 import { loadOptionsFrom } from '../src/cli/model-options.js';
+import { writeShardedHfClip } from './sharded-fixture.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const gitSha = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
@@ -221,6 +222,7 @@ before(async () => {
   hub.add('org/openai-vit-tiny', fixture('openai-vit-tiny'));
   hub.add('org/private-clip', fixture('hf-clip-tiny'), { token: 'sekret' });
   hub.add('org/gated-clip', fixture('hf-clip-tiny'), { gated: true });
+  hub.add('org/sharded-clip', writeShardedHfClip(join(tmpRoot, 'sharded-repo')));
   await hub.start();
 });
 
@@ -573,6 +575,33 @@ test('open_clip repos get open_clip_config.json and open_clip_model.safetensors'
   const m = await ClipModel.load(dir, { tokenizerDir: fixture('common', 'tokenizer-clip') });
   assert.equal((await m.encodeTexts(['a dog']))[0]!.length, m.dim);
   await m.release();
+});
+
+test('a sharded repo: the index is fetched, then each shard it names; offline it loads from the cache', { skip: SKIP_FIXTURES }, async () => {
+  const repo = 'org/sharded-clip';
+  const cache = freshCache();
+  const before = hub.log.length;
+  const dir = await resolveModel(repo, opts(cache));
+  const shards = ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+  assert.deepEqual(listDir(dir).sort(), ['config.json', ...shards, 'model.safetensors.index.json', 'preprocessor_config.json',
+    'tokenizer.json', 'tokenizer_config.json']);
+  const resolves = hub.log.slice(before).filter((h) => h.server === 'hub' && h.path.includes('/resolve/')).map((h) => h.path.split('/').pop());
+  assert.ok(resolves.indexOf('model.safetensors.index.json') < resolves.indexOf(shards[0]), 'the index before its shards');
+  assert.deepEqual(hub.log.slice(before).filter((h) => h.server === 'cdn').map((h) => h.path), shards.map((s) => `/${repo}/${s}`));
+  for (const s of shards) assert.ok(readFileSync(join(dir, s)).equals(hub.content(repo, s)), s);
+  // Offline, the snapshot counts as complete only with every shard in place.
+  assert.equal(await resolveModel(repo, opts(cache, { offline: true })), dir);
+  rmSync(join(dir, shards[1]!));
+  await rejectsWith(resolveModel(repo, opts(cache, { offline: true })), 'offline', /org\/sharded-clip@main is not completely in the hub cache/);
+  // Online again: only the missing shard is fetched.
+  const cdn = hub.hits((h) => h.server === 'cdn');
+  assert.equal(await resolveModel(repo, opts(cache)), dir);
+  assert.equal(hub.hits((h) => h.server === 'cdn'), cdn, 'the blob was still there: relinked, not downloaded');
+  const m = await ClipModel.load(dir);
+  const local = await ClipModel.load(fixture('hf-clip-tiny'));
+  assert.deepEqual(Array.from((await m.encodeTexts(['a photo of a cat']))[0]!), Array.from((await local.encodeTexts(['a photo of a cat']))[0]!));
+  await m.release();
+  await local.release();
 });
 
 test('without symlinks the snapshot holds copies', { skip: SKIP_FIXTURES }, async () => {

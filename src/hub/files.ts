@@ -3,6 +3,7 @@
 // there, since the loader then takes that path), and the ONNX towers only when asked or when nothing else exists.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { isShardIndex, readShardIndex, shardIndexName } from '../io/sharded.js';
 import { HubError } from './errors.js';
 
 export type Format = 'auto' | 'weights' | 'onnx';
@@ -12,8 +13,10 @@ export const META_FILES = [
   'config.json', 'preprocessor_config.json', 'open_clip_config.json',
   'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt',
 ];
-const HF_WEIGHTS = ['model.safetensors', 'pytorch_model.bin'];
-const OPEN_CLIP_WEIGHTS = ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', ...HF_WEIGHTS];
+// Each weight file, then its shard index (the shards it names are fetched once the index is in: shardsToFetch).
+const withShards = (names: string[]) => names.flatMap((n) => [n, shardIndexName(n)]);
+const HF_WEIGHTS = withShards(['model.safetensors', 'pytorch_model.bin']);
+const OPEN_CLIP_WEIGHTS = [...withShards(['open_clip_model.safetensors', 'open_clip_pytorch_model.bin']), ...HF_WEIGHTS];
 
 export const onnxTowers = (variant = '') => [`onnx/vision_model${variant}.onnx`, `onnx/text_model${variant}.onnx`];
 // Towers over 2 GB keep their weights beside them; the name depends on the exporter.
@@ -43,12 +46,39 @@ export function pickFiles(repo: string, available: string[], format: Format = 'a
 
 const present = (dir: string, f: string) => existsSync(join(dir, f)); // follows symlinks: a dangling one is absent
 
+/**
+ * The shard files a downloaded index names (checked by the loader's own rules: plain file names, bounded
+ * size), each also listed by the repo. A shard the repo does not list is an error here rather than a 404 later.
+ */
+export function shardsToFetch(repo: string, dir: string, index: string, available: string[]): string[] {
+  let shards: string[];
+  try {
+    shards = readShardIndex(join(dir, index)).shards;
+  } catch (e) {
+    throw new HubError(`${repo}: ${(e as Error).message}`, 'invalid');
+  }
+  const missing = shards.filter((s) => !available.includes(s));
+  if (missing.length) throw new HubError(`${repo}: ${index} names shards the repo does not have: ${missing.slice(0, 5).join(', ')}`, 'not-found');
+  return shards;
+}
+
+/** A weight file in place: itself, or an index with every shard it names (an unreadable index counts as absent). */
+function weightsPresent(dir: string, f: string): boolean {
+  if (!present(dir, f)) return false;
+  if (!isShardIndex(f)) return true;
+  try {
+    return readShardIndex(join(dir, f)).shards.every((s) => present(dir, s));
+  } catch {
+    return false;
+  }
+}
+
 /** Enough to load (offline, or when the network fails): a config and the weights or towers asked for. */
 export function snapshotUsable(dir: string, format: Format = 'auto', variant = ''): boolean {
-  if (present(dir, 'open_clip_config.json')) return format !== 'onnx' && OPEN_CLIP_WEIGHTS.some((f) => present(dir, f));
+  if (present(dir, 'open_clip_config.json')) return format !== 'onnx' && OPEN_CLIP_WEIGHTS.some((f) => weightsPresent(dir, f));
   if (!present(dir, 'config.json')) return false;
   const onnxOk = onnxTowers(variant).every((f) => present(dir, f));
-  const weights = HF_WEIGHTS.some((f) => present(dir, f));
+  const weights = HF_WEIGHTS.some((f) => weightsPresent(dir, f));
   return format === 'onnx' ? onnxOk : format === 'weights' ? weights : weights || onnxOk;
 }
 

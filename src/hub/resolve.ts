@@ -14,7 +14,8 @@ import { COMMIT_RE, RepoCache, checkRelPath } from './cache.js';
 import { hubConfig, type HubConfig, type HubOptions } from './config.js';
 import { fetchFile, type DownloadOptions } from './download.js';
 import { HubError } from './errors.js';
-import { META_FILES, pickFiles, snapshotSettled, snapshotUsable, type Format } from './files.js';
+import { META_FILES, pickFiles, shardsToFetch, snapshotSettled, snapshotUsable, type Format } from './files.js';
+import { isShardIndex } from '../io/sharded.js';
 import { getJson } from './http.js';
 import { verifySnapshot } from './verify.js';
 
@@ -75,6 +76,12 @@ async function download(cfg: HubConfig, cache: RepoCache, r: ModelRef, o: Resolv
   const dir = cache.snapshot(listing.sha);
   // Pinned to the listed commit, so every file comes from the same revision even if the branch moves meanwhile.
   for (const f of files) if (!existsSync(join(dir, f))) await fetchFile(cfg, cache, listing.sha, f, o);
+  // A sharded checkpoint: the index is in, now the shards it names, one after another.
+  for (const index of files.filter(isShardIndex)) {
+    for (const s of shardsToFetch(describe(r), dir, index, listing.files)) {
+      if (!existsSync(join(dir, checkRelPath(s, 'file name')))) await fetchFile(cfg, cache, listing.sha, s, o);
+    }
+  }
   await cache.markMissing(listing.sha, META_FILES.filter((f) => !listing.files.includes(f)));
   // The ref goes last: a branch name then only ever points at a snapshot that has everything.
   await cache.writeRef(r.revision, listing.sha);

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
+import { isShardIndex, ShardedSource, shardIndexName, weightFilesOf } from '../io/sharded.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
 import { toFloat32, type TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
@@ -105,6 +106,9 @@ function findFile(dir: string, names: string[]): string | undefined {
   return names.map((n) => join(dir, n)).find((p) => existsSync(p));
 }
 
+/** Weight file names in order of preference, each followed by its shard index (`model.safetensors.index.json`). */
+const withShards = (names: string[]): string[] => names.flatMap((n) => [n, shardIndexName(n)]);
+
 function requireFile(dir: string, names: string[], what: string): string {
   const p = findFile(dir, names);
   if (!p) throw new Error(`checkpoint ${dir} is missing its ${what} (looked for ${names.join(', ')})`);
@@ -113,9 +117,10 @@ function requireFile(dir: string, names: string[], what: string): string {
 
 export function openWeights(path: string): TensorSource {
   if (path.endsWith('.safetensors')) return new SafetensorsFile(path);
+  if (isShardIndex(path)) return new ShardedSource(path);
   // torch.save zips and TorchScript archives, through the allowlisting unpickler.
   if (/\.(bin|pt|pth|ckpt)$/.test(path)) return loadTorchCheckpoint(path);
-  throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt or .pth)`);
+  throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt, .pth or a shard .index.json)`);
 }
 
 /** Run `fn` on an open weight file; a file refused by it is closed, not leaked (a server may retry loads). */
@@ -182,7 +187,7 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     checkWeightShapes(w, config);
     return { w, config, logitScale: logitScaleOf(w, Math.log(1 / 0.07)) };
   });
-  const files = [weightsPath, cfgFile];
+  const files = [...weightFilesOf(src, weightsPath), cfgFile];
   return {
     family: 'open-clip', path, projectionDim: config.projectionDim,
     image: imageTower(config, w, files),
@@ -245,7 +250,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   const image = openCheckpoint(resolve(base, spec.image), { ...opts, tokenizerDir: undefined });
   const tcfgPath = requireFile(textDir, ['config.json'], 'config.json');
   const tcfg = taiyiBertConfig(readJson(tcfgPath), join(textDir, 'config.json'));
-  const weightsPath = requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
+  const weightsPath = requireFile(textDir, withShards(['model.safetensors', 'pytorch_model.bin']), 'weights');
   const pair = Fields.of(spec, file);
   const contextLength = pair.int('context_length', tcfg.contextLength, 1, tcfg.contextLength);
   if (tcfg.numLabels !== image.projectionDim) {
@@ -261,7 +266,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
   return {
     ...image,
     family: 'taiyi', path: file,
-    text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked }), [weightsPath, tcfgPath], { bert: tcfg, masked }),
+    text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked }), [...weightFilesOf(src, weightsPath), tcfgPath], { bert: tcfg, masked }),
     textInputs: masked ? 'bert-masked' : 'bert', textPadding: 'longest',
     tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
     // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
@@ -272,7 +277,7 @@ function pairFamily(file: string, opts: OpenOptions): Checkpoint {
 export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint {
   if (!existsSync(path)) throw new Error(`model path ${path} does not exist`);
   const isDir = statSync(path).isDirectory();
-  if (!isDir && path.endsWith('.json')) return pairFamily(path, opts);
+  if (!isDir && path.endsWith('.json') && !isShardIndex(path)) return pairFamily(path, opts);
   // The `onnx/` folder (or a file in it) of a transformers.js-layout directory.
   const onnxParent = isDir && basename(path) === 'onnx' ? dirname(path) : !isDir && path.endsWith('.onnx') ? dirname(dirname(path)) : undefined;
   if (onnxParent && existsSync(join(onnxParent, 'config.json'))) {
@@ -285,7 +290,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
 
   const ocPath = join(dir, 'open_clip_config.json');
   if (existsSync(ocPath)) {
-    const weightsPath = file ?? requireFile(dir, ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', 'model.safetensors'], 'weights');
+    const weightsPath = file ?? requireFile(dir, withShards(['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', 'model.safetensors']), 'weights');
     return openaiFamily(path, readJson(ocPath), weightsPath, opts, ocPath);
   }
   const cfgPath = join(dir, 'config.json');
@@ -303,7 +308,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
     throw new Error(`${path}: not a recognized checkpoint (no config.json, open_clip_config.json or clip-pair.json)`);
   }
   const cfgJson = readJson(cfgPath);
-  const weightNames = ['model.safetensors', 'pytorch_model.bin'];
+  const weightNames = withShards(['model.safetensors', 'pytorch_model.bin']);
   const hasWeights = !!file || !!findFile(dir, weightNames);
   const wantOnnx = opts.format === 'onnx' || (opts.format !== 'weights' && !hasWeights && existsSync(join(dir, 'onnx')));
   if (wantOnnx) return onnxFamily(dir, cfgJson, opts);
@@ -317,7 +322,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       checkWeightShapes(w, config);
       return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
     });
-    const files = [weightsPath, cfgPath];
+    const files = [...weightFilesOf(src, weightsPath), cfgPath];
     return {
       family: 'hf-clip', path, projectionDim: config.projectionDim,
       image: imageTower(config, w, files),
@@ -339,7 +344,7 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       checkWeightShapes(w, config);
       return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
     });
-    const files = [weightsPath, cfgPath];
+    const files = [...weightFilesOf(src, weightsPath), cfgPath];
     return {
       family: 'chinese-clip', path, projectionDim: config.projectionDim,
       image: imageTower(config, w, files),
