@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
@@ -17,6 +17,7 @@ import { hubDownload, parseModelId, resolveModel, type ResolveOptions } from '..
 import type { DownloadProgress } from '../src/hub/progress.js';
 import { loadOptionsFrom } from '../src/cli/model-options.js';
 import { writeShardedHfClip } from './sharded-fixture.js';
+import { checkClipVocabFiles } from '../src/runtime/clip-vocab.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const gitSha = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
@@ -223,6 +224,8 @@ before(async () => {
   hub.add('org/private-clip', fixture('hf-clip-tiny'), { token: 'sekret' });
   hub.add('org/gated-clip', fixture('hf-clip-tiny'), { gated: true });
   hub.add('org/sharded-clip', writeShardedHfClip(join(tmpRoot, 'sharded-repo')));
+  // Where OpenAI-layout checkpoints get CLIP's BPE vocabulary from (the real files, in the fixtures).
+  hub.add('openai/clip-vit-base-patch32', fixture('common', 'tokenizer-clip'));
   await hub.start();
 });
 
@@ -604,6 +607,88 @@ test('a sharded repo: the index is fetched, then each shard it names; offline it
   await local.release();
 });
 
+const BARE_PT = () => fixture('pickles', 'openai-vit-tiny-torchscript.pt');
+const CLIP_TOKENIZER = () => fixture('common', 'tokenizer-clip');
+const TEXTS = ['a photo of a cat', 'an astronaut &amp; a horse', 'coffee'];
+const textsOf = async (m: ClipModel) => (await m.encodeTexts(TEXTS)).map((e) => Array.from(e));
+
+test('a bare OpenAI .pt embeds texts with no tokenizer: CLIP\'s BPE comes from the hub once, into the HF cache', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  const ref = await ClipModel.load(BARE_PT(), { tokenizerDir: CLIP_TOKENIZER() });
+  const want = await textsOf(ref);
+  await ref.release();
+  const before = hub.log.length;
+  const m = await ClipModel.load(BARE_PT(), { hub: opts(cache) });
+  assert.deepEqual(await textsOf(m), want);
+  await m.release();
+  // Exactly merges.txt and vocab.json of openai/clip-vit-base-patch32, into the standard layout.
+  const asked = hub.log.slice(before).filter((h) => h.server === 'hub').map((h) => h.path).sort();
+  assert.deepEqual(asked, ['/openai/clip-vit-base-patch32/resolve/main/merges.txt', '/openai/clip-vit-base-patch32/resolve/main/vocab.json']);
+  const snap = join(repoDir(cache, 'openai/clip-vit-base-patch32'), 'snapshots', hub.repos.get('openai/clip-vit-base-patch32')!.sha);
+  assert.deepEqual(listDir(snap).sort(), ['merges.txt', 'vocab.json']);
+  // Later loads (also offline) read the cache and make no request.
+  const after = hub.log.length;
+  const again = await ClipModel.load(BARE_PT(), { hub: opts(cache, { offline: true }) });
+  assert.deepEqual(await textsOf(again), want);
+  await again.release();
+  assert.equal(hub.log.length, after);
+  // The open_clip layout (open_clip_config.json + weights, no tokenizer) takes the same route.
+  const oc = await ClipModel.load(fixture('openai-vit-tiny'), { hub: opts(cache, { offline: true }) });
+  assert.equal((await oc.encodeTexts(['a dog']))[0]!.length, 16);
+  await oc.release();
+});
+
+test('offline or with the hub unreachable, images still embed and texts say which file to place where', { skip: SKIP_FIXTURES }, async () => {
+  const closed = http.createServer();
+  await new Promise<void>((ok) => closed.listen(0, '127.0.0.1', ok));
+  const dead = `http://127.0.0.1:${(closed.address() as any).port}`;
+  await new Promise((ok) => closed.close(ok));
+  const where = join(fixture('pickles'), 'merges.txt').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const o of [{ offline: true }, { endpoint: dead, retries: 0 }]) {
+    const cache = freshCache();
+    const m = await ClipModel.load(BARE_PT(), { hub: opts(cache, o) });
+    const [img] = await m.encodeImages([fixture('common', 'images', 'astronaut.png')]);
+    assert.equal(img!.embedding!.length, 16, img!.error);
+    await assert.rejects(m.encodeTexts(['a cat']), (e: Error) => {
+      assert.match(e.message, /ships no tokenizer/);
+      assert.match(e.message, /merges\.txt and vocab\.json of openai\/clip-vit-base-patch32/);
+      assert.match(e.message, new RegExp(`not in the hub cache at ${cache.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      assert.match(e.message, o.offline ? /HF_HUB_OFFLINE=1/ : /cannot reach the hub/);
+      assert.match(e.message, /https:\/\/huggingface\.co\/openai\/clip-vit-base-patch32\/resolve\/main\/merges\.txt/);
+      assert.match(e.message, new RegExp(`place it at ${where}`));
+      assert.match(e.message, /--tokenizer DIR/);
+      return true;
+    });
+    await m.release();
+  }
+  // Doing what the message says works offline: merges.txt next to the checkpoint.
+  const dir = join(tmpRoot, 'bare-with-merges');
+  mkdirSync(dir);
+  symlinkSync(BARE_PT(), join(dir, 'ViT-B-32.pt'));
+  copyFileSync(join(CLIP_TOKENIZER(), 'merges.txt'), join(dir, 'merges.txt'));
+  const before = hub.log.length;
+  const m = await ClipModel.load(join(dir, 'ViT-B-32.pt'), { hub: opts(freshCache(), { offline: true }) });
+  const ref = await ClipModel.load(BARE_PT(), { tokenizerDir: CLIP_TOKENIZER() });
+  assert.deepEqual(await textsOf(m), await textsOf(ref));
+  assert.equal(hub.log.length, before);
+  await m.release();
+  await ref.release();
+});
+
+test('CLIP BPE files that disagree with each other are refused', { skip: SKIP_FIXTURES }, () => {
+  const dir = join(tmpRoot, 'bad-vocab');
+  mkdirSync(dir);
+  copyFileSync(join(CLIP_TOKENIZER(), 'merges.txt'), join(dir, 'merges.txt'));
+  const vocab = JSON.parse(readFileSync(join(CLIP_TOKENIZER(), 'vocab.json'), 'utf8'));
+  checkClipVocabFiles(CLIP_TOKENIZER());
+  [vocab['cat</w>'], vocab['dog</w>']] = [vocab['dog</w>'], vocab['cat</w>']];
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  assert.throws(() => checkClipVocabFiles(dir), /not CLIP's BPE vocabulary \(token "(cat|dog)<\/w>" is \d+ in vocab\.json, \d+ by merges\.txt\)/);
+  delete vocab['cat</w>'];
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  assert.throws(() => checkClipVocabFiles(dir), /vocab\.json has 49407 tokens, CLIP has 49408/);
+});
+
 test('without symlinks the snapshot holds copies', { skip: SKIP_FIXTURES }, async () => {
   const dir = await resolveModel(HF, opts(freshCache(), { symlinks: false }));
   const st = lstatSync(join(dir, 'model.safetensors'));
@@ -671,6 +756,25 @@ test('clip classify --model org/hf-clip-tiny downloads, then runs offline; clip 
   assert.equal(repo.revisions[0].size, expected);
   assert.equal(repo.size, expected);
   assert.match(text.stdout, /org\/hf-clip-tiny\s+main\s+[0-9a-f]{12}\s+5\s+\d+\.\d MiB/);
+});
+
+test('clip embed --text on a bare OpenAI .pt needs no --tokenizer online; offline it says what to do', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  const args = ['embed', '--model', BARE_PT(), '--text', 'a photo of a cat', '--json'];
+  const [offline, online] = await Promise.all([
+    cli(args, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: freshCache(), HF_HUB_OFFLINE: '1' }),
+    cli(args, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache }),
+  ]);
+  assert.equal(online.code, 0, online.stderr);
+  const ref = await ClipModel.load(BARE_PT(), { tokenizerDir: CLIP_TOKENIZER() });
+  const [want] = await ref.encodeTexts(['a photo of a cat']);
+  await ref.release();
+  const got = JSON.parse(online.stdout).texts[0].embedding as number[];
+  assert.ok(got.every((v, i) => Math.abs(v - want![i]!) < 1e-6), 'same embedding as with --tokenizer');
+  assert.ok(existsSync(join(repoDir(cache, 'openai/clip-vit-base-patch32'), 'refs', 'main')));
+  assert.notEqual(offline.code, 0);
+  assert.match(offline.stderr, /openai-vit-tiny-torchscript\.pt: this OpenAI\/open_clip checkpoint ships no tokenizer/);
+  assert.match(offline.stderr, /place it at .*pickles\/merges\.txt/);
 });
 
 test('clip --allow-unverified accepts what the hub gives no hash for; without it the CLI refuses and says how', { skip: SKIP_FIXTURES }, async () => {

@@ -147,8 +147,10 @@ function checkLogitScale(v: number, what: string): number {
   return v;
 }
 
-const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
-  opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
+const tokenizerIn = (d: string, opts: OpenOptions, files = ['tokenizer.json']): string | undefined =>
+  opts.tokenizerDir ?? (findFile(d, files) ? d : undefined);
+/** OpenAI tokenization reads any of these (text/index.ts); without one, runtime/clip-vocab.ts gets CLIP's from the hub. */
+const OPENAI_VOCAB_FILES = ['tokenizer.json', 'merges.txt', 'bpe_simple_vocab_16e6.txt.gz', 'bpe_simple_vocab_16e6.txt'];
 
 /** CLIPImageProcessor settings from preprocessor_config.json (its defaults when there is none). */
 function hfPreprocess(dir: string, size: number): PreprocessSpec {
@@ -193,7 +195,7 @@ function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, we
     image: imageTower(config, w, files),
     text: built((o) => buildTextGraph(config, w, o), files, textSource(config)),
     textInputs: 'clip', outputs: OURS, textPadding: 'longest',
-    tokenizerDir: tokenizerIn(dirname(weightsPath), opts),
+    tokenizerDir: tokenizerIn(dirname(weightsPath), opts, OPENAI_VOCAB_FILES),
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
     preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
