@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { assertClose, flat, golden } from './helpers.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { hubConfig } from '../src/hub/config.js';
 import { HubError } from '../src/hub/errors.js';
@@ -196,6 +197,7 @@ class FakeHub {
 }
 
 const HF = 'org/hf-clip-tiny';
+const OPEN_CLIP_TINY = join(REPO_ROOT, 'test', 'goldens', 'open-clip-tiny');
 const hub = new FakeHub();
 const tmpRoot = mkdtempSync(join(tmpdir(), 'clip-hub-'));
 let n = 0;
@@ -226,6 +228,9 @@ before(async () => {
   hub.add('org/sharded-clip', writeShardedHfClip(join(tmpRoot, 'sharded-repo')));
   // Where OpenAI-layout checkpoints get CLIP's BPE vocabulary from (the real files, in the fixtures).
   hub.add('openai/clip-vit-base-patch32', fixture('common', 'tokenizer-clip'));
+  // A LAION alias's repo (open_clip layout), and one whose repo lost that layout.
+  hub.add('laion/CLIP-ViT-B-32-laion2B-s34B-b79K', OPEN_CLIP_TINY);
+  hub.add('laion/CLIP-ViT-B-16-laion2B-s34B-b88K', fixture('hf-clip-tiny'));
   await hub.start();
 });
 
@@ -673,6 +678,19 @@ test('offline or with the hub unreachable, images still embed and texts say whic
   assert.equal(hub.log.length, before);
   await m.release();
   await ref.release();
+});
+
+test('an open_clip alias downloads the LAION repo\'s open_clip files and the BPE, and matches the golden', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  const m = await ClipModel.load('ViT-B-32/laion2b_s34b_b79k', { hub: opts(cache) });
+  const snap = join(repoDir(cache, 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K'), 'snapshots', hub.repos.get('laion/CLIP-ViT-B-32-laion2B-s34B-b79K')!.sha);
+  assert.deepEqual(listDir(snap).sort(), ['open_clip_config.json', 'open_clip_model.safetensors']);
+  const meta = JSON.parse(readFileSync(join(OPEN_CLIP_TINY, 'golden.json'), 'utf8'));
+  const txt = await m.encodeTexts(meta.captions, { normalize: false });
+  assertClose(flat(txt), golden(join(OPEN_CLIP_TINY, 'golden.safetensors')).get('text_features'), 1e-4, 'text_features');
+  await m.release();
+  await rejectsWith(resolveModel('ViT-B-16/laion2b_s34b_b88k', opts(freshCache())), 'not-found',
+    /ViT-B-16\/laion2b_s34b_b88k \(laion\/CLIP-ViT-B-16-laion2B-s34B-b88K@main\): the alias stands for an open_clip checkpoint, but the repo has no open_clip_config\.json/);
 });
 
 test('CLIP BPE files that disagree with each other are refused', { skip: SKIP_FIXTURES }, () => {

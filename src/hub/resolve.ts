@@ -8,7 +8,7 @@
 // msgpack). Doing it here is ~400 lines with no dependency.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { aliasRepo, MODEL_ALIASES } from './aliases.js';
+import { aliasRepo, isOpenClipAlias, MODEL_ALIASES, OPEN_CLIP_LAYOUT } from './aliases.js';
 import { bundledModelDir } from './bundled.js';
 import { COMMIT_RE, RepoCache, checkRelPath } from './cache.js';
 import { hubConfig, type HubConfig, type HubOptions } from './config.js';
@@ -72,6 +72,9 @@ async function listRepo(cfg: HubConfig, r: ModelRef): Promise<{ sha: string; fil
 
 async function download(cfg: HubConfig, cache: RepoCache, r: ModelRef, o: ResolveOptions): Promise<string> {
   const listing = await listRepo(cfg, r);
+  // An open_clip alias names a repo with that layout: say so if the repo has changed, rather than load something else.
+  const lacking = r.alias && isOpenClipAlias(r.alias) ? OPEN_CLIP_LAYOUT.filter((f) => !listing.files.includes(f)) : [];
+  if (lacking.length) throw new HubError(`${describe(r)}: the alias stands for an open_clip checkpoint, but the repo has no ${lacking.join(', ')}`, 'not-found');
   const files = pickFiles(describe(r), listing.files, o.format, o.onnxVariant).map((f) => checkRelPath(f, 'file name'));
   const dir = cache.snapshot(listing.sha);
   // Pinned to the listed commit, so every file comes from the same revision even if the branch moves meanwhile.

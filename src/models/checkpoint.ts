@@ -13,6 +13,7 @@ import { buildBertTextGraph, buildResNetImageGraph } from './extra-graphs.js';
 import { chineseClipWeights } from './families/chinese-clip.js';
 import { hfClipWeights } from './families/hf-clip.js';
 import { openaiClipWeights } from './families/openai-clip.js';
+import { openClipPreprocess } from './families/open-clip-hub.js';
 import { taiyiWeights } from './families/taiyi.js';
 import { Fields } from './config-fields.js';
 import { openaiPipeline, pipelineFromPreprocessorConfig } from '../image/pipelines.js';
@@ -177,11 +178,9 @@ const textSource = (cfg: ClipConfig) => ({ text: cfg.text, projectionDim: cfg.pr
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
 function openaiFamily(path: string, cfgJson: Record<string, any> | undefined, weightsPath: string, opts: OpenOptions, cfgFile?: string): Checkpoint {
   const cfgOrigin = cfgFile ?? join(dirname(weightsPath), 'open_clip_config.json');
-  const pp = cfgJson?.preprocess_cfg ?? {};
-  const ppOrigin = `${cfgOrigin}: preprocess_cfg`;
-  const checked = openaiPipeline(224, pp.mean ?? OPENAI_MEAN, pp.std ?? OPENAI_STD, ppOrigin);
-  const [mean, std] = [[...checked.mean], [...checked.std]];
   const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
+  // preprocess_cfg is checked before the weights are opened (at the config's input size).
+  const { mean, std } = openClipPreprocess(cfgJson, cfgOrigin, fileConfig?.vision.imageSize ?? 224);
   const src = openWeights(weightsPath);
   const { w, config, logitScale } = closingOnError(src, () => {
     const w = openaiClipWeights(src);

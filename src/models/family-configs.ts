@@ -1,6 +1,7 @@
 // Config files of the non-HF-CLIP families -> the tower configs of config.ts.
 import type { Activation } from '../graph/ops.js';
 import { checkHeads, checkInt, CONFIG_LIMITS, Fields } from './config-fields.js';
+import { checkOpenClipModelCfg } from './families/open-clip-hub.js';
 import { hfProjectionDim, hfTransformerFields, hfVisionConfig, type BertConfig, type ClipConfig, type ClipTextConfig, type ResNetConfig, type VitConfig } from './config.js';
 
 type Json = Record<string, any>;
@@ -11,7 +12,8 @@ const LOGIT_SCALE_INIT = Math.log(1 / 0.07);
 /** A ratio such as mlp_ratio: positive and finite, and the width it gives within bounds. */
 function mlpWidth(f: Fields, width: number): number {
   const ratio = f.num('mlp_ratio', 4, { gt: 0 });
-  const w = Math.round(width * ratio);
+  // open_clip sizes the MLP as int(width * mlp_ratio): ViT-g-14's 1408 * 4.3637 = 6144.09 -> 6144.
+  const w = Math.floor(width * ratio);
   if (w < 1 || w > CONFIG_LIMITS.mlpWidth) f.fail('mlp_ratio', `${ratio} gives an MLP width of ${w} (must be 1 to ${CONFIG_LIMITS.mlpWidth})`);
   return w;
 }
@@ -30,6 +32,8 @@ const UNSUPPORTED_OPEN_CLIP: ['vision_cfg' | 'text_cfg', string, unknown][] = [
  * for a ModifiedResNet's attention pool.
  */
 export function openClipConfig(json: Json, origin = 'open_clip_config.json'): ClipConfig {
+  // Options that change the towers beyond what is read below are refused by name (families/open-clip-hub.ts).
+  checkOpenClipModelCfg(json, origin);
   const root = Fields.of(json, origin);
   const m = root.has('model_cfg') ? root.sub('model_cfg') : root;
   if (!m.has('vision_cfg') || !m.has('text_cfg') || !m.has('embed_dim')) throw new Error(`${origin}: expected model_cfg with embed_dim, vision_cfg and text_cfg`);
