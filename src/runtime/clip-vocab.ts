@@ -51,9 +51,22 @@ export function checkClipVocabFiles(dir: string): void {
  */
 export async function clipVocabDir(model: string, modelDir: string, o: ResolveOptions = {}): Promise<string> {
   const cfg = hubConfig(o);
-  let dir: string | undefined;
+  const fetchAll = async (opts: ResolveOptions) => {
+    let dir = '';
+    for (const f of CLIP_VOCAB_FILES) dir = dirname(await hubDownload(CLIP_VOCAB_REPO, f, opts));
+    return dir;
+  };
   try {
-    for (const f of CLIP_VOCAB_FILES) dir = dirname(await hubDownload(CLIP_VOCAB_REPO, f, o));
+    // In the cache already: checked when it was downloaded (and the cache verifies content against its hash).
+    return await fetchAll({ ...o, offline: true });
+  } catch (e) {
+    if (!(e instanceof HubError && e.kind === 'offline')) throw e;
+  }
+  let dir: string;
+  try {
+    if (cfg.offline) throw new HubError('offline', 'offline');
+    // One retry (not the model download's three): an unreachable hub should not hold up a load for long.
+    dir = await fetchAll({ retries: 1, ...o });
   } catch (e) {
     if (!(e instanceof HubError)) throw e;
     const why = e.kind === 'offline' ? 'offline mode (HF_HUB_OFFLINE=1) forbids downloading it' : `the hub could not provide it (${e.message})`;
@@ -62,8 +75,9 @@ export async function clipVocabDir(model: string, modelDir: string, o: ResolveOp
       `${url('merges.txt')} and place it at ${join(resolve(modelDir), 'merges.txt')}, or pass --tokenizer DIR ` +
       '(a directory with a CLIP tokenizer.json or merges.txt)');
   }
-  checkClipVocabFiles(dir!);
-  return dir!;
+  // Freshly downloaded: make sure it is CLIP's vocabulary before anything uses it (~0.5 s, once).
+  checkClipVocabFiles(dir);
+  return dir;
 }
 
 /** Does this checkpoint need CLIP's BPE from the hub (OpenAI tokenization, nothing local)? */
