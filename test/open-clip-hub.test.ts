@@ -119,3 +119,28 @@ test('clip classify and embed run on the open_clip checkpoint', { skip: SKIP_FIX
   assertClose(Float32Array.from(out.images[0].embedding), g.get('image_features').subarray(24, 48), TOL, 'embed --raw image');
   assertClose(Float32Array.from(out.texts[0].embedding), g.get('text_features').subarray(0, 24), TOL, 'embed --raw text');
 });
+
+test('clip index / search and clip train work on the open_clip checkpoint', { skip: SKIP_FIXTURES }, () => {
+  const imgs = join(tmp, 'imgs');
+  mkdirSync(imgs);
+  for (const p of ['astronaut.png', 'chelsea.png', 'coffee.png']) symlinkSync(fixture('common', 'images', p), join(imgs, p));
+  const model = ['--model', DIR, '--tokenizer', CLIP_TOKENIZER];
+  const db = join(tmp, 'index.clipvec');
+  const ix = clip('index', imgs, ...model, '--db', db);
+  assert.equal(ix.code, 0, ix.stderr);
+  assert.match(ix.stdout + ix.stderr, /3 images indexed/);
+  const s = clip('search', 'a photo of a cat', ...model, '--db', db, '--json');
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(JSON.parse(s.stdout).length, 3);
+  // Fine-tuning keeps the plain GELU: the saved HF checkpoint says gelu and loads.
+  const csv = join(tmp, 'train.csv');
+  writeFileSync(csv, ['image,caption', ...['astronaut', 'chelsea', 'coffee', 'rocket'].map((p) => `${fixture('common', 'images', `${p}.png`)},a photo of ${p}`)].join('\n') + '\n');
+  const out = join(tmp, 'trained');
+  const t = clip('train', csv, ...model, '-o', out, '--epochs', '1', '--batch-size', '2', '--threads', '2');
+  assert.equal(t.code, 0, t.stderr);
+  const cfg = readJson(join(out, 'config.json'));
+  assert.equal(cfg.vision_config.hidden_act, 'gelu');
+  assert.equal(cfg.text_config.hidden_act, 'gelu');
+  const c = clip('classify', '--model', out, '--labels', 'cat,dog', fixture('common', 'images', 'chelsea.png'), '--json');
+  assert.equal(c.code, 0, c.stderr);
+});
