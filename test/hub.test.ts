@@ -226,6 +226,9 @@ before(async () => {
   hub.add('org/private-clip', fixture('hf-clip-tiny'), { token: 'sekret' });
   hub.add('org/gated-clip', fixture('hf-clip-tiny'), { gated: true });
   hub.add('org/sharded-clip', writeShardedHfClip(join(tmpRoot, 'sharded-repo')));
+  // Hostile indexes: a shard outside the repo's directory, and one the repo does not have.
+  hub.add('org/sharded-escape', writeShardedHfClip(join(tmpRoot, 'sharded-escape'), 3, (wm) => { wm['logit_scale'] = '../../../secret.safetensors'; }));
+  hub.add('org/sharded-absent', writeShardedHfClip(join(tmpRoot, 'sharded-absent'), 3, (wm) => { wm['logit_scale'] = 'model-00009-of-00009.safetensors'; }));
   // Where OpenAI-layout checkpoints get CLIP's BPE vocabulary from (the real files, in the fixtures).
   hub.add('openai/clip-vit-base-patch32', fixture('common', 'tokenizer-clip'));
   // A LAION alias's repo (open_clip layout), and one whose repo lost that layout.
@@ -705,6 +708,15 @@ test('CLIP BPE files that disagree with each other are refused', { skip: SKIP_FI
   delete vocab['cat</w>'];
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
   assert.throws(() => checkClipVocabFiles(dir), /vocab\.json has 49407 tokens, CLIP has 49408/);
+});
+
+test('a hub index naming a path outside the repo, or a shard the repo lacks, is refused before any shard is fetched', { skip: SKIP_FIXTURES }, async () => {
+  const before = hub.hits((h) => h.server === 'cdn');
+  await rejectsWith(resolveModel('org/sharded-escape', opts(freshCache())), 'invalid', /org\/sharded-escape@main/,
+    /model\.safetensors\.index\.json: weight_map\["logit_scale"\]: shard "\.\.\/\.\.\/\.\.\/secret\.safetensors" is not a plain/);
+  await rejectsWith(resolveModel('org/sharded-absent', opts(freshCache())), 'not-found',
+    /org\/sharded-absent@main: model\.safetensors\.index\.json names shards the repo does not have: model-00009-of-00009\.safetensors/);
+  assert.equal(hub.hits((h) => h.server === 'cdn'), before, 'no shard was downloaded');
 });
 
 test('without symlinks the snapshot holds copies', { skip: SKIP_FIXTURES }, async () => {
