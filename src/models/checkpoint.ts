@@ -16,7 +16,7 @@ import { openaiClipWeights } from './families/openai-clip.js';
 import { openClipPreprocess } from './families/open-clip-hub.js';
 import { taiyiWeights } from './families/taiyi.js';
 import { Fields } from './config-fields.js';
-import { openaiPipeline, pipelineFromPreprocessorConfig } from '../image/pipelines.js';
+import { pipelineFromPreprocessorConfig } from '../image/pipelines.js';
 import { CHINESE_CLIP_CONTEXT, chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
 import { checkWeightShapes } from './shapes.js';
 import { openaiConfigFromStateDict } from './openai-state-dict.js';
