@@ -6,18 +6,21 @@ export const MODEL_ALIASES: Readonly<Record<string, string>> = {
   'ViT-L-14-336': 'openai/clip-vit-large-patch14-336',
   'chinese-clip-base': 'OFA-Sys/chinese-clip-vit-base-patch16',
   'chinese-clip-large': 'OFA-Sys/chinese-clip-vit-large-patch14',
-  // open_clip's LAION releases by open_clip's own names (model/pretrained tag). Their repos hold the
-  // open_clip layout (OPEN_CLIP_LAYOUT), which the download picks; plain GELU, OpenAI tokenization.
+  // open_clip's LAION ViT releases on the hub, by open_clip's own names (model/pretrained tag, as in its
+  // pretrained.py). Their repos hold the open_clip layout (OPEN_CLIP_LAYOUT), which the download picks;
+  // plain GELU, OpenAI tokenization. (Those with a Hugging Face text tower, e.g. xlm-roberta-base-ViT-B-32,
+  // are refused at load, so they have no row.)
   'ViT-B-32/laion2b_s34b_b79k': 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K',
-  'ViT-B-32/laion2b_e16': 'laion/CLIP-ViT-B-32-laion2B-e16',
+  'ViT-B-32/datacomp_xl_s13b_b90k': 'laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K',
+  'ViT-B-32-256/datacomp_s34b_b86k': 'laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K',
   'ViT-B-16/laion2b_s34b_b88k': 'laion/CLIP-ViT-B-16-laion2B-s34B-b88K',
+  'ViT-B-16/datacomp_xl_s13b_b90k': 'laion/CLIP-ViT-B-16-DataComp.XL-s13B-b90K',
   'ViT-L-14/laion2b_s32b_b82k': 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K',
+  'ViT-L-14/datacomp_xl_s13b_b90k': 'laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K',
   'ViT-H-14/laion2b_s32b_b79k': 'laion/CLIP-ViT-H-14-laion2B-s32B-b79K',
+  'ViT-g-14/laion2b_s12b_b42k': 'laion/CLIP-ViT-g-14-laion2B-s12B-b42K',
   'ViT-g-14/laion2b_s34b_b88k': 'laion/CLIP-ViT-g-14-laion2B-s34B-b88K',
   'ViT-bigG-14/laion2b_s39b_b160k': 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k',
-  'ViT-B-32-256/datacomp_s34b_b86k': 'laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K',
-  'ViT-B-16/datacomp_xl_s13b_b90k': 'laion/CLIP-ViT-B-16-DataComp.XL-s13B-b90K',
-  'ViT-L-14/datacomp_xl_s13b_b90k': 'laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K',
 };
 
 /** The files an open_clip-layout alias's repo must list; the weights are open_clip_model.safetensors (or its .bin). */
