@@ -6,16 +6,19 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
+import { CLIP_BIN, fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
+import { assertClose, flat, golden } from './helpers.js';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { hubConfig } from '../src/hub/config.js';
 import { HubError } from '../src/hub/errors.js';
 import { hubDownload, parseModelId, resolveModel, type ResolveOptions } from '../src/hub/resolve.js';
 import type { DownloadProgress } from '../src/hub/progress.js';
 import { loadOptionsFrom } from '../src/cli/model-options.js';
+import { writeShardedHfClip } from './sharded-fixture.js';
+import { checkClipVocabFiles } from '../src/runtime/clip-vocab.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const gitSha = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
@@ -194,6 +197,7 @@ class FakeHub {
 }
 
 const HF = 'org/hf-clip-tiny';
+const OPEN_CLIP_TINY = join(REPO_ROOT, 'test', 'goldens', 'open-clip-tiny');
 const hub = new FakeHub();
 const tmpRoot = mkdtempSync(join(tmpdir(), 'clip-hub-'));
 let n = 0;
@@ -221,6 +225,15 @@ before(async () => {
   hub.add('org/openai-vit-tiny', fixture('openai-vit-tiny'));
   hub.add('org/private-clip', fixture('hf-clip-tiny'), { token: 'sekret' });
   hub.add('org/gated-clip', fixture('hf-clip-tiny'), { gated: true });
+  hub.add('org/sharded-clip', writeShardedHfClip(join(tmpRoot, 'sharded-repo')));
+  // Hostile indexes: a shard outside the repo's directory, and one the repo does not have.
+  hub.add('org/sharded-escape', writeShardedHfClip(join(tmpRoot, 'sharded-escape'), 3, (wm) => { wm['logit_scale'] = '../../../secret.safetensors'; }));
+  hub.add('org/sharded-absent', writeShardedHfClip(join(tmpRoot, 'sharded-absent'), 3, (wm) => { wm['logit_scale'] = 'model-00009-of-00009.safetensors'; }));
+  // Where OpenAI-layout checkpoints get CLIP's BPE vocabulary from (the real files, in the fixtures).
+  hub.add('openai/clip-vit-base-patch32', fixture('common', 'tokenizer-clip'));
+  // A LAION alias's repo (open_clip layout), and one whose repo lost that layout.
+  hub.add('laion/CLIP-ViT-B-32-laion2B-s34B-b79K', OPEN_CLIP_TINY);
+  hub.add('laion/CLIP-ViT-B-16-laion2B-s34B-b88K', fixture('hf-clip-tiny'));
   await hub.start();
 });
 
@@ -575,6 +588,137 @@ test('open_clip repos get open_clip_config.json and open_clip_model.safetensors'
   await m.release();
 });
 
+test('a sharded repo: the index is fetched, then each shard it names; offline it loads from the cache', { skip: SKIP_FIXTURES }, async () => {
+  const repo = 'org/sharded-clip';
+  const cache = freshCache();
+  const before = hub.log.length;
+  const dir = await resolveModel(repo, opts(cache));
+  const shards = ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+  assert.deepEqual(listDir(dir).sort(), ['config.json', ...shards, 'model.safetensors.index.json', 'preprocessor_config.json',
+    'tokenizer.json', 'tokenizer_config.json']);
+  const resolves = hub.log.slice(before).filter((h) => h.server === 'hub' && h.path.includes('/resolve/')).map((h) => h.path.split('/').pop());
+  assert.ok(resolves.indexOf('model.safetensors.index.json') < resolves.indexOf(shards[0]), 'the index before its shards');
+  assert.deepEqual(hub.log.slice(before).filter((h) => h.server === 'cdn').map((h) => h.path), shards.map((s) => `/${repo}/${s}`));
+  for (const s of shards) assert.ok(readFileSync(join(dir, s)).equals(hub.content(repo, s)), s);
+  // Offline, the snapshot counts as complete only with every shard in place.
+  assert.equal(await resolveModel(repo, opts(cache, { offline: true })), dir);
+  rmSync(join(dir, shards[1]!));
+  await rejectsWith(resolveModel(repo, opts(cache, { offline: true })), 'offline', /org\/sharded-clip@main is not completely in the hub cache/);
+  // Online again: only the missing shard is fetched.
+  const cdn = hub.hits((h) => h.server === 'cdn');
+  assert.equal(await resolveModel(repo, opts(cache)), dir);
+  assert.equal(hub.hits((h) => h.server === 'cdn'), cdn, 'the blob was still there: relinked, not downloaded');
+  const m = await ClipModel.load(dir);
+  const local = await ClipModel.load(fixture('hf-clip-tiny'));
+  assert.deepEqual(Array.from((await m.encodeTexts(['a photo of a cat']))[0]!), Array.from((await local.encodeTexts(['a photo of a cat']))[0]!));
+  await m.release();
+  await local.release();
+});
+
+const BARE_PT = () => fixture('pickles', 'openai-vit-tiny-torchscript.pt');
+const CLIP_TOKENIZER = () => fixture('common', 'tokenizer-clip');
+const TEXTS = ['a photo of a cat', 'an astronaut &amp; a horse', 'coffee'];
+const textsOf = async (m: ClipModel) => (await m.encodeTexts(TEXTS)).map((e) => Array.from(e));
+
+test('a bare OpenAI .pt embeds texts with no tokenizer: CLIP\'s BPE comes from the hub once, into the HF cache', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  const ref = await ClipModel.load(BARE_PT(), { tokenizerDir: CLIP_TOKENIZER() });
+  const want = await textsOf(ref);
+  await ref.release();
+  const before = hub.log.length;
+  const m = await ClipModel.load(BARE_PT(), { hub: opts(cache) });
+  assert.deepEqual(await textsOf(m), want);
+  await m.release();
+  // Exactly merges.txt and vocab.json of openai/clip-vit-base-patch32, into the standard layout.
+  const asked = hub.log.slice(before).filter((h) => h.server === 'hub').map((h) => h.path).sort();
+  assert.deepEqual(asked, ['/openai/clip-vit-base-patch32/resolve/main/merges.txt', '/openai/clip-vit-base-patch32/resolve/main/vocab.json']);
+  const snap = join(repoDir(cache, 'openai/clip-vit-base-patch32'), 'snapshots', hub.repos.get('openai/clip-vit-base-patch32')!.sha);
+  assert.deepEqual(listDir(snap).sort(), ['merges.txt', 'vocab.json']);
+  // Later loads (also offline) read the cache and make no request.
+  const after = hub.log.length;
+  const again = await ClipModel.load(BARE_PT(), { hub: opts(cache, { offline: true }) });
+  assert.deepEqual(await textsOf(again), want);
+  await again.release();
+  assert.equal(hub.log.length, after);
+  // The open_clip layout (open_clip_config.json + weights, no tokenizer) takes the same route.
+  const oc = await ClipModel.load(fixture('openai-vit-tiny'), { hub: opts(cache, { offline: true }) });
+  assert.equal((await oc.encodeTexts(['a dog']))[0]!.length, 16);
+  await oc.release();
+});
+
+test('offline or with the hub unreachable, images still embed and texts say which file to place where', { skip: SKIP_FIXTURES }, async () => {
+  const closed = http.createServer();
+  await new Promise<void>((ok) => closed.listen(0, '127.0.0.1', ok));
+  const dead = `http://127.0.0.1:${(closed.address() as any).port}`;
+  await new Promise((ok) => closed.close(ok));
+  const where = join(fixture('pickles'), 'merges.txt').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const o of [{ offline: true }, { endpoint: dead, retries: 0 }]) {
+    const cache = freshCache();
+    const m = await ClipModel.load(BARE_PT(), { hub: opts(cache, o) });
+    const [img] = await m.encodeImages([fixture('common', 'images', 'astronaut.png')]);
+    assert.equal(img!.embedding!.length, 16, img!.error);
+    await assert.rejects(m.encodeTexts(['a cat']), (e: Error) => {
+      assert.match(e.message, /ships no tokenizer/);
+      assert.match(e.message, /merges\.txt and vocab\.json of openai\/clip-vit-base-patch32/);
+      assert.match(e.message, new RegExp(`not in the hub cache at ${cache.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      assert.match(e.message, o.offline ? /HF_HUB_OFFLINE=1/ : /cannot reach the hub/);
+      assert.match(e.message, /https:\/\/huggingface\.co\/openai\/clip-vit-base-patch32\/resolve\/main\/merges\.txt/);
+      assert.match(e.message, new RegExp(`place it at ${where}`));
+      assert.match(e.message, /--tokenizer DIR/);
+      return true;
+    });
+    await m.release();
+  }
+  // Doing what the message says works offline: merges.txt next to the checkpoint.
+  const dir = join(tmpRoot, 'bare-with-merges');
+  mkdirSync(dir);
+  symlinkSync(BARE_PT(), join(dir, 'ViT-B-32.pt'));
+  copyFileSync(join(CLIP_TOKENIZER(), 'merges.txt'), join(dir, 'merges.txt'));
+  const before = hub.log.length;
+  const m = await ClipModel.load(join(dir, 'ViT-B-32.pt'), { hub: opts(freshCache(), { offline: true }) });
+  const ref = await ClipModel.load(BARE_PT(), { tokenizerDir: CLIP_TOKENIZER() });
+  assert.deepEqual(await textsOf(m), await textsOf(ref));
+  assert.equal(hub.log.length, before);
+  await m.release();
+  await ref.release();
+});
+
+test('an open_clip alias downloads the LAION repo\'s open_clip files and the BPE, and matches the golden', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  const m = await ClipModel.load('ViT-B-32/laion2b_s34b_b79k', { hub: opts(cache) });
+  const snap = join(repoDir(cache, 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K'), 'snapshots', hub.repos.get('laion/CLIP-ViT-B-32-laion2B-s34B-b79K')!.sha);
+  assert.deepEqual(listDir(snap).sort(), ['open_clip_config.json', 'open_clip_model.safetensors']);
+  const meta = JSON.parse(readFileSync(join(OPEN_CLIP_TINY, 'golden.json'), 'utf8'));
+  const txt = await m.encodeTexts(meta.captions, { normalize: false });
+  assertClose(flat(txt), golden(join(OPEN_CLIP_TINY, 'golden.safetensors')).get('text_features'), 1e-4, 'text_features');
+  await m.release();
+  await rejectsWith(resolveModel('ViT-B-16/laion2b_s34b_b88k', opts(freshCache())), 'not-found',
+    /ViT-B-16\/laion2b_s34b_b88k \(laion\/CLIP-ViT-B-16-laion2B-s34B-b88K@main\): the alias stands for an open_clip checkpoint, but the repo has no open_clip_config\.json/);
+});
+
+test('CLIP BPE files that disagree with each other are refused', { skip: SKIP_FIXTURES }, () => {
+  const dir = join(tmpRoot, 'bad-vocab');
+  mkdirSync(dir);
+  copyFileSync(join(CLIP_TOKENIZER(), 'merges.txt'), join(dir, 'merges.txt'));
+  const vocab = JSON.parse(readFileSync(join(CLIP_TOKENIZER(), 'vocab.json'), 'utf8'));
+  checkClipVocabFiles(CLIP_TOKENIZER());
+  [vocab['cat</w>'], vocab['dog</w>']] = [vocab['dog</w>'], vocab['cat</w>']];
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  assert.throws(() => checkClipVocabFiles(dir), /not CLIP's BPE vocabulary \(token "(cat|dog)<\/w>" is \d+ in vocab\.json, \d+ by merges\.txt\)/);
+  delete vocab['cat</w>'];
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  assert.throws(() => checkClipVocabFiles(dir), /vocab\.json has 49407 tokens, CLIP has 49408/);
+});
+
+test('a hub index naming a path outside the repo, or a shard the repo lacks, is refused before any shard is fetched', { skip: SKIP_FIXTURES }, async () => {
+  const before = hub.hits((h) => h.server === 'cdn');
+  await rejectsWith(resolveModel('org/sharded-escape', opts(freshCache())), 'invalid', /org\/sharded-escape@main/,
+    /model\.safetensors\.index\.json: weight_map\["logit_scale"\]: shard "\.\.\/\.\.\/\.\.\/secret\.safetensors" is not a plain/);
+  await rejectsWith(resolveModel('org/sharded-absent', opts(freshCache())), 'not-found',
+    /org\/sharded-absent@main: model\.safetensors\.index\.json names shards the repo does not have: model-00009-of-00009\.safetensors/);
+  assert.equal(hub.hits((h) => h.server === 'cdn'), before, 'no shard was downloaded');
+});
+
 test('without symlinks the snapshot holds copies', { skip: SKIP_FIXTURES }, async () => {
   const dir = await resolveModel(HF, opts(freshCache(), { symlinks: false }));
   const st = lstatSync(join(dir, 'model.safetensors'));
@@ -642,6 +786,25 @@ test('clip classify --model org/hf-clip-tiny downloads, then runs offline; clip 
   assert.equal(repo.revisions[0].size, expected);
   assert.equal(repo.size, expected);
   assert.match(text.stdout, /org\/hf-clip-tiny\s+main\s+[0-9a-f]{12}\s+5\s+\d+\.\d MiB/);
+});
+
+test('clip embed --text on a bare OpenAI .pt needs no --tokenizer online; offline it says what to do', { skip: SKIP_FIXTURES }, async () => {
+  const cache = freshCache();
+  const args = ['embed', '--model', BARE_PT(), '--text', 'a photo of a cat', '--json'];
+  const [offline, online] = await Promise.all([
+    cli(args, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: freshCache(), HF_HUB_OFFLINE: '1' }),
+    cli(args, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache }),
+  ]);
+  assert.equal(online.code, 0, online.stderr);
+  const ref = await ClipModel.load(BARE_PT(), { tokenizerDir: CLIP_TOKENIZER() });
+  const [want] = await ref.encodeTexts(['a photo of a cat']);
+  await ref.release();
+  const got = JSON.parse(online.stdout).texts[0].embedding as number[];
+  assert.ok(got.every((v, i) => Math.abs(v - want![i]!) < 1e-6), 'same embedding as with --tokenizer');
+  assert.ok(existsSync(join(repoDir(cache, 'openai/clip-vit-base-patch32'), 'refs', 'main')));
+  assert.notEqual(offline.code, 0);
+  assert.match(offline.stderr, /openai-vit-tiny-torchscript\.pt: this OpenAI\/open_clip checkpoint ships no tokenizer/);
+  assert.match(offline.stderr, /place it at .*pickles\/merges\.txt/);
 });
 
 test('clip --allow-unverified accepts what the hub gives no hash for; without it the CLI refuses and says how', { skip: SKIP_FIXTURES }, async () => {

@@ -8,13 +8,14 @@
 // msgpack). Doing it here is ~400 lines with no dependency.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { aliasRepo, MODEL_ALIASES } from './aliases.js';
+import { aliasRepo, isOpenClipAlias, MODEL_ALIASES, OPEN_CLIP_LAYOUT } from './aliases.js';
 import { bundledModelDir } from './bundled.js';
 import { COMMIT_RE, RepoCache, checkRelPath } from './cache.js';
 import { hubConfig, type HubConfig, type HubOptions } from './config.js';
 import { fetchFile, type DownloadOptions } from './download.js';
 import { HubError } from './errors.js';
-import { META_FILES, pickFiles, snapshotSettled, snapshotUsable, type Format } from './files.js';
+import { META_FILES, pickFiles, shardsToFetch, snapshotSettled, snapshotUsable, type Format } from './files.js';
+import { isShardIndex } from '../io/sharded.js';
 import { getJson } from './http.js';
 import { verifySnapshot } from './verify.js';
 
@@ -71,10 +72,19 @@ async function listRepo(cfg: HubConfig, r: ModelRef): Promise<{ sha: string; fil
 
 async function download(cfg: HubConfig, cache: RepoCache, r: ModelRef, o: ResolveOptions): Promise<string> {
   const listing = await listRepo(cfg, r);
+  // An open_clip alias names a repo with that layout: say so if the repo has changed, rather than load something else.
+  const lacking = r.alias && isOpenClipAlias(r.alias) ? OPEN_CLIP_LAYOUT.filter((f) => !listing.files.includes(f)) : [];
+  if (lacking.length) throw new HubError(`${describe(r)}: the alias stands for an open_clip checkpoint, but the repo has no ${lacking.join(', ')}`, 'not-found');
   const files = pickFiles(describe(r), listing.files, o.format, o.onnxVariant).map((f) => checkRelPath(f, 'file name'));
   const dir = cache.snapshot(listing.sha);
   // Pinned to the listed commit, so every file comes from the same revision even if the branch moves meanwhile.
   for (const f of files) if (!existsSync(join(dir, f))) await fetchFile(cfg, cache, listing.sha, f, o);
+  // A sharded checkpoint: the index is in, now the shards it names, one after another.
+  for (const index of files.filter(isShardIndex)) {
+    for (const s of shardsToFetch(describe(r), dir, index, listing.files)) {
+      if (!existsSync(join(dir, checkRelPath(s, 'file name')))) await fetchFile(cfg, cache, listing.sha, s, o);
+    }
+  }
   await cache.markMissing(listing.sha, META_FILES.filter((f) => !listing.files.includes(f)));
   // The ref goes last: a branch name then only ever points at a snapshot that has everything.
   await cache.writeRef(r.revision, listing.sha);

@@ -42,4 +42,10 @@ export const IO_LIMITS = {
   safetensorsMaxHeaderBytes: 100_000_000,
   /** JSON values in that header (a tensor takes about 11: room for 180k tensors, and for < 500 MB to parse). */
   safetensorsMaxHeaderValues: 2_000_000,
+  /** A sharded checkpoint's `*.index.json` (ViT-bigG's is ~60 KB: a weight_map of a few thousand names). */
+  shardIndexMaxBytes: 16 * 2 ** 20,
+  /** Tensor names in one shard index. */
+  shardIndexMaxTensors: 200_000,
+  /** Distinct shard files one index may name (each is opened: a file descriptor and a header apiece). */
+  shardIndexMaxShards: 1024,
 };

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
+import { isShardIndex, ShardedSource, shardIndexName } from '../io/sharded.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
@@ -257,11 +258,15 @@ export function requireFile(dir: string, names: readonly string[], what: string)
   return p;
 }
 
+/** Weight file names in order of preference, each followed by its shard index (`model.safetensors.index.json`). */
+export const withShards = (names: readonly string[]): string[] => names.flatMap((n) => [n, shardIndexName(n)]);
+
 export function openWeights(path: string): TensorSource {
   if (path.endsWith('.safetensors')) return new SafetensorsFile(path);
+  if (isShardIndex(path)) return new ShardedSource(path);
   // torch.save zips and TorchScript archives, through the allowlisting unpickler.
   if (/\.(bin|pt|pth|ckpt)$/.test(path)) return loadTorchCheckpoint(path);
-  throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt or .pth)`);
+  throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt, .pth or a shard .index.json)`);
 }
 
 /** Run `fn` on an open weight file; a file refused by it is closed, not leaked (a server may retry loads). */
@@ -288,8 +293,8 @@ export function checkLogitScale(v: number, what: string): number {
   return v;
 }
 
-export const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
-  opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
+export const tokenizerIn = (d: string, opts: OpenOptions, files: readonly string[] = ['tokenizer.json']): string | undefined =>
+  opts.tokenizerDir ?? (findFile(d, files) ? d : undefined);
 
 /**
  * HF image processor settings from preprocessor_config.json. Keys it lacks take the family's processor

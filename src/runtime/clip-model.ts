@@ -13,6 +13,7 @@ import { PreprocessPool } from './preprocess-pool.js';
 import type { ImageLimits } from '../image/decode.js';
 import { firstNonFinite } from '../io/tensor.js';
 import { makeTokenizer } from './tokenize.js';
+import { needsClipVocab, withClipVocab } from './clip-vocab.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
 import { l2normalize } from './vectors.js';
@@ -73,6 +74,8 @@ export class ClipModel {
   private imageSession?: Promise<ortTypes.InferenceSession>;
   private textSession?: Promise<ortTypes.InferenceSession>;
   private tokenizerCache?: TextTokenizer;
+  /** Why CLIP's BPE vocabulary could not be had for a checkpoint that ships none (thrown when texts are encoded). */
+  private vocabProblem?: Error;
   private preprocessorCache?: ImagePreprocessor;
   private pool?: PreprocessPool;
   /** Towers whose session came from the ONNX cache. */
@@ -86,9 +89,20 @@ export class ClipModel {
    */
   static async load(path: string = DEFAULT_MODEL, opts: LoadOptions = {}): Promise<ClipModel> {
     const dir = await resolveModel(path, { ...opts.hub, format: opts.format, onnxVariant: opts.onnxVariant });
-    const model = new ClipModel(openCheckpoint(dir, opts), opts);
-    // A bad tokenizer or preprocessor file is refused now, before any tower is built or cached. (Without a
-    // tokenizer, e.g. a bare OpenAI .pt with no --tokenizer, images still embed; texts say what to pass.)
+    let ck = openCheckpoint(dir, opts);
+    // OpenAI / open_clip checkpoints ship no vocabulary: CLIP's comes from the hub cache (runtime/clip-vocab.ts).
+    // When it cannot be had (offline, hub down), images still embed; texts raise that error.
+    let vocabProblem: Error | undefined;
+    if (needsClipVocab(ck)) {
+      try {
+        ck = await withClipVocab(ck, opts.hub);
+      } catch (e) {
+        vocabProblem = e as Error;
+      }
+    }
+    const model = new ClipModel(ck, opts);
+    model.vocabProblem = vocabProblem;
+    // A bad tokenizer or preprocessor file is refused now, before any tower is built or cached.
     if (model.checkpoint.tokenizerDir) void model.tokenizer;
     void model.preprocessor;
     return model;
@@ -104,6 +118,7 @@ export class ClipModel {
   }
 
   get tokenizer(): TextTokenizer {
+    if (this.vocabProblem) throw this.vocabProblem;
     this.tokenizerCache ??= makeTokenizer(this.checkpoint);
     return this.tokenizerCache;
   }

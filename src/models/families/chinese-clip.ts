@@ -1,13 +1,14 @@
 // The Chinese-CLIP family: its descriptor, config parser, and HF ChineseCLIPModel key names -> canonical names. The vision tower, both projections and
 // logit_scale use CLIPModel's key names exactly, so hf-clip's mapping serves them; the BERT text tower
 // sits under `text_model.` (no pooler: Chinese-CLIP pools the [CLS] hidden state itself).
+import { weightFilesOf } from '../../io/sharded.js';
 import { join } from 'node:path';
 import type { TensorSource } from '../../io/tensor.js';
 import { Fields } from '../config-fields.js';
 import { hfBertConfig, hfProjectionDim, hfVisionConfig, type ClipConfig } from '../config.js';
 import { buildBertTextGraph } from '../extra-graphs.js';
 import {
-  BERT_MASKED_INPUTS, built, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, SOFTMAX,
+  BERT_MASKED_INPUTS, built, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, withShards, SOFTMAX,
   textSource, tokenizerIn, type FamilyDescriptor,
 } from '../family.js';
 import { checkWeightShapes } from '../shapes.js';
@@ -102,14 +103,14 @@ export const chineseClip: FamilyDescriptor = {
   open(loc) {
     const cfgPath = join(loc.dir, 'config.json');
     const config = chineseClipConfig(loc.config()!, cfgPath);
-    const weightsPath = loc.file ?? requireFile(loc.dir, HF_WEIGHTS, 'weights');
+    const weightsPath = loc.file ?? requireFile(loc.dir, withShards(HF_WEIGHTS), 'weights');
     const src = openWeights(weightsPath);
     const { w, logitScale } = closingOnError(src, () => {
       const w = chineseClipWeights(src);
       checkWeightShapes(w, config);
       return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
     });
-    const files = [weightsPath, cfgPath];
+    const files = [...weightFilesOf(src, weightsPath), cfgPath];
     return {
       family: 'chinese-clip', path: loc.path, projectionDim: config.projectionDim,
       image: imageTower(config, w, files),

@@ -1,16 +1,17 @@
 // The OpenAI / open_clip family: open_clip's config file, OpenAI state-dict key names -> canonical tower names
 // (open_clip hub layout, a bare OpenAI .pt (TorchScript) or state dict), and its descriptor.
-// OpenAI stores projections as [in, out] (x @ proj); canonical is Linear's [out, in], so they are transposed here.
+// OpenAI stores projections as [in, out] (x @ proj); the key plan flags them and the graph uses them as stored.
 import { dirname, join } from 'node:path';
 import type { Activation } from '../../graph/ops.js';
 import type { TensorSource } from '../../io/tensor.js';
-import { openaiPipeline } from '../../image/pipeline-config.js';
+import { openaiPipeline, type RGBTriple } from '../../image/pipeline-config.js';
+import { weightFilesOf } from '../../io/sharded.js';
 import { buildTextGraph } from '../clip-graph.js';
 import { checkHeads, checkInt, CONFIG_LIMITS, Fields } from '../config-fields.js';
 import type { ClipConfig, ClipTextConfig, ResNetConfig, VitConfig } from '../config.js';
 import {
-  built, CLIP_TEXT_INPUTS, closingOnError, imageTower, logitScaleOf, OPENAI_MEAN, OPENAI_STD, openWeights, OURS, readJson,
-  requireFile, SOFTMAX, textSource, tokenizerIn, type Checkpoint, type CheckpointLocation, type FamilyDescriptor,
+  built, CLIP_TEXT_INPUTS, closingOnError, imageTower, logitScaleOf, openWeights, OURS, readJson,
+  requireFile, SOFTMAX, withShards, textSource, tokenizerIn, type Checkpoint, type CheckpointLocation, type FamilyDescriptor,
 } from '../family.js';
 import { openaiConfigFromStateDict } from '../openai-state-dict.js';
 import { checkWeightShapes } from '../shapes.js';
@@ -68,7 +69,8 @@ const LOGIT_SCALE_INIT = Math.log(1 / 0.07);
 /** A ratio such as mlp_ratio: positive and finite, and the width it gives within bounds. */
 function mlpWidth(f: Fields, width: number): number {
   const ratio = f.num('mlp_ratio', 4, { gt: 0 });
-  const w = Math.round(width * ratio);
+  // open_clip sizes the MLP as int(width * mlp_ratio): ViT-g-14's 1408 * 4.3637 = 6144.09 -> 6144.
+  const w = Math.floor(width * ratio);
   if (w < 1 || w > CONFIG_LIMITS.mlpWidth) f.fail('mlp_ratio', `${ratio} gives an MLP width of ${w} (must be 1 to ${CONFIG_LIMITS.mlpWidth})`);
   return w;
 }
@@ -87,6 +89,8 @@ const UNSUPPORTED_OPEN_CLIP: ['vision_cfg' | 'text_cfg', string, unknown][] = [
  * for a ModifiedResNet's attention pool.
  */
 export function openClipConfig(json: Json, origin = 'open_clip_config.json'): ClipConfig {
+  // Options that change the towers beyond what is read below are refused by name (checkOpenClipModelCfg).
+  checkOpenClipModelCfg(json, origin);
   const root = Fields.of(json, origin);
   const m = root.has('model_cfg') ? root.sub('model_cfg') : root;
   if (!m.has('vision_cfg') || !m.has('text_cfg') || !m.has('embed_dim')) throw new Error(`${origin}: expected model_cfg with embed_dim, vision_cfg and text_cfg`);
@@ -160,7 +164,9 @@ export function openClipConfig(json: Json, origin = 'open_clip_config.json'): Cl
 }
 
 const CONFIG_FILE = 'open_clip_config.json';
-// The hub fetches any of these; a local directory is read from the first three (as before the registry).
+/** OpenAI tokenization reads any of these (text/index.ts); without one, runtime/clip-vocab.ts gets CLIP's from the hub. */
+const OPENAI_VOCAB_FILES = ['tokenizer.json', 'merges.txt', 'bpe_simple_vocab_16e6.txt.gz', 'bpe_simple_vocab_16e6.txt'];
+// In order of preference, for the hub and local directories alike.
 const OPEN_CLIP_WEIGHTS = ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', 'model.safetensors', 'pytorch_model.bin'];
 
 /** A weight file openWeights reads (a bare .onnx is an ONNX export's tower, not ours). */
@@ -169,11 +175,9 @@ const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt)$/;
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
 function openaiCheckpoint(path: string, cfgJson: Json | undefined, weightsPath: string, loc: CheckpointLocation, cfgFile?: string): Checkpoint {
   const cfgOrigin = cfgFile ?? join(dirname(weightsPath), CONFIG_FILE);
-  const pp = cfgJson?.preprocess_cfg ?? {};
-  const ppOrigin = `${cfgOrigin}: preprocess_cfg`;
-  const checked = openaiPipeline(224, pp.mean ?? OPENAI_MEAN, pp.std ?? OPENAI_STD, ppOrigin);
-  const [mean, std] = [[...checked.mean], [...checked.std]];
   const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
+  // preprocess_cfg is checked before the weights are opened (at the config's input size).
+  const { mean, std } = openClipPreprocess(cfgJson, cfgOrigin, fileConfig?.vision.imageSize ?? 224);
   const src = openWeights(weightsPath);
   const { w, config, logitScale } = closingOnError(src, () => {
     const w = openaiClipWeights(src);
@@ -181,13 +185,13 @@ function openaiCheckpoint(path: string, cfgJson: Json | undefined, weightsPath: 
     checkWeightShapes(w, config);
     return { w, config, logitScale: logitScaleOf(w, Math.log(1 / 0.07)) };
   });
-  const files = [weightsPath, cfgFile];
+  const files = [...weightFilesOf(src, weightsPath), cfgFile];
   return {
     family: 'open-clip', path, projectionDim: config.projectionDim,
     image: imageTower(config, w, files),
     text: built((o) => buildTextGraph(config, w, o), files, textSource(config)),
     textInputs: CLIP_TEXT_INPUTS, outputs: OURS,
-    tokenizerDir: tokenizerIn(dirname(weightsPath), loc.opts),
+    tokenizerDir: tokenizerIn(dirname(weightsPath), loc.opts, OPENAI_VOCAB_FILES),
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
     preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
@@ -210,7 +214,7 @@ export const openClip: FamilyDescriptor = {
     const { path, dir, file } = loc;
     if (loc.has(CONFIG_FILE)) {
       const ocPath = join(dir, CONFIG_FILE);
-      const weightsPath = file ?? requireFile(dir, OPEN_CLIP_WEIGHTS.slice(0, 3), 'weights');
+      const weightsPath = file ?? requireFile(dir, withShards(OPEN_CLIP_WEIGHTS), 'weights');
       return openaiCheckpoint(path, readJson(ocPath), weightsPath, loc, ocPath);
     }
     const src = openWeights(file!);
@@ -228,3 +232,71 @@ export const openClip: FamilyDescriptor = {
   train: { loss: 'contrastive', saveAs: 'open-clip-files' },
   hub: { marker: CONFIG_FILE, meta: [CONFIG_FILE], weights: OPEN_CLIP_WEIGHTS, onnx: false },
 };
+
+// ---- open_clip's hub layout (open_clip_config.json as the LAION releases ship it): what of its model_cfg and
+// preprocess_cfg we build, and a clear refusal, naming the field, of every option that would change the towers
+// in a way we do not build. ----
+
+/** Why an option is refused: what it would need that our towers do not have. */
+const REFUSED_MODEL_CFG: [string, string][] = [
+  ['custom_text', 'a CustomTextCLIP (text tower under "text.", e.g. a Hugging Face text model)'],
+  ['init_logit_bias', 'a sigmoid-loss (SigLIP-style) model'],
+  ['multimodal_cfg', 'a CoCa captioning decoder'],
+];
+const REFUSED_TOWER_CFG: [string, string][] = [
+  ['hf_model_name', 'a Hugging Face text tower (e.g. XLM-RoBERTa for multilingual search)'],
+  ['timm_model_name', 'a timm image tower'],
+  ['norm_kwargs', 'LayerNorm options other than eps 1e-5'],
+  ['act_kwargs', 'activation options'],
+  ['no_ln_pre', 'an image tower without ln_pre'],
+  ['no_causal_mask', 'a text tower without the causal mask'],
+  ['tokenizer_kwargs', 'tokenizer options (e.g. another text cleaning)'],
+];
+
+const present = (v: unknown) => v !== undefined && v !== null && v !== false && !(typeof v === 'object' && Object.keys(v as object).length === 0);
+
+/**
+ * Refuse model_cfg options whose weights or computation our towers do not reproduce, naming the field
+ * (`model_cfg.text_cfg.hf_model_name "xlm-roberta-base" is not supported: ...`). Called before the tower
+ * config is read.
+ */
+export function checkOpenClipModelCfg(json: Json, origin: string): void {
+  const root = Fields.of(json, origin);
+  const m = root.has('model_cfg') ? root.sub('model_cfg') : root;
+  const refuse = (f: Fields, key: string, why: string) => {
+    if (present(f.obj[key])) f.fail(key, `${JSON.stringify(f.obj[key]).slice(0, 60)} is not supported: it makes ${why}, which clip-ts does not build`);
+  };
+  for (const [key, why] of REFUSED_MODEL_CFG) refuse(m, key, why);
+  for (const tower of ['vision_cfg', 'text_cfg']) {
+    if (!m.has(tower)) continue;
+    const t = m.sub(tower);
+    for (const [key, why] of REFUSED_TOWER_CFG) refuse(t, key, why);
+    const pos = t.obj.pos_embed_type;
+    if (pos !== undefined && pos !== null && pos !== 'learnable') refuse(t, 'pos_embed_type', 'fixed (non-learnable) position embeddings');
+  }
+}
+
+/** open_clip's image_transform options we reproduce: its defaults (torchvision Resize on the shortest edge, bicubic). */
+const PREPROCESS_SUPPORTED: Record<string, string[]> = {
+  interpolation: ['bicubic'],
+  resize_mode: ['shortest'],
+};
+
+/**
+ * preprocess_cfg -> mean and std for OpenAI's pipeline at `size`, the tower's image_size. Options that
+ * change the resize (interpolation, resize_mode) are accepted only at the values that pipeline implements.
+ */
+export function openClipPreprocess(json: Json | undefined, origin: string, size: number): { mean: number[]; std: number[] } {
+  const pp = json?.preprocess_cfg ?? {};
+  const where = `${origin}: preprocess_cfg`;
+  if (!pp || typeof pp !== 'object' || Array.isArray(pp)) throw new Error(`${where} must be an object`);
+  for (const [key, ok] of Object.entries(PREPROCESS_SUPPORTED)) {
+    const v = pp[key];
+    if (v !== undefined && v !== null && !ok.includes(v)) {
+      throw new Error(`${where}.${key} ${JSON.stringify(v)?.slice(0, 40)} is not supported (supported: ${ok.join(', ')})`);
+    }
+  }
+  // One rule for the values (image/pipelines.ts), applied now so a bad file fails at load.
+  const p = openaiPipeline(size, pp.mean as RGBTriple | undefined, pp.std as RGBTriple | undefined, where);
+  return { mean: [...p.mean], std: [...p.std] };
+}

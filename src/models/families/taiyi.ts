@@ -1,13 +1,14 @@
 // The Taiyi family: a pairing file (`clip-pair.json`) joins a HF BertForSequenceClassification (Taiyi's text
 // encoder, whose classifier logits are the text features) with another CLIP checkpoint's image tower and
 // logit_scale. Key names: the encoder under `bert.`, the pooler, and the classifier.
+import { isShardIndex, weightFilesOf } from '../../io/sharded.js';
 import { dirname, join, resolve } from 'node:path';
 import type { TensorSource } from '../../io/tensor.js';
 import { CONFIG_LIMITS, Fields } from '../config-fields.js';
 import { hfBertConfig, type BertConfig } from '../config.js';
 import { buildBertTextGraph } from '../extra-graphs.js';
 import {
-  BERT_INPUTS, BERT_MASKED_INPUTS, built, closingOnError, openWeights, readJson, requireFile, SOFTMAX, tokenizerIn, type FamilyDescriptor,
+  BERT_INPUTS, BERT_MASKED_INPUTS, built, closingOnError, openWeights, readJson, requireFile, SOFTMAX, tokenizerIn, withShards, type FamilyDescriptor,
 } from '../family.js';
 import { checkWeightShapes } from '../shapes.js';
 import { TowerWeights } from '../weights.js';
@@ -52,7 +53,7 @@ const PAIR_FILE = 'clip-pair.json';
 export const taiyi: FamilyDescriptor = {
   name: 'taiyi',
   summary: 'Taiyi: a clip-pair.json {"text": "<BertForSequenceClassification dir>", "image": "<CLIP dir>", "attention_mask": false}',
-  detect: (loc) => (!loc.isDir && loc.path.endsWith('.json')) || (loc.isDir && loc.has(PAIR_FILE)),
+  detect: (loc) => (!loc.isDir && loc.path.endsWith('.json') && !isShardIndex(loc.path)) || (loc.isDir && loc.has(PAIR_FILE)),
   parseConfig: (json, origin) => taiyiBertConfig(json, origin),
   weights: taiyiWeights,
   open(loc, ctx) {
@@ -65,7 +66,7 @@ export const taiyi: FamilyDescriptor = {
     const image = ctx.openCheckpoint(resolve(base, spec.image), { ...opts, tokenizerDir: undefined });
     const tcfgPath = requireFile(textDir, ['config.json'], 'config.json');
     const tcfg = taiyiBertConfig(readJson(tcfgPath), join(textDir, 'config.json'));
-    const weightsPath = requireFile(textDir, ['model.safetensors', 'pytorch_model.bin'], 'weights');
+    const weightsPath = requireFile(textDir, withShards(['model.safetensors', 'pytorch_model.bin']), 'weights');
     const pair = Fields.of(spec, file);
     const contextLength = pair.int('context_length', tcfg.contextLength, 1, tcfg.contextLength);
     if (tcfg.numLabels !== image.projectionDim) {
@@ -81,7 +82,7 @@ export const taiyi: FamilyDescriptor = {
     return {
       ...image,
       family: 'taiyi', path: file,
-      text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked }), [weightsPath, tcfgPath], { bert: tcfg, masked }),
+      text: built((o) => buildBertTextGraph(tcfg, w, { ...o, masked }), [...weightFilesOf(src, weightsPath), tcfgPath], { bert: tcfg, masked }),
       textInputs: masked ? BERT_MASKED_INPUTS : BERT_INPUTS,
       tokenizerDir: tokenizerIn(textDir, opts), tokenizerMode: 'hf',
       // Taiyi's seed call pads to the longest text and keeps BERT's 512 positions.
