@@ -312,6 +312,30 @@ export class PgvectorStore implements VectorStore {
     return rows.map((r) => ({ id: r.id, vector: Float32Array.from(r.embedding!), meta: metaOf(r) }));
   }
 
+  async *sameContent(): AsyncIterable<StoredEntry[]> {
+    // Keyset pages over the duplicated hashes only (the (content_hash, model) index serves the GROUP BY);
+    // a page ends on a hash boundary, so no group is split between pages.
+    let after: string | null = null;
+    for (;;) {
+      const hashes: string[] = (await this.query<{ h: string }>(
+        `SELECT content_hash AS h FROM clip_images WHERE $1::text IS NULL OR content_hash > $1::text
+         GROUP BY content_hash HAVING count(*) > 1 ORDER BY content_hash LIMIT ${PAGE}`, [after])).map((r) => r.h);
+      if (!hashes.length) return;
+      const rows = await this.query(`SELECT ${META_SELECT} FROM clip_images WHERE content_hash = ANY($1::text[]) ORDER BY content_hash, id`, [hashes]);
+      let group: StoredEntry[] = [];
+      for (const r of rows) {
+        if (group.length && group[0]!.meta.hash !== r.content_hash) {
+          if (group.length > 1) yield group; // (a row deleted since the GROUP BY can leave one)
+          group = [];
+        }
+        group.push({ id: r.id, meta: metaOf(r) });
+      }
+      if (group.length > 1) yield group;
+      if (hashes.length < PAGE) return;
+      after = hashes.at(-1)!;
+    }
+  }
+
   /** The HNSW index is maintained on every write; refresh the planner's statistics. */
   async optimize(): Promise<void> {
     await this.query('ANALYZE clip_images');
