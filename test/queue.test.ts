@@ -5,9 +5,8 @@
 // see the whole fleet's work through.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -15,6 +14,8 @@ import { Redis } from 'ioredis';
 import pgClient from 'pg';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { startPglite, type PgServer } from './pglite.js';
+import { startRedis, SKIP_REDIS, type RedisServer } from './redis.js';
+import { ClipProcesses } from './clip-process.js';
 import { ExactStore } from '../src/search/exact-store.js';
 import { PgvectorStore } from '../src/search/pg-store.js';
 import { QUEUE_NAME } from '../src/search/queue.js';
@@ -22,80 +23,29 @@ import { writePatternPngs } from '../src/search/synthetic.js';
 
 const MODEL = fixture('hf-clip-tiny');
 const N = 48;
-const haveRedis = (() => {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = SKIP_FIXTURES || (!haveRedis && 'redis-server is not installed (scripts/ci-deps.sh installs it)');
+const skip = SKIP_FIXTURES || SKIP_REDIS;
 
 let tmp = '';
 let pg: PgServer | undefined;
-let redis: ChildProcess | undefined;
+let redis: RedisServer | undefined;
 let redisUrl = '';
-const children: ChildProcess[] = [];
-
-const freePort = () => new Promise<number>((resolve, reject) => {
-  const s = createServer();
-  s.once('error', reject);
-  s.listen(0, '127.0.0.1', () => {
-    const port = (s.address() as { port: number }).port;
-    s.close(() => resolve(port));
-  });
-});
+const procs = new ClipProcesses();
 
 before(async () => {
   if (skip) return;
   tmp = mkdtempSync(join(tmpdir(), 'clip-queue-'));
   pg = await startPglite();
-  const port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', tmp, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  redisUrl = `redis://127.0.0.1:${port}`;
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    redis!.stdout!.on('data', (d: Buffer) => {
-      log += d;
-      if (/Ready to accept connections/.test(log)) resolve();
-    });
-    redis!.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${log}`)));
-  });
-  redis.stdout!.resume();
+  redis = await startRedis(tmp);
+  redisUrl = redis.url;
 });
 after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
-  if (redis?.pid && redis.exitCode === null) {
-    const gone = new Promise((r) => redis!.once('exit', r));
-    process.kill(redis.pid, 'SIGTERM');
-    await gone;
-  }
+  procs.killAll();
+  await redis?.stop();
   await pg?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-function clip(args: string[]): { child: ChildProcess; out: Promise<{ code: number | null; stdout: string; stderr: string }>; lines: (re: RegExp) => Promise<void> } {
-  const child = spawn(process.execPath, [CLIP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  child.stdout!.on('data', (d: Buffer) => { stdout += d; });
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d;
-    for (const w of [...waiters]) if (w.re.test(stderr)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-  });
-  const out = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-  return {
-    child, out,
-    lines: (re) => new Promise((resolve, reject) => {
-      if (re.test(stderr)) return resolve();
-      waiters.push({ re, resolve });
-      out.then((o) => reject(new Error(`clip ${args[0]} exited (${o.code}) before ${re}: ${o.stderr}`)));
-    }),
-  };
-}
+const clip = (args: string[]) => procs.run(args);
 
 test('queue: 2 workers, one killed with SIGKILL mid-run, one started late: every image indexed exactly once, same vectors as clip index', { skip, timeout: 240_000 }, async () => {
   const dir = join(tmp, 'photos');

@@ -97,6 +97,16 @@ export interface WaitProgress {
   failed: { id: string; reason: string }[];
 }
 
+/** A finished job's result as the enqueuer counts it; a result that is missing or malformed (Redis is shared
+ * input) counts the job's files as done with nothing embedded, rather than crashing the wait. */
+function resultOf(job: BullMQ.Job<IndexJobData, IndexJobResult> | undefined): IndexJobResult {
+  const r = job?.returnvalue as Partial<IndexJobResult> | null | undefined;
+  const files = Array.isArray(job?.data?.files) ? job.data.files.length : 0;
+  const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  const failed = Array.isArray(r?.failed) ? r.failed.filter((f) => typeof f?.path === 'string' && typeof f?.error === 'string') : [];
+  return { files: r && typeof r.files === 'number' ? n(r.files) : files, embedded: n(r?.embedded), reused: n(r?.reused), failed };
+}
+
 /** Poll until every job in `ids` has completed or failed for good; `onProgress` after each poll. */
 export async function waitForJobs(url: string, ids: string[], onProgress?: (p: WaitProgress) => void, pollMs = 500): Promise<WaitProgress> {
   await loadBull();
@@ -108,10 +118,12 @@ export async function waitForJobs(url: string, ids: string[], onProgress?: (p: W
     for (;;) {
       const still: string[] = [];
       for (const id of pending) {
-        const job = await queue.getJob(id);
-        const state = job ? await job.getState() : 'unknown';
-        if (state === 'completed') p.results.push(job!.returnvalue);
-        else if (state === 'failed') p.failed.push({ id, reason: job!.failedReason });
+        // State first, then the job: read the other way round, a job completing in between shows as completed
+        // without its result.
+        const state = await queue.getJobState(id);
+        const job = state === 'completed' || state === 'failed' ? await queue.getJob(id) : undefined;
+        if (state === 'completed') p.results.push(resultOf(job));
+        else if (state === 'failed') p.failed.push({ id, reason: job?.failedReason ?? 'failed (no reason recorded)' });
         // A job removed (completed long ago and aged out) counts as done: its rows are in the store.
         else if (state !== 'unknown') still.push(id);
       }
