@@ -10,6 +10,7 @@ export const SLOW = {
   'hostile-checkpoints.test.js': 'each hostile checkpoint opened in a child process',
   'train-learns.test.js': 'a small CLIP trained until it retrieves held-out renders',
   'embed-job.test.js': '2,000-image jobs killed and resumed',
+  'fleet.test.js': '2,000 images through 3 queue workers, one SIGKILLed',
 };
 
 const files = readdirSync('dist/test').filter((f) => f.endsWith('.test.js') && !(f in SLOW)).sort();

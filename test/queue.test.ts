@@ -5,15 +5,17 @@
 // see the whole fleet's work through.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import pgClient from 'pg';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
 import { startPglite, type PgServer } from './pglite.js';
+import { startRedis, SKIP_REDIS, type RedisServer } from './redis.js';
+import { ClipProcesses } from './clip-process.js';
 import { ExactStore } from '../src/search/exact-store.js';
 import { PgvectorStore } from '../src/search/pg-store.js';
 import { QUEUE_NAME } from '../src/search/queue.js';
@@ -21,80 +23,29 @@ import { writePatternPngs } from '../src/search/synthetic.js';
 
 const MODEL = fixture('hf-clip-tiny');
 const N = 48;
-const haveRedis = (() => {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = SKIP_FIXTURES || (!haveRedis && 'redis-server is not installed (scripts/ci-deps.sh installs it)');
+const skip = SKIP_FIXTURES || SKIP_REDIS;
 
 let tmp = '';
 let pg: PgServer | undefined;
-let redis: ChildProcess | undefined;
+let redis: RedisServer | undefined;
 let redisUrl = '';
-const children: ChildProcess[] = [];
-
-const freePort = () => new Promise<number>((resolve, reject) => {
-  const s = createServer();
-  s.once('error', reject);
-  s.listen(0, '127.0.0.1', () => {
-    const port = (s.address() as { port: number }).port;
-    s.close(() => resolve(port));
-  });
-});
+const procs = new ClipProcesses();
 
 before(async () => {
   if (skip) return;
   tmp = mkdtempSync(join(tmpdir(), 'clip-queue-'));
   pg = await startPglite();
-  const port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', tmp, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  redisUrl = `redis://127.0.0.1:${port}`;
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    redis!.stdout!.on('data', (d: Buffer) => {
-      log += d;
-      if (/Ready to accept connections/.test(log)) resolve();
-    });
-    redis!.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${log}`)));
-  });
-  redis.stdout!.resume();
+  redis = await startRedis(tmp);
+  redisUrl = redis.url;
 });
 after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
-  if (redis?.pid && redis.exitCode === null) {
-    const gone = new Promise((r) => redis!.once('exit', r));
-    process.kill(redis.pid, 'SIGTERM');
-    await gone;
-  }
+  procs.killAll();
+  await redis?.stop();
   await pg?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-function clip(args: string[]): { child: ChildProcess; out: Promise<{ code: number | null; stdout: string; stderr: string }>; lines: (re: RegExp) => Promise<void> } {
-  const child = spawn(process.execPath, [CLIP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  child.stdout!.on('data', (d: Buffer) => { stdout += d; });
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d;
-    for (const w of [...waiters]) if (w.re.test(stderr)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-  });
-  const out = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-  return {
-    child, out,
-    lines: (re) => new Promise((resolve, reject) => {
-      if (re.test(stderr)) return resolve();
-      waiters.push({ re, resolve });
-      out.then((o) => reject(new Error(`clip ${args[0]} exited (${o.code}) before ${re}: ${o.stderr}`)));
-    }),
-  };
-}
+const clip = (args: string[]) => procs.run(args);
 
 test('queue: 2 workers, one killed with SIGKILL mid-run, one started late: every image indexed exactly once, same vectors as clip index', { skip, timeout: 240_000 }, async () => {
   const dir = join(tmp, 'photos');
@@ -152,4 +103,70 @@ test('queue: 2 workers, one killed with SIGKILL mid-run, one started late: every
 
   process.kill(b.child.pid!, 'SIGTERM');
   assert.equal((await b.out).code, 0);
+});
+
+test('queue: a job that keeps failing lands in the failed list with its reason; clip queue status lists it, clip queue retry re-runs it', { skip, timeout: 180_000 }, async () => {
+  const q = `${redisUrl}/1`; // a Redis database of its own: counts start at zero
+  const dir = join(tmp, 'retry');
+  const [ok0, ok1] = await writePatternPngs(dir, 2, { seed: 9, size: 24, prefix: 'ok' });
+  const [poison] = await writePatternPngs(dir, 1, { seed: 10, size: 24, prefix: 'poison' });
+  const w = clip(['worker', '--queue', q, '--db', pg!.url, '--model', MODEL, '--no-cache']);
+  await w.lines(/clip worker: ready/);
+  // The store refuses the poisoned file's row, as a full disk or a broken server would: every attempt fails.
+  const c = new pgClient.Client({ connectionString: pg!.url });
+  c.on('error', () => {}); // the server stops at the end of the file, maybe before a failed test ends this client
+  await c.connect();
+  await c.query("ALTER TABLE clip_images ADD CONSTRAINT no_poison CHECK (path NOT LIKE '%/poison%')");
+
+  const index = clip(['index', dir, '--queue', q, '--db', pg!.url, '--batch-size', '2', '--attempts', '2', '--wait', '--json']);
+  const res = await index.out;
+  assert.equal(res.code, 3, res.stderr);
+  const stats = JSON.parse(res.stdout);
+  assert.equal(stats.jobs, 2);
+  assert.equal(stats.failedJobs.length, 1, JSON.stringify(stats));
+  const poisonJob: string = stats.failedJobs[0].id;
+  assert.match(stats.failedJobs[0].reason, /no_poison/);
+  assert.match(res.stderr, new RegExp(`job ${poisonJob} failed: .*no_poison.*clip queue retry`));
+
+  // Malformed job data (anyone with access to Redis can enqueue): failed at once, not retried.
+  const conn = new Redis(q, { maxRetriesPerRequest: null });
+  const raw = new Queue(QUEUE_NAME, { connection: conn as never });
+  await raw.add('embed', { files: [{ path: 'photos/relative.png', size: 1, mtime: 1 }] } as never, { jobId: 'malformed', attempts: 5 });
+  await raw.add('embed', { files: [{ path: '/', size: 1, mtime: 1 }] } as never, { jobId: 'root-folder', attempts: 5 });
+  const status = async () => JSON.parse((await clip(['queue', 'status', '--queue', q, '--json']).out).stdout);
+  let s = await status();
+  for (let i = 0; i < 100 && s.counts.failed + s.counts.completed < 4; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    s = await status();
+  }
+  assert.deepEqual(s.counts, { waiting: 0, active: 0, delayed: 0, completed: 2, failed: 2 });
+  const byId = new Map(s.failed.map((j: { id: string }) => [j.id, j]));
+  assert.deepEqual([...byId.keys()].sort(), ['malformed', poisonJob].sort());
+  assert.deepEqual(byId.get(poisonJob), { ...byId.get(poisonJob) as object, attempts: 2, files: 1, first: poison });
+  assert.match((byId.get(poisonJob) as { reason: string }).reason, /violates check constraint "no_poison"/);
+  assert.match((byId.get('malformed') as { reason: string }).reason, /files\[0\]\.path must be an absolute path/);
+  assert.equal((byId.get('malformed') as { attempts: number }).attempts, 1);
+  // A job naming a folder is not a walk of that folder: its one "file" is reported, the job completes.
+  const rootJob = await raw.getJob('root-folder');
+  assert.deepEqual(rootJob!.returnvalue.failed, [{ path: '/', error: 'no longer there (or not a file)' }]);
+  await raw.close();
+  await conn.quit();
+  const shown = await clip(['queue', 'status', '--queue', q]).out;
+  assert.match(shown.stdout, /0 waiting, 0 active, 0 delayed \(retrying\), 2 completed, 2 failed/);
+  assert.match(shown.stdout, new RegExp(`${poisonJob}\\s+2\\s+.*poison0000\\.png\\s+.*no_poison`));
+
+  // Fixed at the source, the job is retried by id and goes through; an unknown id is reported.
+  await c.query('ALTER TABLE clip_images DROP CONSTRAINT no_poison');
+  await c.end();
+  const retried = await clip(['queue', 'retry', poisonJob, 'no-such-job', '--queue', q, '--json']).out;
+  assert.equal(retried.code, 3);
+  assert.deepEqual(JSON.parse(retried.stdout), { retried: [poisonJob], notRetried: [{ id: 'no-such-job', reason: 'no such job' }] });
+  for (let i = 0; i < 100 && (s = await status()).counts.completed < 3; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(s.counts, { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 1 });
+  const shared = await PgvectorStore.open(pg!.url);
+  assert.deepEqual((await shared.get([ok0!, ok1!, poison!])).map((r) => r.id).sort(), [ok0, ok1, poison].sort());
+  await shared.close();
+
+  process.kill(w.child.pid!, 'SIGTERM');
+  assert.equal((await w.out).code, 0);
 });

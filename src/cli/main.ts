@@ -16,6 +16,8 @@ import { registerServe } from './commands/serve.js';
 import { registerIndexSearch } from './commands/index-search.js';
 import { registerTrain } from './commands/train.js';
 import { registerWorker } from './commands/worker.js';
+import { registerDedup } from './commands/dedup.js';
+import { registerQueue } from './commands/queue.js';
 import { Progress } from './progress.js';
 import { table } from './table.js';
 import { renderTrainingCurve } from '../train/training-curve.js';
@@ -170,6 +172,8 @@ export function buildCli(): Command {
   registerIndexSearch(program);
   registerTrain(program);
   registerWorker(program);
+  registerDedup(program);
+  registerQueue(program);
 
   program.command('train-curve')
     .description('draw a training run\'s loss, learning rate and validation recall as a PNG (from OUT/train_log.jsonl and OUT/train_steps.jsonl)')

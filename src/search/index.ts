@@ -8,3 +8,4 @@ export { indexFolders, type ImageEmbedder, type IndexOptions, type IndexStats } 
 export { lockWriter } from './lock.js';
 export { embedQuery, parseQuery, type QueryEncoder, type QueryTerm } from './query.js';
 export { findImages, IMAGE_EXTENSIONS } from './walk.js';
+export { DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD, findDuplicates, removeDuplicates, type DedupOptions, type DedupReport, type DupGroup, type DupMember, type KeepRule, type RemovalReport } from './dedup.js';

@@ -6,8 +6,8 @@
 // duplicate a file. Deletions run last so that a renamed file's vector is found (by hash) before the old
 // path goes; a crash in between only leaves the old path for the rerun to delete.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { isAbsolute, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import type { ImageMeta, VectorRecord, VectorStore } from './store.js';
 import { findImages, type FoundFile } from './walk.js';
@@ -186,9 +186,14 @@ export async function indexFiles(model: ImageEmbedder, store: VectorStore, paths
   const stats: IndexStats = { files: paths.length, unchanged: 0, embedded: 0, reused: 0, deleted: 0, failed: [], batches: 0 };
   const found = new Map<string, FoundFile>();
   for (const p of paths) {
+    // Job data is input: only absolute paths, each a file looked at by itself (a folder is never walked).
+    if (!isAbsolute(p)) {
+      stats.failed.push({ path: p, error: 'not an absolute path' });
+      continue;
+    }
     // Stat now, not at enqueue time: the row must describe the bytes that were embedded.
-    const [f] = await findImages([p]).catch(() => []);
-    if (f) found.set(p, f);
+    const st = await stat(p).catch(() => undefined);
+    if (st?.isFile()) found.set(p, { path: p, size: st.size, mtime: st.mtimeMs });
     else stats.failed.push({ path: p, error: 'no longer there (or not a file)' });
   }
   const st: RunState = { stats, byHash: new Map(), indexed: new Map(), stale: new Set() };

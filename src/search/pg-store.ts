@@ -95,6 +95,13 @@ export function filterToPg(filter: Filter, first: number): { sql: string; params
   return { sql: parts.join(' AND '), params };
 }
 
+/** The HNSW index over the embeddings (none when wider than pgvector can index); `dim` is a checked integer. */
+function hnswIndexSql(dim: number, vtype: string): string | undefined {
+  if (vtype === 'vector') return 'CREATE INDEX IF NOT EXISTS clip_images_hnsw ON clip_images USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)';
+  if (vtype === 'halfvec') return `CREATE INDEX IF NOT EXISTS clip_images_hnsw ON clip_images USING hnsw ((embedding::halfvec(${dim})) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)`;
+  return undefined;
+}
+
 /** Forward migrations: index i takes the schema from version i to i + 1. Each runs in the open transaction. */
 const MIGRATIONS: ((c: PG.PoolClient | PG.Client, info: StoreInfo, vtype: string) => Promise<void>)[] = [
   async (c, info, vtype) => {
@@ -116,10 +123,8 @@ const MIGRATIONS: ((c: PG.PoolClient | PG.Client, info: StoreInfo, vtype: string
       embedding vector(${info.dim}) NOT NULL)`);
     await c.query('CREATE INDEX clip_images_hash ON clip_images (content_hash, model)');
     await c.query('CREATE INDEX clip_images_path ON clip_images (path COLLATE "C")');
-    if (vtype === 'vector') await c.query('CREATE INDEX clip_images_hnsw ON clip_images USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)');
-    else if (vtype === 'halfvec') {
-      await c.query(`CREATE INDEX clip_images_hnsw ON clip_images USING hnsw ((embedding::halfvec(${info.dim})) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)`);
-    }
+    const ddl = hnswIndexSql(info.dim, vtype);
+    if (ddl) await c.query(ddl);
   },
 ];
 
@@ -310,6 +315,45 @@ export class PgvectorStore implements VectorStore {
     if (!ids.length) return [];
     const rows = await this.query(`SELECT ${META_SELECT}, embedding FROM clip_images WHERE id = ANY($1::text[])`, [ids]);
     return rows.map((r) => ({ id: r.id, vector: Float32Array.from(r.embedding!), meta: metaOf(r) }));
+  }
+
+  async *sameContent(): AsyncIterable<StoredEntry[]> {
+    // Keyset pages over the duplicated hashes only (the (content_hash, model) index serves the GROUP BY);
+    // a page ends on a hash boundary, so no group is split between pages.
+    let after: string | null = null;
+    for (;;) {
+      const hashes: string[] = (await this.query<{ h: string }>(
+        `SELECT content_hash AS h FROM clip_images WHERE $1::text IS NULL OR content_hash > $1::text
+         GROUP BY content_hash HAVING count(*) > 1 ORDER BY content_hash LIMIT ${PAGE}`, [after])).map((r) => r.h);
+      if (!hashes.length) return;
+      const rows = await this.query(`SELECT ${META_SELECT} FROM clip_images WHERE content_hash = ANY($1::text[]) ORDER BY content_hash, id`, [hashes]);
+      let group: StoredEntry[] = [];
+      for (const r of rows) {
+        if (group.length && group[0]!.meta.hash !== r.content_hash) {
+          if (group.length > 1) yield group; // (a row deleted since the GROUP BY can leave one)
+          group = [];
+        }
+        group.push({ id: r.id, meta: metaOf(r) });
+      }
+      if (group.length > 1) yield group;
+      if (hashes.length < PAGE) return;
+      after = hashes.at(-1)!;
+    }
+  }
+
+  /**
+   * Drop the HNSW index, for a first bulk load into an empty table (each insert then costs no graph update);
+   * `buildIndex()` afterwards builds it in one pass, in parallel on a server with maintenance workers.
+   * Searches meanwhile are exact scans: slow on a large table, but correct.
+   */
+  async dropIndex(): Promise<void> {
+    await this.query('DROP INDEX IF EXISTS clip_images_hnsw');
+  }
+
+  /** (Re)create the HNSW index if it is missing; a no-op when it exists. */
+  async buildIndex(): Promise<void> {
+    const ddl = hnswIndexSql(this.info.dim, this.indexType);
+    if (ddl) await this.query(ddl);
   }
 
   /** The HNSW index is maintained on every write; refresh the planner's statistics. */

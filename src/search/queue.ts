@@ -15,6 +15,10 @@ export const QUEUE_NAME = 'clip-index';
 export const DEFAULT_LOCK_MS = 5 * 60_000;
 /** Tries per job (a store or model error, not a bad image: those are reported in the result). */
 export const JOB_ATTEMPTS = 5;
+/** First retry's delay; each next one doubles (2, 4, 8, 16 s for the default attempts). */
+export const BACKOFF_MS = 2000;
+/** Most files one job may name: job data comes from Redis, which anyone with access to it can write. */
+export const MAX_JOB_FILES = 4096;
 
 export interface IndexJobData {
   /** Absolute paths, with the size and mtime seen when listing (they make the job id). */
@@ -57,7 +61,8 @@ export function batchId(files: IndexJobData['files']): string {
 }
 
 /** Enqueue `files` in batches; returns the job ids (in batch order). */
-export async function enqueueFiles(url: string, files: FoundFile[], batchSize: number): Promise<string[]> {
+export async function enqueueFiles(url: string, files: FoundFile[], batchSize: number, opts: { attempts?: number } = {}): Promise<string[]> {
+  if (batchSize > MAX_JOB_FILES) throw new Error(`--batch-size ${batchSize}: at most ${MAX_JOB_FILES} files per job`);
   await loadBull();
   const connection = connect(url);
   const queue = new bullmq.Queue<IndexJobData>(QUEUE_NAME, { connection: connection as never });
@@ -69,7 +74,7 @@ export async function enqueueFiles(url: string, files: FoundFile[], batchSize: n
       jobs.push({
         name: 'embed', data,
         opts: {
-          jobId, attempts: JOB_ATTEMPTS, backoff: { type: 'exponential', delay: 2000 },
+          jobId, attempts: opts.attempts ?? JOB_ATTEMPTS, backoff: { type: 'exponential', delay: BACKOFF_MS },
           // Kept a day so a --wait (or a rerun) can read the result; failed jobs stay for `clip queue` to list.
           removeOnComplete: { age: 24 * 3600 }, removeOnFail: false,
         },
@@ -92,6 +97,16 @@ export interface WaitProgress {
   failed: { id: string; reason: string }[];
 }
 
+/** A finished job's result as the enqueuer counts it; a result that is missing or malformed (Redis is shared
+ * input) counts the job's files as done with nothing embedded, rather than crashing the wait. */
+function resultOf(job: BullMQ.Job<IndexJobData, IndexJobResult> | undefined): IndexJobResult {
+  const r = job?.returnvalue as Partial<IndexJobResult> | null | undefined;
+  const files = Array.isArray(job?.data?.files) ? job.data.files.length : 0;
+  const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  const failed = Array.isArray(r?.failed) ? r.failed.filter((f) => typeof f?.path === 'string' && typeof f?.error === 'string') : [];
+  return { files: r && typeof r.files === 'number' ? n(r.files) : files, embedded: n(r?.embedded), reused: n(r?.reused), failed };
+}
+
 /** Poll until every job in `ids` has completed or failed for good; `onProgress` after each poll. */
 export async function waitForJobs(url: string, ids: string[], onProgress?: (p: WaitProgress) => void, pollMs = 500): Promise<WaitProgress> {
   await loadBull();
@@ -103,10 +118,12 @@ export async function waitForJobs(url: string, ids: string[], onProgress?: (p: W
     for (;;) {
       const still: string[] = [];
       for (const id of pending) {
-        const job = await queue.getJob(id);
-        const state = job ? await job.getState() : 'unknown';
-        if (state === 'completed') p.results.push(job!.returnvalue);
-        else if (state === 'failed') p.failed.push({ id, reason: job!.failedReason });
+        // State first, then the job: read the other way round, a job completing in between shows as completed
+        // without its result.
+        const state = await queue.getJobState(id);
+        const job = state === 'completed' || state === 'failed' ? await queue.getJob(id) : undefined;
+        if (state === 'completed') p.results.push(resultOf(job));
+        else if (state === 'failed') p.failed.push({ id, reason: job?.failedReason ?? 'failed (no reason recorded)' });
         // A job removed (completed long ago and aged out) counts as done: its rows are in the store.
         else if (state !== 'unknown') still.push(id);
       }
@@ -120,6 +137,18 @@ export async function waitForJobs(url: string, ids: string[], onProgress?: (p: W
     await queue.close();
     await connection.quit().catch(() => connection.disconnect());
   }
+}
+
+/** What a worker accepts as a job: anything else fails at once (no retries), with the reason in the failed list. */
+export function checkJobData(data: unknown): IndexJobData {
+  const files = (data as { files?: unknown } | null)?.files;
+  if (!Array.isArray(files) || !files.length) throw new Error('job data: expected {files: [{path, size, mtime}, ...]} with at least one file');
+  if (files.length > MAX_JOB_FILES) throw new Error(`job data: ${files.length} files, at most ${MAX_JOB_FILES} per job`);
+  files.forEach((f: { path?: unknown; size?: unknown; mtime?: unknown } | null, i) => {
+    if (typeof f?.path !== 'string' || !f.path.startsWith('/') || f.path.includes('\0')) throw new Error(`job data: files[${i}].path must be an absolute path`);
+    if (typeof f.size !== 'number' || typeof f.mtime !== 'number') throw new Error(`job data: files[${i}] (${f.path}) needs numeric size and mtime`);
+  });
+  return data as IndexJobData;
 }
 
 export interface WorkerHandle {
@@ -136,7 +165,16 @@ export async function startWorker(
   await loadBull();
   const connection = connect(url);
   const lockDuration = opts.lockMs ?? DEFAULT_LOCK_MS;
-  const worker = new bullmq.Worker<IndexJobData, IndexJobResult>(QUEUE_NAME, (job) => process(job.data), {
+  const worker = new bullmq.Worker<IndexJobData, IndexJobResult>(QUEUE_NAME, async (job) => {
+    let data: IndexJobData;
+    try {
+      data = checkJobData(job.data);
+    } catch (e) {
+      // Malformed data stays malformed: retrying cannot help.
+      throw new bullmq.UnrecoverableError((e as Error).message);
+    }
+    return process(data);
+  }, {
     connection: connection as never,
     concurrency: opts.concurrency ?? 1,
     lockDuration,
@@ -156,4 +194,81 @@ export async function startWorker(
       await connection.quit().catch(() => connection.disconnect());
     },
   };
+}
+
+export type JobCounts = Record<'waiting' | 'active' | 'delayed' | 'completed' | 'failed', number>;
+
+export interface FailedJob {
+  id: string;
+  /** The last attempt's error (or BullMQ's, e.g. a job that stalled too often: its workers kept dying). */
+  reason: string;
+  attempts: number;
+  /** When it failed for good, ms since the epoch. */
+  failedAt: number | null;
+  files: number;
+  /** The batch's first file, to tell jobs apart. */
+  first: string | null;
+}
+
+export interface QueueStatus {
+  counts: JobCounts;
+  /** Newest first, at most the limit asked for (counts.failed says how many there are). */
+  failed: FailedJob[];
+}
+
+async function withQueue<T>(url: string, fn: (q: BullMQ.Queue<IndexJobData, IndexJobResult>) => Promise<T>): Promise<T> {
+  await loadBull();
+  const connection = connect(url);
+  const queue = new bullmq.Queue<IndexJobData, IndexJobResult>(QUEUE_NAME, { connection: connection as never });
+  try {
+    return await fn(queue);
+  } finally {
+    await queue.close();
+    await connection.quit().catch(() => connection.disconnect());
+  }
+}
+
+const failedJob = (j: BullMQ.Job<IndexJobData, IndexJobResult>): FailedJob => {
+  // Job data is shown, not trusted: a malformed job is listed too, with what can be read of it.
+  const files = Array.isArray(j.data?.files) ? j.data.files : [];
+  const first = files[0]?.path;
+  return { id: j.id!, reason: j.failedReason ?? '', attempts: j.attemptsMade, failedAt: j.finishedOn ?? null, files: files.length, first: typeof first === 'string' ? first : null };
+};
+
+/** Job counts by state, and the failed jobs with their reasons (at most `limit`, newest first). */
+export function queueStatus(url: string, limit = 100): Promise<QueueStatus> {
+  return withQueue(url, async (q) => {
+    const c = await q.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+    // Delayed: waiting out a retry's backoff. A paused queue keeps its jobs in waiting.
+    const counts: JobCounts = { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0 };
+    const failed = limit > 0 ? (await q.getFailed(0, limit - 1)).filter(Boolean).map((j) => failedJob(j as BullMQ.Job<IndexJobData, IndexJobResult>)) : [];
+    return { counts, failed };
+  });
+}
+
+/**
+ * Put failed jobs back in the queue with their attempts reset: all of them, or those in `ids`. Returns the
+ * ids re-queued and, for ids given, those that are not failed jobs (unknown, or in another state) with why.
+ */
+export function retryFailed(url: string, ids?: string[]): Promise<{ retried: string[]; notRetried: { id: string; reason: string }[] }> {
+  return withQueue(url, async (q) => {
+    const retried: string[] = [];
+    const notRetried: { id: string; reason: string }[] = [];
+    const targets: string[] = [];
+    if (ids) targets.push(...ids);
+    else {
+      for (const j of await q.getFailed(0, -1)) if (j) targets.push(j.id!);
+    }
+    for (const id of targets) {
+      const job = await q.getJob(id);
+      const state = job ? await job.getState() : 'unknown';
+      if (!job || state !== 'failed') {
+        notRetried.push({ id, reason: job ? `it is ${state}, not failed` : 'no such job' });
+        continue;
+      }
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      retried.push(id);
+    }
+    return { retried, notRetried };
+  });
 }

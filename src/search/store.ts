@@ -92,6 +92,9 @@ export interface VectorStore {
   scan(): AsyncIterable<VectorRecord[]>;
   /** Records (with vectors) for the ids that exist; used to reuse an embedding when content is unchanged. */
   get(ids: string[]): Promise<VectorRecord[]>;
+  /** Optional: groups of entries sharing a content hash (2+ each), computed by the store itself (a server
+   * groups without sending every row over); `clip dedup` falls back to reading entries() when absent. */
+  sameContent?(): AsyncIterable<StoredEntry[]>;
   /** Housekeeping after a write session (index build/merge, compaction). Safe to skip or to interrupt. */
   optimize(): Promise<void>;
   close(): Promise<void>;

@@ -72,7 +72,7 @@ async function enqueueIndex(dirs: string[], db: string, o: Record<string, any>):
     const old = indexed.get(f.path);
     return !(old && old.size === f.size && old.mtime === f.mtime && !o.rehash);
   });
-  const ids = await enqueueFiles(o.queue, work, o.batchSize ?? 16);
+  const ids = await enqueueFiles(o.queue, work, o.batchSize ?? 16, { attempts: o.attempts });
   const summary = { db: shownDb(db), queue: redactRedisUrl(o.queue), files: files.length, unchanged: files.length - work.length, queued: work.length, jobs: ids.length };
   if (!o.wait) {
     if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
@@ -84,7 +84,7 @@ async function enqueueIndex(dirs: string[], db: string, o: Record<string, any>):
   const failed = done.results.flatMap((r) => r.failed);
   const stats = { ...summary, embedded: done.results.reduce((n, r) => n + r.embedded, 0), reused: done.results.reduce((n, r) => n + r.reused, 0), failed, failedJobs: done.failed };
   for (const f of failed) process.stderr.write(`clip: skipped ${f.path}: ${f.error}\n`);
-  for (const j of done.failed) process.stderr.write(`clip: job ${j.id} failed after ${JOB_ATTEMPTS} attempts: ${j.reason}\n`);
+  for (const j of done.failed) process.stderr.write(`clip: job ${j.id} failed: ${j.reason} (\`clip queue status\` lists it; \`clip queue retry\` re-queues it)\n`);
   if (o.json) process.stdout.write(JSON.stringify(stats) + '\n');
   else process.stdout.write(`${summary.db}: ${stats.embedded} embedded, ${stats.reused} reused, ${summary.unchanged} unchanged, ${failed.length} failed, ${done.failed.length} jobs failed\n`);
   if (failed.length || done.failed.length) process.exitCode = 3;
@@ -100,11 +100,12 @@ export function registerIndexSearch(program: Command): Command {
     .option('--repair', 'first rewrite a damaged exact index with every readable row, moving the unreadable bytes to DB.damaged-<time> (no folders needed)')
     .option('--json', 'print the run statistics as JSON')
     .option('--queue <url>', 'do not embed here: enqueue batches of files on this Redis (redis://host:port) for `clip worker`s writing to a postgres:// --db')
+    .option('--attempts <n>', `with --queue: tries per job before it lands in the failed list (default ${JOB_ATTEMPTS}; retries back off 2, 4, 8... s)`, positiveInt('--attempts'))
     .option('--wait', 'with --queue: wait until the workers have done every batch, with one progress bar, and exit like a local run')
     .action(async (dirs: string[], o) => {
       const db = dbLocation(o.db);
       if (o.queue) return enqueueIndex(dirs, db, o);
-      if (o.wait) throw new Error('--wait applies to --queue');
+      if (o.wait || o.attempts) throw new Error(`${o.wait ? '--wait' : '--attempts'} applies to --queue`);
       const shared = isPostgresUrl(db);
       if (shared && o.repair) throw new Error('--repair applies to exact (.clipvec) stores, not to a postgres:// index');
       if (shared && o.store) throw new Error('--store applies to a local index; a postgres:// URL is a Postgres index');
