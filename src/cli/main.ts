@@ -147,7 +147,9 @@ export function buildCli(): Command {
         const { probs, ranking } = predict(clf, r.embedding);
         const scores = Object.fromEntries(labels.map((l, i) => [l, probs[i]!]));
         const top = o.top ? ranking.slice(0, o.top).map((i) => ({ label: labels[i]!, score: probs[i]! })) : undefined;
-        return { image: r.input, scores, label: labels[ranking[0]!]!, ...(top ? { top } : {}) };
+        // Which probabilities: a softmax over the labels (they sum to 1), or SigLIP's independent per-label sigmoids.
+        const scoring = 'kind' in clf && clf.kind === 'linear' ? 'softmax' : (clf as ZeroShotClassifier).scoring ?? 'softmax';
+        return { image: r.input, scores, scoring, label: labels[ranking[0]!]!, ...(top ? { top } : {}) };
       });
       for (const r of out) if ('error' in r) process.stderr.write(`clip: ${r.error}\n`);
       if (o.json) process.stdout.write(JSON.stringify(out) + '\n');

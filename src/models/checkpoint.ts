@@ -13,6 +13,8 @@ import { chineseClipWeights } from './families/chinese-clip.js';
 import { hfClipWeights } from './families/hf-clip.js';
 import { openaiClipWeights } from './families/openai-clip.js';
 import { taiyiWeights } from './families/taiyi.js';
+import { isSiglipConfig, logitBiasOf, siglipConfig, siglipPreprocessDefaults, siglipWeights } from './families/siglip.js';
+import { buildSiglipImageGraph, buildSiglipTextGraph } from './siglip.js';
 import { Fields } from './config-fields.js';
 import { openaiPipeline, pipelineFromPreprocessorConfig } from '../image/pipelines.js';
 import { CHINESE_CLIP_CONTEXT, chineseClipConfig, openClipConfig, taiyiBertConfig } from './family-configs.js';
@@ -20,7 +22,7 @@ import { checkWeightShapes } from './shapes.js';
 import { openaiConfigFromStateDict } from './openai-state-dict.js';
 import type { TowerWeights } from './weights.js';
 
-export type Family = 'hf-clip' | 'open-clip' | 'chinese-clip' | 'taiyi' | 'onnx';
+export type Family = 'hf-clip' | 'open-clip' | 'chinese-clip' | 'taiyi' | 'onnx' | 'siglip';
 
 export interface PreprocessSpec {
   /** 'hf' = CLIPImageProcessor from preprocessor_config.json; 'openai' = torchvision Resize+CenterCrop. */
@@ -69,6 +71,10 @@ export interface Checkpoint {
   preprocess: PreprocessSpec;
   /** logit_scale as stored (log space). */
   logitScale: number;
+  /** Added to the scaled similarities (SigLIP's logit_bias); absent for CLIP. */
+  logitBias?: number;
+  /** How class scores are formed: a softmax over the labels (CLIP, default), or one sigmoid per label (SigLIP). */
+  scoring?: 'softmax' | 'sigmoid';
   /** Tower configs and weights when we build the graphs (training, introspection). */
   config?: ClipConfig;
   weights?: TowerWeights;
@@ -146,11 +152,13 @@ const tokenizerIn = (d: string, opts: OpenOptions): string | undefined =>
   opts.tokenizerDir ?? (existsSync(join(d, 'tokenizer.json')) ? d : undefined);
 
 /** CLIPImageProcessor settings from preprocessor_config.json (its defaults when there is none). */
-function hfPreprocess(dir: string, size: number): PreprocessSpec {
+function hfPreprocess(dir: string, size: number, defaults?: Record<string, unknown>): PreprocessSpec {
   const ppPath = join(dir, 'preprocessor_config.json');
-  if (!existsSync(ppPath)) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
+  const has = existsSync(ppPath);
+  if (!has && !defaults) return { kind: 'hf', size, mean: OPENAI_MEAN, std: OPENAI_STD };
   // One rule for a preprocessor's values (image/pipelines.ts), applied now so a bad file fails at load.
-  const json = readJson(ppPath);
+  // `defaults`: the family's image processor defaults for keys the file leaves out (CLIPImageProcessor's otherwise).
+  const json = { ...defaults, ...(has ? readJson(ppPath) : {}) };
   const p = pipelineFromPreprocessorConfig(json, undefined, ppPath);
   return { kind: 'hf', hfConfig: json, size, mean: [...p.mean], std: [...p.std] };
 }
@@ -330,6 +338,30 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       config, weights: w,
     };
   }
+  // Family hook (SigLIP; the family's rules are in families/siglip.ts, its towers in siglip.ts).
+  if (isSiglipConfig(cfgJson, cfgPath)) {
+    const config = siglipConfig(cfgJson, cfgPath);
+    const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
+    const src = openWeights(weightsPath);
+    const { w, logitScale, logitBias } = closingOnError(src, () => {
+      const w = siglipWeights(src);
+      checkWeightShapes(w, config);
+      return { w, logitScale: logitScaleOf(w, config.logitScaleInit), logitBias: logitBiasOf(w) };
+    });
+    const files = [weightsPath, cfgPath];
+    return {
+      family: 'siglip', path, projectionDim: config.projectionDim,
+      image: built((o) => buildSiglipImageGraph(config.vision, w, o), files, { siglip: config.vision }),
+      text: built((o) => buildSiglipTextGraph(config.text, w, o), files, { siglip: config.text }),
+      // input_ids only, padded to the full length: the tower pools the last position (no mask, as SiglipModel is called).
+      textInputs: 'bert', outputs: OURS, textPadding: 'max',
+      tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
+      contextLength: config.text.contextLength,
+      preprocess: hfPreprocess(dir, config.vision.imageSize, siglipPreprocessDefaults(config.vision.imageSize)),
+      logitScale, logitBias, scoring: 'sigmoid',
+      config, weights: w,
+    };
+  }
   if (cfgJson.model_type === 'chinese_clip') {
     const config = chineseClipConfig(cfgJson, cfgPath);
     const weightsPath = file ?? requireFile(dir, weightNames, 'weights');
@@ -352,5 +384,5 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       config, weights: w,
     };
   }
-  throw new Error(`${cfgPath}: model_type "${cfgJson.model_type}" is not a supported CLIP family (clip, chinese_clip; or a clip-pair.json for Taiyi)`);
+  throw new Error(`${cfgPath}: model_type "${cfgJson.model_type}" is not a supported CLIP family (clip, chinese_clip, siglip; or a clip-pair.json for Taiyi)`);
 }

@@ -1,6 +1,8 @@
 // Tower configurations as plain data. Every family's config file is translated into these.
 import type { Activation } from '../graph/ops.js';
 import { checkHeads, CONFIG_LIMITS, Fields } from './config-fields.js';
+// Family hook (SigLIP): its tower configs join the unions; everything else about it is in families/siglip.ts.
+import type { SiglipTextConfig, SiglipVisionConfig } from './siglip.js';
 
 export interface TransformerConfig {
   width: number;
@@ -26,7 +28,7 @@ export interface ResNetConfig {
   outputDim: number;
 }
 
-export type VisionConfig = VitConfig | ResNetConfig;
+export type VisionConfig = VitConfig | ResNetConfig | SiglipVisionConfig;
 
 export interface ClipTextConfig extends TransformerConfig {
   kind: 'clip-text';
@@ -46,7 +48,7 @@ export interface BertConfig extends TransformerConfig {
   pooling: 'cls-projection' | 'classifier';
 }
 
-export type TextConfig = ClipTextConfig | BertConfig;
+export type TextConfig = ClipTextConfig | BertConfig | SiglipTextConfig;
 
 export interface ClipConfig {
   vision: VisionConfig;

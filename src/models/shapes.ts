@@ -1,10 +1,12 @@
 // The shape of every tensor a tower reads, as its config implies it. Checked against the checkpoint's
 // declared shapes when weights are mapped to a tower, before any graph is built or tensor read: a missing,
 // mis-shaped or surplus tensor (a block the config does not count) is refused with its name, never run.
-import type { BertConfig, ClipTextConfig, ResNetConfig, TransformerConfig, VitConfig } from './config.js';
+import type { BertConfig, ClipTextConfig, ResNetConfig, TextConfig, TransformerConfig, VisionConfig, VitConfig } from './config.js';
+// Family hook (SigLIP): its towers' shape lists live beside its graph code.
+import { siglipTextShapes, siglipVisionShapes } from './siglip.js';
 import type { TowerWeights } from './weights.js';
 
-interface Expect {
+export interface Expect {
   name: string;
   shape: number[];
   /** What the shape follows from, for the message. */
@@ -27,7 +29,7 @@ function block(p: string, c: TransformerConfig, why: string): Expect[] {
   ];
 }
 
-function blocks(p: string, c: TransformerConfig, why: string): Expect[] {
+export function blocks(p: string, c: TransformerConfig, why: string): Expect[] {
   return Array.from({ length: c.layers }, (_, i) => block(`${p}.${i}`, c, why)).flat();
 }
 
@@ -151,8 +153,8 @@ const UNUSED_BIASES = [
 
 /** The tower configs whose weights to check: any of image / text (CLIP or BERT). */
 export interface TowerShapes {
-  vision?: VitConfig | ResNetConfig;
-  text?: ClipTextConfig | BertConfig;
+  vision?: VisionConfig;
+  text?: TextConfig;
   projectionDim: number;
   /** Taiyi: the classifier's output width. */
   numLabels?: number;
@@ -163,15 +165,16 @@ export function checkWeightShapes(w: TowerWeights, towers: TowerShapes): void {
   const extra: { name: string; what: string }[] = [];
   const v = towers.vision;
   if (v) {
-    expect.push(...(v.kind === 'vit' ? vitShapes(v, towers.projectionDim) : resnetShapes(v)));
+    expect.push(...(v.kind === 'vit' ? vitShapes(v, towers.projectionDim) : v.kind === 'siglip-vit' ? siglipVisionShapes(v) : resnetShapes(v)));
     extra.push(...surplus('vision', v.layers));
     if (v.kind === 'vit') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('visual.')));
   }
   const t = towers.text;
   if (t) {
-    expect.push(...(t.kind === 'clip-text' ? clipTextShapes(t, towers.projectionDim) : bertShapes(t, towers.numLabels ?? towers.projectionDim)));
+    expect.push(...(t.kind === 'clip-text' ? clipTextShapes(t, towers.projectionDim)
+      : t.kind === 'siglip-text' ? siglipTextShapes(t) : bertShapes(t, towers.numLabels ?? towers.projectionDim)));
     extra.push(...surplus(t.kind === 'bert' ? 'bert' : 'text', t.layers));
-    if (t.kind === 'clip-text' || t.pooling === 'cls-projection') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('text.')));
+    if (t.kind === 'clip-text' || (t.kind === 'bert' && t.pooling === 'cls-projection')) extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('text.')));
   }
   const problems: string[] = [];
   for (const e of expect) {

@@ -99,6 +99,16 @@ export class ClipModel {
     return Math.exp(this.checkpoint.logitScale);
   }
 
+  /** Added to scaled similarities before the sigmoid (SigLIP's logit_bias); 0 for CLIP. */
+  get logitBias(): number {
+    return this.checkpoint.logitBias ?? 0;
+  }
+
+  /** How class scores are formed: softmax over labels (CLIP) or an independent sigmoid per label (SigLIP). */
+  get scoring(): 'softmax' | 'sigmoid' {
+    return this.checkpoint.scoring ?? 'softmax';
+  }
+
   get dim(): number {
     return this.checkpoint.projectionDim;
   }

@@ -12,6 +12,9 @@ export interface ZeroShotClassifier {
   /** One L2-normalized embedding per class. */
   weights: Float32Array[];
   logitScale: number;
+  /** SigLIP: sigmoid(logitScale * cos + logitBias) per class instead of a softmax over the classes. */
+  scoring?: 'softmax' | 'sigmoid';
+  logitBias?: number;
 }
 
 /** One embedding per class: the renormalized mean of the normalized embeddings of every filled template. */
@@ -28,11 +31,14 @@ export async function classEmbeddings(
 }
 
 export async function buildClassifier(model: ClipModel, classes: string[], templates: string[] = ['{}'], batchSize?: number): Promise<ZeroShotClassifier> {
-  return { classes, templates, weights: await classEmbeddings(model, classes, templates, { batchSize }), logitScale: model.logitScale };
+  return {
+    classes, templates, weights: await classEmbeddings(model, classes, templates, { batchSize }), logitScale: model.logitScale,
+    ...(model.scoring === 'sigmoid' ? { scoring: 'sigmoid' as const, logitBias: model.logitBias } : {}),
+  };
 }
 
 export interface Prediction {
-  /** Softmax probability per class, in class order. */
+  /** Probability per class, in class order: a softmax over the classes, or (SigLIP) each class's own sigmoid. */
   probs: number[];
   /** Class indices sorted by probability, best first (ties: lower index first). */
   ranking: number[];
@@ -40,9 +46,20 @@ export interface Prediction {
 
 /** Class probabilities of one image embedding under a zero-shot classifier or a fitted linear head. */
 export function predict(clf: ZeroShotClassifier | LinearHead, imageEmbedding: Float32Array): Prediction {
-  const probs = 'kind' in clf && clf.kind === 'linear'
-    ? Array.from(softmax64(headLogits(clf, imageEmbedding)))
-    : softmax((clf as ZeroShotClassifier).weights.map((w) => (clf as ZeroShotClassifier).logitScale * dot(imageEmbedding, w)));
+  let probs: number[];
+  if ('kind' in clf && clf.kind === 'linear') probs = Array.from(softmax64(headLogits(clf, imageEmbedding)));
+  else {
+    const z = clf as ZeroShotClassifier;
+    const logits = z.weights.map((w) => z.logitScale * dot(imageEmbedding, w) + (z.logitBias ?? 0));
+    probs = z.scoring === 'sigmoid' ? logits.map(sigmoid) : softmax(logits);
+  }
   const ranking = probs.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
   return { probs, ranking };
+}
+
+/** 1 / (1 + e^-x), without overflow for large |x|. */
+export function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
 }

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { bertTokenizerJsonFromVocab } from './bert-vocab.js';
 import { BertTokenizer } from './bert-tokenizer.js';
 import { ClipTokenizer } from './clip-tokenizer.js';
-import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
+import { HfTextTokenizer, type TokenizerConfigJson, type TokenizerJson } from './hf-tokenizer.js';
 import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
 import type { TextTokenizer } from './types.js';
 import { checkTokenizerFile, checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
@@ -45,14 +45,16 @@ export function bpeVocabFromTokenizerJson(json: TokenizerJson): BpeVocab {
   return { vocab, merges };
 }
 
-/** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE or BERT WordPiece. */
+/** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE, BERT WordPiece or Unigram. */
 export function tokenizerFromJson(json: TokenizerJson, config: TokenizerConfigJson = {}, opts: TokenizerOptions = {}): TextTokenizer {
   const type = json?.model?.type;
   const o = { contextLength: opts.contextLength, source: opts.source, vocabSize: opts.vocabSize };
   if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), o);
   if (type === 'BPE') return new ClipTokenizer(json, config, o);
   if (type === 'WordPiece') return new BertTokenizer(json, config, o);
-  throw new Error(`unsupported tokenizer model type ${JSON.stringify(type)} (expected BPE or WordPiece)`);
+  // SentencePiece Unigram (SigLIP, T5-style vocabularies): the tokenizer.json's normalizer and post-processor say it all.
+  if (type === 'Unigram') return new HfTextTokenizer(json, config, { kind: 'unigram', contextLength: o.contextLength ?? 64, source: o.source, vocabSize: o.vocabSize });
+  throw new Error(`unsupported tokenizer model type ${JSON.stringify(type)} (expected BPE, WordPiece or Unigram)`);
 }
 
 const readText = readTokenizerFile;
