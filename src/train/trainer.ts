@@ -9,7 +9,7 @@ import type { TowerWeights } from '../models/weights.js';
 import { ort } from '../runtime/session.js';
 import { createTrainSession } from './session.js';
 import { adamwScalars, appendAdamW, GRAD_NORM, loadAdamWState, newAdamWState, saveAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
-import { buildClipLossGraph, graphParams, LOSS } from './clip-loss.js';
+import { buildClipLossGraph, graphParams, LOSS, type LossKind } from './clip-loss.js';
 import { canonicalUsesWeightDecay, fromCheckpointLayout, hfKeys, toCheckpointLayout, type KeyMapper, type NamedTensor } from './params.js';
 
 export interface TrainBatch {
@@ -31,6 +31,8 @@ export interface TrainerOptions {
   outputGrads?: boolean;
   threads?: number;
   keys?: KeyMapper;
+  /** Which contrastive loss (default: the model's own, sigmoid when it has a logit_bias, see clip-loss.ts). */
+  loss?: LossKind;
   /** Upper clamp of logit_scale after each step (open_clip: ln 100). */
   logitScaleMax?: number;
   /** Memory/speed trade-offs, see TrainMemory. */
@@ -151,7 +153,7 @@ export class ClipTrainer {
 
   static async create(cfg: ClipConfig, w: TowerWeights, opts: TrainerOptions): Promise<ClipTrainer> {
     const keys = opts.keys ?? hfKeys;
-    const g = buildClipLossGraph(cfg, w);
+    const g = buildClipLossGraph(cfg, w, { loss: opts.loss });
     const names = graphParams(g, (n) => keys(n) !== undefined);
     const params = new Map<string, Param>();
     for (const name of names) {
