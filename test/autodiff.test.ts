@@ -9,6 +9,7 @@ import { activation, l2normalize, layerNorm, selfAttention } from '../src/graph/
 import { toOnnxModel } from '../src/graph/onnx.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { rng } from '../src/search/synthetic.js';
+import { sigmoidLoss } from '../src/train/clip-loss.js';
 
 /** float64 graphs skip ORT's 'all'-level fusions: some fused contrib kernels (QuickGelu) are float32-only. */
 const session = (g: Graph, f32?: boolean) =>
@@ -283,6 +284,12 @@ const cases: Record<string, Case> = {
     build: (g, { a }) => g.op('Add', [activation(g, a!, 'quick_gelu'), activation(g, a!, 'gelu_new')]),
   },
   'gelu (Erf, float32)': { f32: true, inputs: { a: { shape: [2, 5] } }, build: (g, { a }) => activation(g, a!, 'gelu') },
+  // SigLIP's pairwise loss (EyeLike, ConstantOfShape, Concat, LogSoftmax, Slice, ReduceSum/Mean), batch size
+  // symbolic, logits up to ±20 so that the stable log-sigmoid form is what is checked.
+  'sigmoid loss (SigLIP) on logits': {
+    inputs: { z: { shape: [3, 3], dims: ['n', 'n'], gen: (r) => 40 * r() - 20 } },
+    build: (g, { z }) => sigmoidLoss(g, z!),
+  },
 };
 
 for (const [label, c] of Object.entries(cases)) test(`autodiff: ${label}`, () => check(label, c));

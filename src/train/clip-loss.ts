@@ -41,7 +41,7 @@ export type LossKind = 'softmax' | 'sigmoid';
 export function sigmoidLoss(g: Graph, logits: string): string {
   const z = g.op('Sub', [g.op('Mul', [g.op('EyeLike', [logits]), g.constF([2], [])]), g.constF([1], [])]);
   const x = g.op('Unsqueeze', [g.op('Mul', [logits, z]), g.constI64([-1])]); // [n, n, 1]
-  const zero = g.op('ConstantOfShape', [g.op('Shape', [x])]);
+  const zero = g.op('Mul', [x, g.constF([0], [])]); // same shape and type as x
   const pair = g.op('Concat', [zero, x], { axis: attr.i(-1) });
   const logSig = g.op('Slice', [g.op('LogSoftmax', [pair], { axis: attr.i(-1) }), g.constI64([1]), g.constI64([2]), g.constI64([-1])]);
   const perImage = g.op('ReduceSum', [logSig, g.constI64([1, 2])], { keepdims: attr.i(0) }); // [n]
