@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, cpSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,5 +128,66 @@ test('one AdamW step with the sigmoid loss matches the reference step', async (t
     t.diagnostic(`loss ${res.loss} (ref ${lossRef}); after ${after}; worst |grad diff| ${worstGrad.toExponential(2)}`);
   } finally {
     await trainer.release();
+  }
+});
+
+const clip = (...args: string[]) => spawnSync(process.execPath, [CLIP_BIN, ...args], { encoding: 'utf8', timeout: 240_000 });
+
+test('clip embed / classify / index / search / train on siglip-tiny through the CLI', { skip: SKIP_FIXTURES }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-siglip-'));
+  try {
+    // embed: the golden's unnormalized features.
+    const e = clip('embed', '--model', DIR, '--image', photos[0]!, '--text', meta.texts[1], '--json', '--raw');
+    assert.equal(e.status, 0, e.stderr);
+    const emb = JSON.parse(e.stdout);
+    assertClose(Float32Array.from(emb.images[0].embedding), g.get('image_features').subarray(0, 32), TOL, 'embed image');
+    assertClose(Float32Array.from(emb.texts[0].embedding), g.get('text_features').subarray(32, 64), TOL, 'embed text');
+
+    // classify --json: per-label sigmoids (they need not sum to 1), and says so.
+    const labels = meta.texts.slice(0, 3) as string[];
+    const c = clip('classify', photos[0]!, '--model', DIR, ...labels.flatMap((l) => ['--label', l]), '--json');
+    assert.equal(c.status, 0, c.stderr);
+    const [res] = JSON.parse(c.stdout);
+    assert.equal(res.scoring, 'sigmoid');
+    labels.forEach((l, j) => assert.ok(Math.abs(res.scores[l] - g.get('probs')[j]!) < TOL, `${l}: ${res.scores[l]} vs ${g.get('probs')[j]}`));
+
+    // index + search.
+    const imgs = join(dir, 'images');
+    mkdirSync(imgs);
+    for (const p of meta.photos as string[]) cpSync(fixture('common', 'images', p), join(imgs, p));
+    const db = join(dir, 'db');
+    const i = clip('index', imgs, '--model', DIR, '--db', db, '--json');
+    assert.equal(i.status, 0, i.stderr);
+    assert.equal(JSON.parse(i.stdout).count, photos.length);
+    const s = clip('search', '--model', DIR, '--db', db, '--image', join(imgs, meta.photos[2]), '--k', '2', '--json');
+    assert.equal(s.status, 0, s.stderr);
+    assert.equal(JSON.parse(s.stdout)[0].path, join(imgs, meta.photos[2]));
+
+    // train: one epoch with the family's sigmoid loss; the saved model is a SigLIP checkpoint again.
+    writeFileSync(join(dir, 'train.jsonl'), photos.map((p, k) => JSON.stringify({ image: p, caption: meta.texts[k] })).join('\n') + '\n');
+    const out = join(dir, 'out');
+    const t = clip('train', join(dir, 'train.jsonl'), '--model', DIR, '-o', out, '--epochs', '1', '--batch-size', '4', '--lr', '1e-3', '--json');
+    assert.equal(t.status, 0, t.stderr);
+    const done = t.stdout.trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    assert.equal(done.type, 'done');
+    // The first step's loss is the reference loss of the same batch (same photos, same 4 texts, same model).
+    assert.ok(Math.abs(done.finalLoss - meta.train_step.loss_value) < 1e-4, `loss ${done.finalLoss} vs ${meta.train_step.loss_value}`);
+    assert.deepEqual(readJson(join(out, 'config.json')), readJson(join(DIR, 'config.json')));
+    const saved = new SafetensorsFile(join(out, 'model.safetensors'));
+    const orig = new SafetensorsFile(join(DIR, 'model.safetensors'));
+    assert.deepEqual(saved.keys().sort(), orig.keys().sort());
+    const ck = openCheckpoint(out);
+    assert.equal(ck.family, 'siglip');
+    const k = 'vision_model.head.attention.in_proj_weight';
+    assert.notDeepEqual(toFloat32(saved.get(k)), toFloat32(orig.get(k)));
+    const afterRef = toFloat32(new SafetensorsFile(join(DIR, 'train-step.safetensors')).get(`after/${k}`));
+    assertClose(toFloat32(saved.get(k)), afterRef, 1e-4, 'trained in_proj_weight');
+
+    // The sigmoid loss needs a logit_bias: a CLIPModel is refused with the reason.
+    const bad = clip('train', join(dir, 'train.jsonl'), '--model', fixture('hf-clip-tiny'), '-o', join(dir, 'bad'), '--loss', 'sigmoid', '--epochs', '1');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /logit_bias/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -17,6 +17,7 @@ import { cosineLr, type CosineSchedule } from './schedule.js';
 import { fromCheckpoint, fromConfig, fromResume, type TrainSource } from './source.js';
 import { checkpointDir, commitCheckpoint, LAYOUT, LAYOUT_FILE, listCheckpoints, LOG_FILE, OPTIMIZER_FILE, readState, readStepLog, STATE_FORMAT, STEP_LOG_FILE, writeFileAtomic, type EpochRecord, type RecallSummary, type StepRecord, type TrainState } from './state.js';
 import { ClipTrainer, type Param, type TrainBatch, type TrainMemory } from './trainer.js';
+import type { LossKind } from './clip-loss.js';
 import { Validator } from './validate.js';
 
 /** Everything that fixes the trajectory of a run (saved with each checkpoint; --resume keeps it). */
@@ -52,6 +53,8 @@ export interface TrainSetup {
   captions?: CaptionMode;
   /** Image augmentation (augment.ts). */
   augment?: Augment;
+  /** Contrastive loss: softmax (CLIP) or SigLIP's pairwise sigmoid; default: the model's own (clip-loss.ts). */
+  loss?: LossKind;
 }
 
 export type CaptionMode = 'all' | 'sample';
@@ -136,7 +139,7 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
  * What a resume may not change. Paths may (data that moved is recognized by its fingerprint; the model
  * or config is read from the checkpoint; validation does not steer training).
  */
-const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment'];
+const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment', 'loss'];
 
 /** The run's own setup with the paths given now; throws on a changed hyperparameter. */
 function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup, out: string): TrainSetup {
@@ -161,7 +164,7 @@ function fingerprint(format: string, ds: { images: { name: string }[]; texts: { 
 
 function writeModelDir(dir: string, trainer: ClipTrainer, src: TrainSource): void {
   mkdirSync(dir, { recursive: true });
-  writeModelWeights(join(dir, 'model.safetensors'), trainer.params);
+  writeModelWeights(join(dir, 'model.safetensors'), trainer.params, src.keys);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(src.configJson, null, 2) + '\n');
   writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(hfPreprocessorJson(src.preprocess), null, 2) + '\n');
   for (const [name, bytes] of Object.entries(src.tokenizerFiles)) writeFileSync(join(dir, name), bytes);
@@ -235,7 +238,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
   const trainer = await ClipTrainer.create(src.config, src.weights, {
     adamw: { betas: setup.betas, eps: setup.eps, weightDecay: setup.weightDecay, maxGradNorm: setup.gradClip },
     trainable: frozen ? (name) => !name.startsWith(frozen) : undefined,
-    threads: run.threads, memory: run.memory,
+    threads: run.threads, memory: run.memory, keys: src.keys, loss: setup.loss,
   });
   try {
     if (saved) trainer.loadState(join(latest!.dir, OPTIMIZER_FILE));
@@ -255,7 +258,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
     const save = async (epoch: number, batch: number, record?: EpochRecord) => {
       const dir = await commitCheckpoint(out, step, (d) => {
         writeModelDir(d, trainer, src);
-        writeOptimizerState(join(d, OPTIMIZER_FILE), trainer.state, trainer.params);
+        writeOptimizerState(join(d, OPTIMIZER_FILE), trainer.state, trainer.params, src.keys);
       }, async (d) => {
         if (record && validator) {
           const report = await validator.run(d, ev.prepare);
@@ -276,7 +279,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
       const { pixels, kept } = await store.gather(pick.map((k) => samples[k]!.image));
       if (kept.length < 2) return undefined;
       augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess);
-      const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: 'longest' });
+      const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: src.textPadding ?? 'longest' });
       return { pixelValues: pixels, inputIds: tb.inputIds, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
     };
 

@@ -16,6 +16,8 @@ import type { TextTokenizer } from '../text/types.js';
 import { clipImageProcessorJson, completeScratchConfig, hfClipConfigJson, tokenIdsOf } from './hf-config.js';
 import { randomClipWeights } from './init.js';
 import type { TrainState } from './state.js';
+import type { KeyMapper } from './params.js';
+import { siglipKeys } from '../models/families/siglip.js';
 
 export interface TrainSource {
   config: ClipConfig;
@@ -29,6 +31,10 @@ export interface TrainSource {
   preprocess: PreprocessSpec;
   /** Human-readable origin for messages. */
   origin: string;
+  /** Canonical parameter -> checkpoint keys (default: HF CLIPModel's). */
+  keys?: KeyMapper;
+  /** How token rows are padded for the text tower (default 'longest'; SigLIP pools the last of 64 positions: 'max'). */
+  textPadding?: 'longest' | 'max';
 }
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
@@ -60,6 +66,7 @@ function tokenizerFiles(dir: string): Record<string, Uint8Array> {
 }
 
 function checkTrainable(cfg: ClipConfig, origin: string): void {
+  if (cfg.vision.kind === 'siglip-vit' && cfg.text.kind === 'siglip-text') return;
   if (cfg.vision.kind !== 'vit' || cfg.text.kind !== 'clip-text') {
     throw new Error(`${origin}: training needs a ViT image tower and the CLIP text tower (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
   }
@@ -73,6 +80,14 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string): Prom
   checkTrainable(ck.config, model);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
   const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
+  // Family hook (SigLIP): saved with its own config.json as it is, its key names, texts padded to the full length.
+  if (ck.family === 'siglip') {
+    return {
+      config: ck.config, configJson: readJson(join(dir, 'config.json')), weights: ck.weights,
+      tokenizer, tokenizerMode: ck.tokenizerMode, tokenizerFiles: tokenizerFiles(ck.tokenizerDir),
+      preprocess: ck.preprocess, origin: dir, keys: siglipKeys, textPadding: 'max',
+    };
+  }
   const base = ck.family === 'hf-clip' ? readJson(join(dir, 'config.json')) : {};
   return {
     config: ck.config,
@@ -111,10 +126,12 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
 /** Continue from a checkpoint directory of this run, with the preprocessing and tokenizer it started with. */
 export function fromResume(dir: string, state: TrainState): TrainSource {
   const configJson = readJson(join(dir, 'config.json'));
-  const config = clipConfigFromHF(configJson, join(dir, 'config.json'));
   const ck = openCheckpoint(resolve(dir), { format: 'weights' });
+  // The family's own config reading (a run's checkpoints are HF CLIPModel or SigLIP directories).
+  const config = ck.config ?? clipConfigFromHF(configJson, join(dir, 'config.json'));
   const tokenizer = loadTokenizer(dir, { mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength });
   return {
+    ...(ck.family === 'siglip' ? { keys: siglipKeys, textPadding: 'max' as const } : {}),
     config, configJson, weights: ck.weights!,
     tokenizer, tokenizerMode: state.tokenizer.mode,
     tokenizerFiles: tokenizerFiles(dir),
