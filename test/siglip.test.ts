@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { ClipModel } from '../src/runtime/clip-model.js';
 import { openCheckpoint } from '../src/models/checkpoint.js';
 import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
 import { batchRow } from '../src/text/types.js';
+import { parseSentencePieceModel, siglipTokenizerJson } from '../src/text/sentencepiece.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { toFloat32 } from '../src/io/tensor.js';
 import { siglipConfig, siglipKeys, siglipWeights } from '../src/models/families/siglip.js';
@@ -187,6 +188,27 @@ test('clip embed / classify / index / search / train on siglip-tiny through the 
     const bad = clip('train', join(dir, 'train.jsonl'), '--model', fixture('hf-clip-tiny'), '-o', join(dir, 'bad'), '--loss', 'sigmoid', '--epochs', '1');
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /logit_bias/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a checkpoint with only spiece.model (as google/siglip-* ship) tokenizes the same', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-siglip-spm-'));
+  try {
+    for (const f of ['config.json', 'model.safetensors', 'preprocessor_config.json', 'tokenizer_config.json', 'spiece.model']) cpSync(join(DIR, f), join(dir, f));
+    const converted = siglipTokenizerJson(parseSentencePieceModel(readFileSync(join(DIR, 'spiece.model'))));
+    const shipped = readJson(join(DIR, 'tokenizer.json'));
+    assert.deepEqual(converted.model, shipped.model, 'pieces, scores and unk id read off the protobuf');
+    const model = await ClipModel.load(dir);
+    assert.equal(model.tokenizer.kind, 'unigram');
+    const b = model.tokenizer.encodeBatch(meta.texts, { pad: 'max' });
+    assert.deepEqual(Array.from(b.inputIds, Number), Array.from(g.get('input_ids')));
+    await model.release();
+    // A damaged file is refused with its path, not half-read.
+    const bytes = readFileSync(join(DIR, 'spiece.model'));
+    writeFileSync(join(dir, 'spiece.model'), bytes.subarray(0, 1000));
+    assert.throws(() => parseSentencePieceModel(readFileSync(join(dir, 'spiece.model')), join(dir, 'spiece.model')), /spiece\.model: not a sentencepiece model/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

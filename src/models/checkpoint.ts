@@ -355,7 +355,8 @@ export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint
       text: built((o) => buildSiglipTextGraph(config.text, w, o), files, { siglip: config.text }),
       // input_ids only, padded to the full length: the tower pools the last position (no mask, as SiglipModel is called).
       textInputs: 'bert', outputs: OURS, textPadding: 'max',
-      tokenizerDir: tokenizerIn(dir, opts), tokenizerMode: 'hf',
+      // tokenizer.json, or the spiece.model google/siglip-* ship (text/sentencepiece.ts).
+      tokenizerDir: opts.tokenizerDir ?? (existsSync(join(dir, 'spiece.model')) ? dir : tokenizerIn(dir, opts)), tokenizerMode: 'hf',
       contextLength: config.text.contextLength,
       preprocess: hfPreprocess(dir, config.vision.imageSize, siglipPreprocessDefaults(config.vision.imageSize)),
       logitScale, logitBias, scoring: 'sigmoid',

@@ -8,6 +8,7 @@ import { ClipTokenizer } from './clip-tokenizer.js';
 import { HfTextTokenizer, type TokenizerConfigJson, type TokenizerJson } from './hf-tokenizer.js';
 import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
 import type { TextTokenizer } from './types.js';
+import { parseSentencePieceModel, siglipTokenizerJson } from './sentencepiece.js';
 import { checkTokenizerFile, checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
 
 export { BertTokenizer, type BertTokenizerOptions } from './bert-tokenizer.js';
@@ -149,6 +150,19 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
     const config = readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {};
     const json = bertTokenizerJsonFromVocab(readText(vocabTxt, 'vocab.txt'), config, vocabTxt);
     return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: vocabTxt, vocabSize });
+  }
+  // SigLIP checkpoints (google/siglip-*) ship a sentencepiece spiece.model and no tokenizer.json.
+  const spiece = join(modelDir, 'spiece.model');
+  if (!existsSync(tjPath) && existsSync(spiece)) {
+    const config = readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {};
+    const cfg = readJsonIfExists(join(modelDir, 'config.json'));
+    if (!/^Siglip/.test(String(config.tokenizer_class ?? '')) && cfg?.model_type !== 'siglip') {
+      throw new Error(`${modelDir}: a sentencepiece spiece.model is only read for SigLIP checkpoints (tokenizer_class SiglipTokenizer); other tokenizers need a tokenizer.json`);
+    }
+    checkTokenizerFile(spiece, 'spiece.model');
+    const eos = typeof config.eos_token === 'string' ? config.eos_token : config.eos_token?.content ?? '</s>';
+    const json = siglipTokenizerJson(parseSentencePieceModel(readFileSync(spiece), spiece), eos, spiece);
+    return tokenizerFromJson(json, { pad_token: eos, ...config }, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: spiece, vocabSize });
   }
   if (!existsSync(tjPath)) {
     const hint = existsSync(join(modelDir, 'open_clip_config.json'))
