@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipModel } from '../src/runtime/clip-model.js';
+import { buildServer } from '../src/server/app.js';
 import { openCheckpoint } from '../src/models/checkpoint.js';
+import { checkWeightShapes } from '../src/models/shapes.js';
 import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
 import { batchRow } from '../src/text/types.js';
 import { parseSentencePieceModel, siglipTokenizerJson } from '../src/text/sentencepiece.js';
@@ -213,3 +215,47 @@ test('a checkpoint with only spiece.model (as google/siglip-* ship) tokenizes th
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the server\'s /classify gives SigLIP\'s per-label sigmoids and says so', { skip: SKIP_FIXTURES }, async () => {
+  const model = await ClipModel.load(DIR);
+  const s = await buildServer({ model });
+  try {
+    const labels = (meta.texts as string[]).slice(0, 3);
+    const res = await s.app.inject({ method: 'POST', url: '/classify', payload: { image: readFileSync(photos[1]!).toString('base64'), labels } });
+    assert.equal(res.statusCode, 200, res.body);
+    const got = res.json();
+    assert.equal(got.scoring, 'sigmoid');
+    const n = meta.texts.length;
+    assertClose(labels.map((l) => got.scores[l]), g.get('probs').subarray(n, n + 3), TOL, 'server probs');
+  } finally {
+    await s.app.close();
+    await model.release();
+  }
+});
+
+test('SigLIP configs are checked where they are read', () => {
+  const cfg = readJson(join(DIR, 'config.json'));
+  assert.throws(() => openCheckpointWith({ ...cfg, model_type: 'siglip2' }), /siglip2.*NaFlex/);
+  assert.throws(() => siglipConfig({ ...cfg, text_config: { ...cfg.text_config, projection_size: 16 } }, 'c.json'),
+    /c\.json: text_config\.projection_size 16 differs from vision_config\.hidden_size 32/);
+  assert.throws(() => siglipConfig({ ...cfg, vision_config: { ...cfg.vision_config, hidden_act: 'swish' } }, 'c.json'), /vision_config\.hidden_act "swish" is not a supported activation/);
+  // A checkpoint without logit_bias was not saved by SiglipModel: refused by name.
+  assert.throws(() => siglipWeightsChecked(cfg, (k) => k !== 'logit_bias'), /missing tensor "logit_bias"/);
+});
+
+function openCheckpointWith(cfg: Record<string, unknown>) {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-siglip-cfg-'));
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    cpSync(join(DIR, 'model.safetensors'), join(dir, 'model.safetensors'));
+    return openCheckpoint(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function siglipWeightsChecked(cfg: Record<string, unknown>, keep: (key: string) => boolean): void {
+  const src = new SafetensorsFile(join(DIR, 'model.safetensors'));
+  const filtered = { origin: src.origin, has: (k: string) => keep(k) && src.has(k), get: (k: string) => src.get(k), info: (k: string) => (keep(k) ? src.info(k) : undefined), keys: () => src.keys().filter(keep) };
+  checkWeightShapes(siglipWeights(filtered as unknown as typeof src), siglipConfig(cfg));
+}

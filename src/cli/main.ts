@@ -134,9 +134,10 @@ export function buildCli(): Command {
         if (!labels.length) throw new Error('no labels: give --labels, --label, --labels-file, a --templates file with classes, or --head');
         const dup = labels.find((l, i) => labels.indexOf(l) !== i);
         if (dup !== undefined) throw new Error(`label "${dup}" is given twice`);
-        const warning = labelSetWarning(labels);
-        if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
         model = await loadModel(o);
+        // A single label is a meaningful question for SigLIP (its own sigmoid), not for a softmax.
+        const warning = model.scoring === 'sigmoid' ? undefined : labelSetWarning(labels);
+        if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
         clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
       }
       const files = expandImageArgs(images);

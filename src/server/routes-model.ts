@@ -49,9 +49,13 @@ export function registerModelRoutes(app: FastifyInstance, ctx: RouteContext): vo
       classEmbeddings({ encodeTexts: (texts) => encoder.embedTexts(texts) }, labels, templates),
       encoder.embedImage(upload),
     ]);
-    const clf: ZeroShotClassifier = { classes: labels, templates, weights, logitScale: encoder.model.logitScale };
+    const m = encoder.model;
+    // SigLIP: one sigmoid per label (with its logit_bias) instead of a softmax over them.
+    const scoring = m.scoring ?? 'softmax';
+    const clf: ZeroShotClassifier = { classes: labels, templates, weights, logitScale: m.logitScale, scoring, logitBias: m.logitBias ?? 0 };
     const { probs, ranking } = predict(clf, emb);
     return {
+      scoring,
       label: labels[ranking[0]!],
       scores: Object.fromEntries(labels.map((l, i) => [l, probs[i]])),
       top: ranking.map((i) => ({ label: labels[i], score: probs[i] })),

@@ -14,7 +14,7 @@ export type Classification =
   | { input: string; label: string; scores: Record<string, number>; ranking: string[] }
   | { input: string; error: string };
 
-/** Softmax over `labels` for each image (prompt-ensembled when several templates are given). */
+/** Scores over `labels` for each image (prompt-ensembled when several templates are given): a softmax, or one sigmoid per label for SigLIP. */
 export async function classify(model: ClipModel, images: ImageInput[], labels: string[], opts: ClassifyOptions = {}): Promise<Classification[]> {
   const templates = typeof opts.templates === 'string' ? loadTemplates(opts.templates).templates : opts.templates ?? ['{}'];
   const clf = await buildClassifier(model, labels, templates, opts.batchSize);
