@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipModel } from '../src/runtime/clip-model.js';
 import { buildServer } from '../src/server/app.js';
+import { pickFiles } from '../src/hub/files.js';
 import { openCheckpoint } from '../src/models/checkpoint.js';
 import { checkWeightShapes } from '../src/models/shapes.js';
 import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
@@ -259,3 +260,9 @@ function siglipWeightsChecked(cfg: Record<string, unknown>, keep: (key: string) 
   const filtered = { origin: src.origin, has: (k: string) => keep(k) && src.has(k), get: (k: string) => src.get(k), info: (k: string) => (keep(k) ? src.info(k) : undefined), keys: () => src.keys().filter(keep) };
   checkWeightShapes(siglipWeights(filtered as unknown as typeof src), siglipConfig(cfg));
 }
+
+test('hub downloads of a google/siglip-* repo include its spiece.model', () => {
+  const files = ['.gitattributes', 'README.md', 'config.json', 'model.safetensors', 'preprocessor_config.json', 'special_tokens_map.json', 'spiece.model', 'tokenizer_config.json'];
+  assert.deepEqual(pickFiles('google/siglip-base-patch16-224', files).sort(),
+    ['config.json', 'model.safetensors', 'preprocessor_config.json', 'special_tokens_map.json', 'spiece.model', 'tokenizer_config.json']);
+});

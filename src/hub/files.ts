@@ -11,6 +11,8 @@ export type Format = 'auto' | 'weights' | 'onnx';
 export const META_FILES = [
   'config.json', 'preprocessor_config.json', 'open_clip_config.json',
   'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt',
+  // SigLIP (google/siglip-*) ships its sentencepiece model instead of a tokenizer.json.
+  'spiece.model',
 ];
 const HF_WEIGHTS = ['model.safetensors', 'pytorch_model.bin'];
 const OPEN_CLIP_WEIGHTS = ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin', ...HF_WEIGHTS];
