@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,10 +167,14 @@ test('clip embed / classify / index / search / train on siglip-tiny through the 
     assert.equal(s.status, 0, s.stderr);
     assert.equal(JSON.parse(s.stdout)[0].path, join(imgs, meta.photos[2]));
 
-    // train: one epoch with the family's sigmoid loss; the saved model is a SigLIP checkpoint again.
+    // train: one epoch with the family's sigmoid loss; the saved model is a SigLIP checkpoint again. The model
+    // is given as google/siglip-* ship it: spiece.model and no tokenizer.json.
+    const start = join(dir, 'start');
+    mkdirSync(start);
+    for (const f of ['config.json', 'model.safetensors', 'preprocessor_config.json', 'tokenizer_config.json', 'spiece.model']) cpSync(join(DIR, f), join(start, f));
     writeFileSync(join(dir, 'train.jsonl'), photos.map((p, k) => JSON.stringify({ image: p, caption: meta.texts[k] })).join('\n') + '\n');
     const out = join(dir, 'out');
-    const t = clip('train', join(dir, 'train.jsonl'), '--model', DIR, '-o', out, '--epochs', '1', '--batch-size', '4', '--lr', '1e-3', '--json');
+    const t = clip('train', join(dir, 'train.jsonl'), '--model', start, '-o', out, '--epochs', '1', '--batch-size', '4', '--lr', '1e-3', '--json');
     assert.equal(t.status, 0, t.stderr);
     const done = t.stdout.trim().split('\n').map((l) => JSON.parse(l)).at(-1);
     assert.equal(done.type, 'done');
@@ -182,6 +186,7 @@ test('clip embed / classify / index / search / train on siglip-tiny through the 
     assert.deepEqual(saved.keys().sort(), orig.keys().sort());
     const ck = openCheckpoint(out);
     assert.equal(ck.family, 'siglip');
+    assert.ok(existsSync(join(out, 'spiece.model')), 'the tokenizer ships with the trained model');
     const k = 'vision_model.head.attention.in_proj_weight';
     assert.notDeepEqual(toFloat32(saved.get(k)), toFloat32(orig.get(k)));
     const afterRef = toFloat32(new SafetensorsFile(join(DIR, 'train-step.safetensors')).get(`after/${k}`));

@@ -37,7 +37,7 @@ export interface TrainSource {
   textPadding?: 'longest' | 'max';
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'spiece.model'];
 
 /** A config.json is a few KiB. */
 const MAX_CONFIG_BYTES = 16 * 2 ** 20;
@@ -55,7 +55,8 @@ function readJson(path: string): Record<string, any> {
 }
 
 function tokenizerFiles(dir: string): Record<string, Uint8Array> {
-  for (const need of ['tokenizer.json', 'tokenizer_config.json']) {
+  // SigLIP's sentencepiece model stands in for tokenizer.json (text/sentencepiece.ts).
+  for (const need of [existsSync(join(dir, 'spiece.model')) ? 'spiece.model' : 'tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(dir, need))) throw new Error(`tokenizer directory ${dir} has no ${need} (a saved model ships the HF tokenizer files; pass --tokenizer DIR)`);
   }
   return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => {
