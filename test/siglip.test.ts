@@ -2,7 +2,7 @@
 // port of transformers' SiglipModel and SiglipTokenizer): our tokenizer, preprocessing and graphs vs its outputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -271,3 +271,38 @@ test('hub downloads of a google/siglip-* repo include its spiece.model', () => {
   assert.deepEqual(pickFiles('google/siglip-base-patch16-224', files).sort(),
     ['config.json', 'model.safetensors', 'preprocessor_config.json', 'special_tokens_map.json', 'spiece.model', 'tokenizer_config.json']);
 });
+
+test('a SigLIP run killed after a checkpoint resumes to the same weights', { skip: SKIP_FIXTURES }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-siglip-resume-'));
+  try {
+    writeFileSync(join(dir, 'train.jsonl'), photos.map((p, k) => JSON.stringify({ image: p, caption: meta.texts[k] })).join('\n') + '\n');
+    const args = (out: string) => ['train', join(dir, 'train.jsonl'), '--model', DIR, '-o', out, '--epochs', '8', '--batch-size', '2',
+      '--lr', '1e-3', '--seed', '3', '--save-every', '2', '--threads', '1', '--json'];
+    const full = await cliAsync(args(join(dir, 'full')));
+    assert.equal(full.code, 0, full.stderr);
+    const cut = join(dir, 'cut');
+    const killed = await cliAsync(args(cut), /saved \S*checkpoint-2\b/);
+    assert.equal(killed.signal, 'SIGKILL', `not killed: ${killed.stderr}`);
+    assert.ok(!existsSync(join(cut, 'model.safetensors')), 'the run finished before the kill');
+    const resumed = await cliAsync(['train', '--resume', '-o', cut, '--threads', '1', '--json']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.ok(readFileSync(join(dir, 'full', 'model.safetensors')).equals(readFileSync(join(cut, 'model.safetensors'))), 'final weights differ');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function cliAsync(args: string[], killWhen?: RegExp): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, [CLIP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (killWhen?.test(stderr)) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
+  });
+}
