@@ -14,9 +14,8 @@ import { hfClipKeys } from './hf-clip.js';
 
 type Json = Record<string, any>;
 
-/** SiglipConfig's initial logit_scale (log 10) and logit_bias (-10), the values the paper starts from. */
+/** SiglipConfig's initial logit_scale (log 10), the paper's; a checkpoint's own logit_scale is what is used. */
 export const SIGLIP_LOGIT_SCALE_INIT = Math.log(10);
-export const SIGLIP_LOGIT_BIAS_INIT = -10;
 
 /** SigLIP's texts are padded to 64 tokens (max_position_embeddings of every released model). */
 export const SIGLIP_CONTEXT = 64;
