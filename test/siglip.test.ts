@@ -14,6 +14,8 @@ import { openCheckpoint } from '../src/models/checkpoint.js';
 import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
 import { batchRow } from '../src/text/types.js';
 import { parseSentencePieceModel } from '../src/text/sentencepiece.js';
+import { loadTokenizer as loadTokenizerFiles } from '../src/text/index.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { toFloat32 } from '../src/io/tensor.js';
 import { checkSiglipShapes, siglip, siglipConfig, siglipWeights } from '../src/models/families/siglip.js';
@@ -131,6 +133,28 @@ test('one AdamW step with the sigmoid loss matches the reference step', async (t
   }
 });
 
+test('--loss softmax on SigLIP: its towers with the softmax objective, logit_bias left as it is', async () => {
+  const cfg = siglipConfig(readJson(join(DIR, 'config.json')));
+  const ref = new SafetensorsFile(join(DIR, 'train-step.safetensors'));
+  const [n, T] = ref.info('input_ids')!.shape as [number, number];
+  const batch: TrainBatch = {
+    pixelValues: toFloat32(ref.get('pixel_values')), inputIds: new BigInt64Array(ref.get('input_ids').bytes.slice().buffer), n, seqLen: T,
+    eot: new Array(n).fill(T - 1),
+  };
+  const trainer = await ClipTrainer.create(cfg, siglipWeights(new SafetensorsFile(join(DIR, 'model.safetensors'))), {
+    adamw: { betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 }, loss: 'softmax', towers: siglip.train!.towers,
+  });
+  try {
+    assert.ok(!trainer.params.has('logit_bias'), 'a softmax ignores a shared shift: the bias is no parameter');
+    const res = await trainer.step(batch, 1e-3);
+    // Not the sigmoid loss of the same batch: a softmax over 4 pairs starts near ln 4.
+    assert.ok(Number.isFinite(res.loss) && Math.abs(res.loss - toFloat32(ref.get('loss'))[0]!) > 1e-2, `loss ${res.loss}`);
+    assert.ok(Math.abs(res.loss - Math.log(n)) < 1, `softmax loss ${res.loss} near ln ${n}`);
+  } finally {
+    await trainer.release();
+  }
+});
+
 const clip = (...args: string[]) => spawnSync(process.execPath, [CLIP_BIN, ...args], { encoding: 'utf8', timeout: 240_000 });
 
 test('clip embed / classify / index / search / train on siglip-tiny through the CLI', { skip: SKIP_FIXTURES }, async () => {
@@ -209,6 +233,14 @@ test('a checkpoint with only spiece.model (as google/siglip-* ship) tokenizes th
     const b = model.tokenizer.encodeBatch(meta.texts, { pad: 'max' });
     assert.deepEqual(Array.from(b.inputIds, Number), Array.from(g.get('input_ids')));
     await model.release();
+    // The rules come from the family: clip-ts's loadTokenizer finds them through the detected checkpoint; the
+    // file reader alone, given no rules, does not guess them and says why.
+    assert.deepEqual(Array.from(loadTokenizer(dir).encodeBatch(meta.texts, { pad: 'max' }).inputIds, Number), Array.from(g.get('input_ids')));
+    const bare = join(dir, 'bare');
+    mkdirSync(bare);
+    for (const f of ['tokenizer_config.json', 'spiece.model']) cpSync(join(DIR, f), join(bare, f));
+    assert.throws(() => loadTokenizerFiles(bare), /tokenizer\.json not found: .*spiece\.model is read only as part of a checkpoint whose family says its tokenizer rules/);
+    assert.throws(() => loadTokenizer(bare), /tokenizer\.json not found/, 'a bare spiece.model is no checkpoint: no family, no rules');
     // A damaged file is refused with its path, not half-read.
     const bytes = readFileSync(join(DIR, 'spiece.model'));
     writeFileSync(join(dir, 'spiece.model'), bytes.subarray(0, 1000));
