@@ -19,7 +19,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>, relative = false): 
 
 interface Row { family: string; images: number; texts: number; image: number; text: number; note: string }
 
-async function measure(family: string, path: string, goldenDir: string, opts: LoadOptions, textKey: 'captions' | 'labels', note: string, relativeImage = false): Promise<Row> {
+async function measure(family: string, path: string, goldenDir: string, opts: LoadOptions, textKey: 'captions' | 'labels' | 'texts', note: string, relativeImage = false): Promise<Row> {
   const meta = JSON.parse(readFileSync(join(goldenDir, 'golden.json'), 'utf8'));
   const g = new SafetensorsFile(join(goldenDir, 'golden.safetensors'));
   const m = await ClipModel.load(path, opts);
@@ -55,6 +55,9 @@ async function main(): Promise<void> {
     rows.push(await measure('openai-rn-tiny', fx('openai-rn-tiny'), fx('openai-rn-tiny'), tok, 'captions', 'ModifiedResNet; image relative to max |feature| (~1e10)', true));
     rows.push(await measure('zh-clip-tiny', fx('zh-clip-tiny'), fx('zh-clip-tiny'), {}, 'captions', 'Chinese-CLIP, BERT WordPiece, 52 tokens'));
     rows.push(await measure('taiyi-text-tiny', pair, fx('taiyi-text-tiny'), {}, 'labels', 'BERT classifier logits + hf-clip-tiny image tower'));
+    // Made in this repo (scripts/goldens/siglip.py), not in the shared fixtures.
+    const siglip = resolve('test', 'goldens', 'siglip-tiny');
+    rows.push(await measure('siglip-tiny', siglip, siglip, {}, 'texts', 'SigLIP, Unigram tokenizer padded to 64, MAP head, no crop'));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

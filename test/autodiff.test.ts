@@ -9,6 +9,7 @@ import { activation, l2normalize, layerNorm, selfAttention } from '../src/graph/
 import { toOnnxModel } from '../src/graph/onnx.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { rng } from '../src/search/synthetic.js';
+import { sigmoidLoss } from '../src/train/clip-loss.js';
 
 /** float64 graphs skip ORT's 'all'-level fusions: some fused contrib kernels (QuickGelu) are float32-only. */
 const session = (g: Graph, f32?: boolean) =>
@@ -296,6 +297,12 @@ const cases: Record<string, Case> = {
   'Gather scalar row on axis 0 (token type 0)': {
     inputs: { t: { shape: [2, 4] } },
     build: (g, { t }) => g.op('Gather', [t!, i64(g, [0], [])], { axis: attr.i(0) }),
+  },
+  // The pairwise sigmoid loss (EyeLike, Concat, LogSoftmax, Slice, ReduceSum/Mean), batch size symbolic,
+  // logits up to ±20 so that the stable log-sigmoid form is what is checked.
+  'sigmoid loss on logits': {
+    inputs: { z: { shape: [3, 3], dims: ['n', 'n'], gen: (r) => 40 * r() - 20 } },
+    build: (g, { z }) => sigmoidLoss(g, z!),
   },
 };
 

@@ -15,6 +15,7 @@ import { buildBatch } from '../src/text/types.js';
 import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
 
 const SRC = join(REPO_ROOT, 'src');
+const SIGLIP_TINY = join(REPO_ROOT, 'test', 'goldens', 'siglip-tiny');
 const FAMILY_DIR = join(SRC, 'models', 'families');
 
 function* sources(dir: string): Generator<string> {
@@ -26,7 +27,7 @@ function* sources(dir: string): Generator<string> {
 }
 
 /** A family's name or config model_type written as a string anywhere: what a switch on the family looks like. */
-const FAMILY_LITERAL = /(['"`])(chinese-clip|taiyi|hf-clip|open-clip|chinese_clip)\1/g;
+const FAMILY_LITERAL = /(['"`])(chinese-clip|taiyi|hf-clip|open-clip|chinese_clip|siglip|siglip2)\1/g;
 
 test('outside src/models/families/ no code names a family (no switch or if on a family name)', () => {
   const found: string[] = [];
@@ -43,13 +44,13 @@ test('outside src/models/families/ no code names a family (no switch or if on a 
 });
 
 test('the scanner sees single, double and backtick quotes and model_type names', () => {
-  const line = `if (a === 'taiyi' || b === "hf-clip" || c === \`open-clip\` || t === 'chinese_clip') x('chinese-clipper', 'taiyi2');`;
-  assert.deepEqual([...line.matchAll(FAMILY_LITERAL)].map((m) => m[2]), ['taiyi', 'hf-clip', 'open-clip', 'chinese_clip']);
+  const line = `if (a === 'taiyi' || b === "hf-clip" || c === \`open-clip\` || t === 'chinese_clip' || u === 'siglip') x('chinese-clipper', 'taiyi2', 'SiglipTokenizer');`;
+  assert.deepEqual([...line.matchAll(FAMILY_LITERAL)].map((m) => m[2]), ['taiyi', 'hf-clip', 'open-clip', 'chinese_clip', 'siglip']);
 });
 
 test('the registry lists every family once, each with one descriptor file', () => {
   const names = FAMILIES.map((f) => f.name);
-  assert.deepEqual([...names].sort(), ['chinese-clip', 'hf-clip', 'onnx', 'open-clip', 'taiyi']);
+  assert.deepEqual([...names].sort(), ['chinese-clip', 'hf-clip', 'onnx', 'open-clip', 'siglip', 'taiyi']);
   assert.equal(new Set(names).size, names.length);
   for (const f of FAMILIES) {
     assert.equal(familyNamed(f.name), f);
@@ -57,7 +58,7 @@ test('the registry lists every family once, each with one descriptor file', () =
     assert.ok(['hf', 'openai'].includes(f.tokenizer.mode), `${f.name}: tokenizer mode`);
     assert.ok(['softmax', 'sigmoid'].includes(f.score.kind), `${f.name}: score`);
   }
-  assert.throws(() => familyNamed('siglip-not-yet'), /unknown model family "siglip-not-yet" \(known: taiyi, open-clip, onnx, hf-clip, chinese-clip\)/);
+  assert.throws(() => familyNamed('siglip-not-yet'), /unknown model family "siglip-not-yet" \(known: taiyi, open-clip, onnx, hf-clip, chinese-clip, siglip\)/);
   // One file per family (index.ts is the registry itself).
   const files = readdirSync(FAMILY_DIR).filter((n) => n.endsWith('.ts') && n !== 'index.ts');
   assert.equal(files.length, FAMILIES.length, `files: ${files.join(', ')}`);
@@ -92,6 +93,8 @@ test('detection picks the right family for every reference checkpoint', { skip: 
       [fixture('pickles', 'openai-vit-tiny-torchscript.pt'), 'open-clip'],
       [fixture('pickles', 'openai-vit-tiny-fp16.bin'), 'open-clip'],
       [fixture('zh-clip-tiny'), 'chinese-clip'],
+      [SIGLIP_TINY, 'siglip'],
+      [join(SIGLIP_TINY, 'model.safetensors'), 'siglip'],
       [pair, 'taiyi'],
       [pairDir, 'taiyi'],
       [fixture('taiyi-text-tiny'), undefined], // a BERT classifier alone is half of a Taiyi pair

@@ -136,9 +136,10 @@ export function buildCli(): Command {
         if (!labels.length) throw new Error('no labels: give --labels, --label, --labels-file, a --templates file with classes, or --head');
         const dup = labels.find((l, i) => labels.indexOf(l) !== i);
         if (dup !== undefined) throw new Error(`label "${dup}" is given twice`);
-        const warning = labelSetWarning(labels);
-        if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
         model = await loadModel(o);
+        // A single label is a meaningful question under a per-label sigmoid score, not under a softmax.
+        const warning = model.score.kind === 'sigmoid' ? undefined : labelSetWarning(labels);
+        if (warning) process.stderr.write(`clip: warning: ${warning}\n`);
         clf = await buildClassifier(model, labels, spec.templates, o.batchSize);
       }
       const files = expandImageArgs(images);
@@ -149,7 +150,9 @@ export function buildCli(): Command {
         const { probs, ranking } = predict(clf, r.embedding);
         const scores = Object.fromEntries(labels.map((l, i) => [l, probs[i]!]));
         const top = o.top ? ranking.slice(0, o.top).map((i) => ({ label: labels[i]!, score: probs[i]! })) : undefined;
-        return { image: r.input, scores, label: labels[ranking[0]!]!, ...(top ? { top } : {}) };
+        // Which probabilities: a softmax over the labels (they sum to 1), or independent per-label sigmoids (the model's score rule).
+        const scoring = 'kind' in clf && clf.kind === 'linear' ? 'softmax' : (clf as ZeroShotClassifier).score?.kind ?? 'softmax';
+        return { image: r.input, scores, scoring, label: labels[ranking[0]!]!, ...(top ? { top } : {}) };
       });
       for (const r of out) if ('error' in r) process.stderr.write(`clip: ${r.error}\n`);
       if (o.json) process.stdout.write(JSON.stringify(out) + '\n');

@@ -26,7 +26,16 @@ export interface ResNetConfig {
   outputDim: number;
 }
 
-export type VisionConfig = VitConfig | ResNetConfig;
+/**
+ * Image tower configs by `kind`. A tower module that brings its own kind adds it here by declaration merging
+ * (`declare module './config.js' { interface VisionConfigKinds { ... } }`), so this file names no family's
+ * tower; code that switches on `kind` then has to say what it does with a kind it does not know.
+ */
+export interface VisionConfigKinds {
+  vit: VitConfig;
+  resnet: ResNetConfig;
+}
+export type VisionConfig = VisionConfigKinds[keyof VisionConfigKinds];
 
 export interface ClipTextConfig extends TransformerConfig {
   kind: 'clip-text';
@@ -46,7 +55,12 @@ export interface BertConfig extends TransformerConfig {
   pooling: 'cls-projection' | 'classifier';
 }
 
-export type TextConfig = ClipTextConfig | BertConfig;
+/** Text tower configs by `kind`; open to tower modules like VisionConfigKinds. */
+export interface TextConfigKinds {
+  'clip-text': ClipTextConfig;
+  bert: BertConfig;
+}
+export type TextConfig = TextConfigKinds[keyof TextConfigKinds];
 
 export interface ClipConfig {
   vision: VisionConfig;

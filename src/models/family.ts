@@ -11,6 +11,7 @@ import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
 import { pipelineFromPreprocessorConfig } from '../image/pipeline-config.js';
+import type { SentencePieceRules } from '../text/index.js';
 import type { TokenBatch } from '../text/types.js';
 import { buildImageGraph, type BuildOptions } from './clip-graph.js';
 import type { ClipConfig } from './config.js';
@@ -111,11 +112,27 @@ export function scoresFromLogits(rule: ScoreRule, logits: readonly number[], log
   return e.map((x) => x / sum);
 }
 
-/** The training objective a family was trained with, and so fine-tunes with by default. */
-export type LossKind = 'contrastive' | 'sigmoid';
+/**
+ * The training objective a family was trained with, and so fine-tunes with by default (`clip train --loss`
+ * takes the same names): CLIP's softmax cross-entropy over the batch both ways, or SigLIP's pairwise sigmoid.
+ */
+export const LOSS_KINDS = ['softmax', 'sigmoid'] as const;
+export type LossKind = (typeof LOSS_KINDS)[number];
+
+/**
+ * A family's own towers as the training loss graph builds them, for tower kinds the shared loss code
+ * (train/clip-loss.ts: ViT / ModifiedResNet, CLIP text / BERT) does not know. Each returns the features
+ * before normalization; the text tower reads input_ids only (texts padded as the checkpoint's TextInputs say).
+ */
+export interface LossTowers {
+  image(g: Graph, pixels: string, cfg: ClipConfig, w: TowerWeights): string;
+  text(g: Graph, ids: string, cfg: ClipConfig, w: TowerWeights): string;
+}
 
 export interface TrainDefaults {
   loss: LossKind;
+  /** Absent: the towers are kinds the shared loss code builds. */
+  towers?: LossTowers;
   /**
    * How a fine-tuned model is saved, in the family's own layout: 'clip-config' = its config.json updated from the
    * tower config; 'config-as-is' = config.json copied (training changes no architecture field); 'open-clip-files' =
@@ -227,7 +244,12 @@ export interface FamilyDescriptor {
    * Tokenizer: 'hf' = the directory's tokenizer.json semantics (BPE, WordPiece, ...); 'openai' = OpenAI's
    * SimpleTokenizer. `contextLength` when the family fixes it regardless of its config (Chinese-CLIP: 52).
    */
-  readonly tokenizer: { mode: 'hf' | 'openai'; contextLength?: number };
+  readonly tokenizer: {
+    mode: 'hf' | 'openai';
+    contextLength?: number;
+    /** A directory with spiece.model and no tokenizer.json: the family's text rules around the pieces, as a tokenizer.json. */
+    sentencepiece?: SentencePieceRules;
+  };
   readonly score: ScoreRule;
   /** Absent: not trainable. */
   readonly train?: TrainDefaults;

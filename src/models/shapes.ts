@@ -1,10 +1,11 @@
 // The shape of every tensor a tower reads, as its config implies it. Checked against the checkpoint's
 // declared shapes when weights are mapped to a tower, before any graph is built or tensor read: a missing,
 // mis-shaped or surplus tensor (a block the config does not count) is refused with its name, never run.
-import type { BertConfig, ClipTextConfig, ResNetConfig, TransformerConfig, VitConfig } from './config.js';
+import type { BertConfig, ClipTextConfig, ResNetConfig, TextConfig, TransformerConfig, VisionConfig, VitConfig } from './config.js';
 import type { TowerWeights } from './weights.js';
 
-interface Expect {
+/** One tensor a tower reads and the shape its config implies (tower modules of their own kinds write these too). */
+export interface Expect {
   name: string;
   shape: number[];
   /** What the shape follows from, for the message. */
@@ -27,7 +28,7 @@ function block(p: string, c: TransformerConfig, why: string): Expect[] {
   ];
 }
 
-function blocks(p: string, c: TransformerConfig, why: string): Expect[] {
+export function blocks(p: string, c: TransformerConfig, why: string): Expect[] {
   return Array.from({ length: c.layers }, (_, i) => block(`${p}.${i}`, c, why)).flat();
 }
 
@@ -127,11 +128,17 @@ export function resnetShapes(v: ResNetConfig): Expect[] {
 /** logit_scale is optional (a default applies) but, when present, one number. */
 export const LOGIT_SCALE: Expect = { name: 'logit_scale', shape: [], why: 'a scalar', optional: true };
 
+/** A tensor that must be absent: the config does not count it (`what` says why, for the message). */
+export interface Surplus {
+  name: string;
+  what: string;
+}
+
 /**
  * Canonical names one past the configured block count: present in the checkpoint, they mean the config
  * counts fewer layers than the weights hold, and the tower would silently drop the rest.
  */
-function surplus(tower: 'vision' | 'text' | 'bert', layers: number | number[]): { name: string; what: string }[] {
+export function surplus(tower: 'vision' | 'text' | 'bert', layers: number | number[]): Surplus[] {
   if (Array.isArray(layers)) {
     return [
       ...layers.map((n, s) => ({ name: `visual.layer${s + 1}.${n}.conv1.weight`, what: `stage ${s + 1} has ${n} blocks in the config` })),
@@ -151,28 +158,39 @@ const UNUSED_BIASES = [
 
 /** The tower configs whose weights to check: any of image / text (CLIP or BERT). */
 export interface TowerShapes {
-  vision?: VitConfig | ResNetConfig;
-  text?: ClipTextConfig | BertConfig;
+  vision?: VisionConfig;
+  text?: TextConfig;
   projectionDim: number;
   /** Taiyi: the classifier's output width. */
   numLabels?: number;
 }
 
+/** The shape rules of the tower kinds this file knows; a tower of another kind brings its own (checkShapes). */
 export function checkWeightShapes(w: TowerWeights, towers: TowerShapes): void {
   const expect: Expect[] = [LOGIT_SCALE];
-  const extra: { name: string; what: string }[] = [];
+  const extra: Surplus[] = [];
   const v = towers.vision;
   if (v) {
+    if (v.kind !== 'vit' && v.kind !== 'resnet') throw new Error(`${w.origin}: no shape rules here for a ${v.kind} image tower (its module checks them)`);
     expect.push(...(v.kind === 'vit' ? vitShapes(v, towers.projectionDim) : resnetShapes(v)));
     extra.push(...surplus('vision', v.layers));
     if (v.kind === 'vit') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('visual.')));
   }
   const t = towers.text;
   if (t) {
+    if (t.kind !== 'clip-text' && t.kind !== 'bert') throw new Error(`${w.origin}: no shape rules here for a ${t.kind} text tower (its module checks them)`);
     expect.push(...(t.kind === 'clip-text' ? clipTextShapes(t, towers.projectionDim) : bertShapes(t, towers.numLabels ?? towers.projectionDim)));
     extra.push(...surplus(t.kind === 'bert' ? 'bert' : 'text', t.layers));
     if (t.kind === 'clip-text' || t.pooling === 'cls-projection') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('text.')));
   }
+  checkShapes(w, expect, extra);
+}
+
+/**
+ * Every expected tensor present with its shape (unless optional) and no surplus one; one error listing the
+ * first problems. Shared by the towers above and by tower modules that bring their own lists.
+ */
+export function checkShapes(w: TowerWeights, expect: readonly Expect[], extra: readonly Surplus[] = []): void {
   const problems: string[] = [];
   for (const e of expect) {
     const got = w.shape(e.name);

@@ -3,6 +3,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { openCheckpoint, type Checkpoint, type OpenOptions } from '../models/checkpoint.js';
+import type { ScoreRule } from '../models/family.js';
 import { createSession, ort, type Device, type SessionOptions } from './session.js';
 import {
   isCompleteEntry, onnxCacheEnabled, onnxCacheEntry, removeCacheEntry, writeCacheEntry,
@@ -111,6 +112,16 @@ export class ClipModel {
   /** exp(logit_scale): multiplies cosine similarities into logits. */
   get logitScale(): number {
     return Math.exp(this.checkpoint.logitScale);
+  }
+
+  /** Added to the scaled similarities before a sigmoid score (the checkpoint's logit_bias); 0 when it has none. */
+  get logitBias(): number {
+    return this.checkpoint.logitBias ?? 0;
+  }
+
+  /** How similarities become class scores (the family's rule): a softmax over the labels, or a sigmoid per label. */
+  get score(): ScoreRule {
+    return this.checkpoint.score;
   }
 
   get dim(): number {

@@ -9,7 +9,7 @@ import { Batcher, type BatcherStats } from './batcher.js';
 import { HttpError, type Upload } from './intake.js';
 
 /** What the server needs from a model; tests pass a wrapper that counts calls. */
-export type EncoderModel = Pick<ClipModel, 'encodeTexts' | 'encodeImages' | 'logitScale' | 'dim'>;
+export type EncoderModel = Pick<ClipModel, 'encodeTexts' | 'encodeImages' | 'logitScale' | 'dim'> & Partial<Pick<ClipModel, 'score' | 'logitBias'>>;
 
 export interface EncoderOptions {
   /** Images per model call (default 16). */

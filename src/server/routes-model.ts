@@ -49,9 +49,12 @@ export function registerModelRoutes(app: FastifyInstance, ctx: RouteContext): vo
       classEmbeddings({ encodeTexts: (texts) => encoder.embedTexts(texts) }, labels, templates),
       encoder.embedImage(upload),
     ]);
-    const clf: ZeroShotClassifier = { classes: labels, templates, weights, logitScale: encoder.model.logitScale };
+    const m = encoder.model;
+    // The model's score rule: a softmax over the labels, or one sigmoid per label (with its logit_bias).
+    const clf: ZeroShotClassifier = { classes: labels, templates, weights, logitScale: m.logitScale, score: m.score, logitBias: m.logitBias };
     const { probs, ranking } = predict(clf, emb);
     return {
+      scoring: m.score?.kind ?? 'softmax',
       label: labels[ranking[0]!],
       scores: Object.fromEntries(labels.map((l, i) => [l, probs[i]])),
       top: ranking.map((i) => ({ label: labels[i], score: probs[i] })),

@@ -2,7 +2,8 @@
 // its L2-normalized prompt embeddings, renormalized.
 import type { ClipModel } from '../runtime/clip-model.js';
 import { meanDirection } from '../runtime/vectors.js';
-import { dot, softmax } from './similarity.js';
+import { SOFTMAX, scoresFromLogits, type ScoreRule } from '../models/family.js';
+import { dot } from './similarity.js';
 import { checkPromptSet, fillTemplate } from './templates.js';
 import { headLogits, softmax64, type LinearHead } from './linear-probe.js';
 
@@ -12,6 +13,9 @@ export interface ZeroShotClassifier {
   /** One L2-normalized embedding per class. */
   weights: Float32Array[];
   logitScale: number;
+  /** The model's score rule (models/family.ts scoresFromLogits; default softmax) and its bias for a sigmoid. */
+  score?: ScoreRule;
+  logitBias?: number;
 }
 
 /** One embedding per class: the renormalized mean of the normalized embeddings of every filled template. */
@@ -28,11 +32,14 @@ export async function classEmbeddings(
 }
 
 export async function buildClassifier(model: ClipModel, classes: string[], templates: string[] = ['{}'], batchSize?: number): Promise<ZeroShotClassifier> {
-  return { classes, templates, weights: await classEmbeddings(model, classes, templates, { batchSize }), logitScale: model.logitScale };
+  return {
+    classes, templates, weights: await classEmbeddings(model, classes, templates, { batchSize }), logitScale: model.logitScale,
+    score: model.score, logitBias: model.logitBias,
+  };
 }
 
 export interface Prediction {
-  /** Softmax probability per class, in class order. */
+  /** Probability per class, in class order: a softmax over the classes, or each class's own sigmoid (the model's score rule). */
   probs: number[];
   /** Class indices sorted by probability, best first (ties: lower index first). */
   ranking: number[];
@@ -40,9 +47,12 @@ export interface Prediction {
 
 /** Class probabilities of one image embedding under a zero-shot classifier or a fitted linear head. */
 export function predict(clf: ZeroShotClassifier | LinearHead, imageEmbedding: Float32Array): Prediction {
-  const probs = 'kind' in clf && clf.kind === 'linear'
-    ? Array.from(softmax64(headLogits(clf, imageEmbedding)))
-    : softmax((clf as ZeroShotClassifier).weights.map((w) => (clf as ZeroShotClassifier).logitScale * dot(imageEmbedding, w)));
+  let probs: number[];
+  if ('kind' in clf && clf.kind === 'linear') probs = Array.from(softmax64(headLogits(clf, imageEmbedding)));
+  else {
+    const z = clf as ZeroShotClassifier;
+    probs = scoresFromLogits(z.score ?? SOFTMAX, z.weights.map((w) => z.logitScale * dot(imageEmbedding, w)), z.logitBias);
+  }
   const ranking = probs.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
   return { probs, ranking };
 }

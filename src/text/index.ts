@@ -5,9 +5,10 @@ import { gunzipSync } from 'node:zlib';
 import { bertTokenizerJsonFromVocab } from './bert-vocab.js';
 import { BertTokenizer } from './bert-tokenizer.js';
 import { ClipTokenizer } from './clip-tokenizer.js';
-import type { TokenizerConfigJson, TokenizerJson } from './hf-tokenizer.js';
+import { HfTextTokenizer, type TokenizerConfigJson, type TokenizerJson } from './hf-tokenizer.js';
 import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
 import type { TextTokenizer } from './types.js';
+import { parseSentencePieceModel, type SentencePieceModel } from './sentencepiece.js';
 import { checkTokenizerFile, checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
 
 export { BertTokenizer, type BertTokenizerOptions } from './bert-tokenizer.js';
@@ -33,7 +34,15 @@ export interface TokenizerOptions {
   vocabSize?: number;
   /** Where parsed JSON came from, for messages (tokenizerFromJson). */
   source?: string;
+  /**
+   * How a directory with a sentencepiece spiece.model and no tokenizer.json is read: the text rules of the
+   * model's tokenizer around the pieces (a family's, given by its descriptor). Absent: spiece.model is not read.
+   */
+  sentencepiece?: SentencePieceRules;
 }
+
+/** A sentencepiece model and the end token -> the tokenizer.json its tokenizer amounts to; errors name `file`. */
+export type SentencePieceRules = (model: SentencePieceModel, eos: string, file: string) => TokenizerJson;
 
 /** Vocabulary + merges of a CLIP BPE tokenizer.json, for OpenAI mode. */
 export function bpeVocabFromTokenizerJson(json: TokenizerJson): BpeVocab {
@@ -45,14 +54,16 @@ export function bpeVocabFromTokenizerJson(json: TokenizerJson): BpeVocab {
   return { vocab, merges };
 }
 
-/** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE or BERT WordPiece. */
+/** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE, BERT WordPiece or Unigram. */
 export function tokenizerFromJson(json: TokenizerJson, config: TokenizerConfigJson = {}, opts: TokenizerOptions = {}): TextTokenizer {
   const type = json?.model?.type;
   const o = { contextLength: opts.contextLength, source: opts.source, vocabSize: opts.vocabSize };
   if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), o);
   if (type === 'BPE') return new ClipTokenizer(json, config, o);
   if (type === 'WordPiece') return new BertTokenizer(json, config, o);
-  throw new Error(`unsupported tokenizer model type ${JSON.stringify(type)} (expected BPE or WordPiece)`);
+  // SentencePiece Unigram (SigLIP, T5-style vocabularies): the tokenizer.json's normalizer and post-processor say it all.
+  if (type === 'Unigram') return new HfTextTokenizer(json, config, { kind: 'unigram', contextLength: o.contextLength ?? 64, source: o.source, vocabSize: o.vocabSize });
+  throw new Error(`unsupported tokenizer model type ${JSON.stringify(type)} (expected BPE, WordPiece or Unigram)`);
 }
 
 const readText = readTokenizerFile;
@@ -147,9 +158,19 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
     const json = bertTokenizerJsonFromVocab(readText(vocabTxt, 'vocab.txt'), config, vocabTxt);
     return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: vocabTxt, vocabSize });
   }
+  // Some checkpoints (google/siglip-*) ship a sentencepiece spiece.model and no tokenizer.json; their family says its rules.
+  const spiece = join(modelDir, 'spiece.model');
+  if (!existsSync(tjPath) && existsSync(spiece) && opts.sentencepiece) {
+    const config = readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {};
+    checkTokenizerFile(spiece, 'spiece.model');
+    const eos = typeof config.eos_token === 'string' ? config.eos_token : config.eos_token?.content ?? '</s>';
+    const json = opts.sentencepiece(parseSentencePieceModel(readFileSync(spiece), spiece), eos, spiece);
+    return tokenizerFromJson(json, { pad_token: eos, ...config }, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: spiece, vocabSize });
+  }
   if (!existsSync(tjPath)) {
     const hint = existsSync(join(modelDir, 'open_clip_config.json'))
-      ? ' (an open_clip checkpoint: load an OpenAI-mode tokenizer from a directory with a CLIP vocabulary)' : '';
+      ? ' (an open_clip checkpoint: load an OpenAI-mode tokenizer from a directory with a CLIP vocabulary)'
+      : existsSync(spiece) ? ' (its spiece.model is read only as part of a checkpoint whose family says its tokenizer rules)' : '';
     throw new Error(`tokenizer.json not found: ${tjPath}${hint}`);
   }
   const json = readJson<TokenizerJson>(tjPath, 'tokenizer.json');

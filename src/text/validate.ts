@@ -88,6 +88,7 @@ export function checkTokenizerJson(json: unknown, c: VocabCheck): void {
   const id = (v: unknown, field: string) => checkTokenId(v, `${f}: ${field}`, limit, what);
   if (j.model.type === 'BPE' || j.model.type === 'WordPiece') checkVocab(j.model.vocab, 'model.vocab', c);
   if (j.model.type === 'BPE') checkMerges(j.model.merges, 'model.merges', c);
+  if (j.model.type === 'Unigram') checkUnigramVocab(j.model, c);
   if (j.added_tokens !== undefined && j.added_tokens !== null) {
     if (!Array.isArray(j.added_tokens)) throw new Error(`${f}: added_tokens must be a list`);
     if (j.added_tokens.length > MAX_VOCAB_SIZE) throw new Error(`${f}: added_tokens has more than ${MAX_VOCAB_SIZE} entries`);
@@ -111,6 +112,24 @@ export function checkTokenizerJson(json: unknown, c: VocabCheck): void {
   };
   pp(j.post_processor, 'post_processor', 0);
   if (j.padding && typeof j.padding === 'object' && j.padding.pad_id !== undefined) id(j.padding.pad_id, 'padding.pad_id');
+}
+
+/**
+ * A Unigram model: `vocab` a list of [piece, score] (ids are the positions, so its length is bounded by the
+ * model's vocab_size) and `unk_id` one of them. The library scores every piece: a score must be finite.
+ */
+export function checkUnigramVocab(model: Record<string, any>, c: VocabCheck): void {
+  const [limit, what] = limitOf(c);
+  const v = model.vocab;
+  if (!Array.isArray(v) || v.length === 0) throw new Error(`${c.file}: model.vocab of a Unigram model must be a non-empty list of [piece, score]`);
+  if (v.length > limit) throw new Error(`${c.file}: model.vocab has ${v.length} entries, more than ${what} (${limit})`);
+  for (let i = 0; i < v.length; i++) {
+    const e = v[i];
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) {
+      throw new Error(`${c.file}: model.vocab[${i}] must be [piece, finite score], got ${JSON.stringify(e)?.slice(0, 80)}`);
+    }
+  }
+  if (model.unk_id !== undefined && model.unk_id !== null) checkTokenId(model.unk_id, `${c.file}: model.unk_id`, v.length, 'the vocabulary size');
 }
 
 /** A row length: a positive integer no larger than MAX_CONTEXT_LENGTH. */

@@ -18,6 +18,7 @@ import { cosineLr, type CosineSchedule } from './schedule.js';
 import { fromCheckpoint, fromConfig, fromResume, type TrainSource } from './source.js';
 import { checkpointDir, commitCheckpoint, LAYOUT, LAYOUT_FILE, listCheckpoints, LOG_FILE, OPTIMIZER_FILE, readState, readStepLog, STATE_FORMAT, STEP_LOG_FILE, writeFileAtomic, type EpochRecord, type RecallSummary, type StepRecord, type TrainState } from './state.js';
 import { ClipTrainer, type Param, type TrainBatch, type TrainMemory } from './trainer.js';
+import { LOSS_KINDS, type LossKind } from '../models/family.js';
 import { Validator } from './validate.js';
 
 /** Everything that fixes the trajectory of a run (saved with each checkpoint; --resume keeps it). */
@@ -53,6 +54,8 @@ export interface TrainSetup {
   captions?: CaptionMode;
   /** Image augmentation (augment.ts). */
   augment?: Augment;
+  /** The objective: softmax (CLIP) or the pairwise sigmoid (needs a logit_bias); default: the model family's own. */
+  loss?: LossKind;
 }
 
 export type CaptionMode = 'all' | 'sample';
@@ -130,6 +133,7 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
   for (const [k, v] of [['epochs', s.epochs], ['batchSize', s.batchSize]] as const) if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
   if (!(s.lr > 0) || s.weightDecay < 0 || s.warmup < 0 || (s.gradClip !== undefined && !(s.gradClip > 0))) throw new Error('lr must be > 0, weight decay and warmup >= 0, grad clip > 0');
   if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed >= 2 ** 32) throw new Error('seed must be an integer in [0, 2^32)');
+  if (s.loss !== undefined && !LOSS_KINDS.includes(s.loss)) throw new Error(`loss must be one of ${LOSS_KINDS.join(', ')}, got ${JSON.stringify(s.loss)}`);
   return { ...s, data: abs(s.data)!, val: abs(s.val), model: abs(s.model), config: abs(s.config), tokenizer: abs(s.tokenizer) };
 }
 
@@ -137,7 +141,7 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
  * What a resume may not change. Paths may (data that moved is recognized by its fingerprint; the model
  * or config is read from the checkpoint; validation does not steer training).
  */
-const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment'];
+const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment', 'loss'];
 
 /** The run's own setup with the paths given now; throws on a changed hyperparameter. */
 function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup, out: string): TrainSetup {
@@ -236,7 +240,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
 
   const trainer = await ClipTrainer.create(src.config, src.weights, {
     adamw: { betas: setup.betas, eps: setup.eps, weightDecay: setup.weightDecay, maxGradNorm: setup.gradClip },
-    freeze: setup.freeze,
+    freeze: setup.freeze, loss: setup.loss ?? src.loss, towers: src.towers,
     threads: run.threads, memory: run.memory,
   });
   try {
@@ -279,7 +283,7 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
       const { pixels, kept } = await store.gather(pick.map((k) => samples[k]!.image));
       if (kept.length < 2) return undefined;
       augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess);
-      const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: 'longest' });
+      const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: src.textPadding });
       return { pixelValues: pixels, inputIds: tb.inputIds, attentionMask: tb.attentionMask, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
     };
 

@@ -13,6 +13,7 @@ import { trainableTowersError } from './clip-loss.js';
 import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import { familyNamed } from '../models/families/index.js';
+import type { LossKind, LossTowers } from '../models/family.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
 import { checkTokenizerFile, MAX_CONTEXT_LENGTH } from '../text/validate.js';
@@ -39,9 +40,21 @@ export interface TrainSource {
   preprocess: PreprocessSpec;
   /** Human-readable origin for messages. */
   origin: string;
+  /** The family's own objective (its descriptor's train.loss); `--loss` overrides it. */
+  loss: LossKind;
+  /** The family's own towers for the loss graph, when the shared code does not build them. */
+  towers?: LossTowers;
+  /** How token rows are padded for the text tower: to the batch's longest, or every row to the context length (the checkpoint's TextInputs). */
+  textPadding: 'longest' | 'max';
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt'];
+/** What a checkpoint's family says about training it. */
+function familyTraining(ck: Checkpoint): Pick<TrainSource, 'loss' | 'towers' | 'textPadding'> {
+  const train = familyNamed(ck.family).train;
+  return { loss: train?.loss ?? 'softmax', towers: train?.towers, textPadding: ck.textInputs.padding };
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt', 'spiece.model'];
 
 /** A config.json is a few KiB. */
 const MAX_CONFIG_BYTES = 16 * 2 ** 20;
@@ -59,7 +72,8 @@ function readJson(path: string): Record<string, any> {
 }
 
 function tokenizerFiles(dir: string): Record<string, Uint8Array> {
-  for (const need of ['tokenizer.json', 'tokenizer_config.json']) {
+  // A sentencepiece spiece.model stands in for tokenizer.json where the family reads one (text/index.ts).
+  for (const need of [existsSync(join(dir, 'tokenizer.json')) || !existsSync(join(dir, 'spiece.model')) ? 'tokenizer.json' : 'spiece.model', 'tokenizer_config.json']) {
     if (!existsSync(join(dir, need))) throw new Error(`tokenizer directory ${dir} has no ${need} (a saved model ships the HF tokenizer files; pass --tokenizer DIR)`);
   }
   return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => {
@@ -69,8 +83,8 @@ function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   }));
 }
 
-function checkTrainable(cfg: ClipConfig, origin: string, freeze?: 'vision' | 'text'): void {
-  const refused = trainableTowersError(cfg, freeze);
+function checkTrainable(cfg: ClipConfig, origin: string, freeze?: 'vision' | 'text', towers?: LossTowers): void {
+  const refused = trainableTowersError(cfg, freeze, towers);
   if (refused) throw new Error(`${origin}: ${refused} (this model has ${cfg.vision.kind} + ${cfg.text.kind})`);
 }
 
@@ -107,10 +121,12 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string, freez
   const dir = await resolveModel(model, { format: 'weights' });
   const ck = openCheckpoint(dir, { tokenizerDir, format: 'weights' });
   if (!ck.config || !ck.weights) throw new Error(`${model}: a ${ck.family} model has no weights we can train (ONNX files are inference-only)`);
-  checkTrainable(ck.config, model, freeze);
+  const family = familyTraining(ck);
+  checkTrainable(ck.config, model, freeze, family.towers);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
-  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength });
+  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength, sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece });
   return {
+    ...family,
     config: ck.config,
     ...savedLayout(ck, statSync(dir).isDirectory() ? dir : dirname(dir)),
     weights: ck.weights,
@@ -142,6 +158,7 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
     tokenizerFiles: tokenizerFiles(tokenizerDir),
     preprocess: { kind: 'hf', hfConfig, size, mean: hfConfig.image_mean, std: hfConfig.image_std },
     origin: `random init from ${configPath}`,
+    loss: 'softmax', textPadding: 'longest',
   };
 }
 
@@ -149,11 +166,14 @@ export function fromConfig(configPath: string, tokenizerDir: string, seed: numbe
 export function fromResume(dir: string, state: TrainState): TrainSource {
   const ck = openCheckpoint(resolve(dir), { format: 'weights' });
   if (!ck.config || !ck.weights) throw new Error(`${dir}: no weights to resume from`);
-  const tokenizer = loadTokenizer(dir, { mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength });
+  const tokenizer = loadTokenizer(dir, {
+    mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength, sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece,
+  });
   const saved: Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> = familyNamed(ck.family).train?.saveAs === 'open-clip-files'
     ? { configFiles: { 'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')) }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false }
     : { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
   return {
+    ...familyTraining(ck),
     config: ck.config, ...saved, weights: ck.weights, weightsPath: join(dir, saved.weightsFile),
     tokenizer, tokenizerMode: state.tokenizer.mode,
     tokenizerFiles: tokenizerFiles(dir),

@@ -5,6 +5,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import { appendGradients } from '../graph/autodiff.js';
 import { Graph } from '../graph/graph.js';
 import type { ClipConfig } from '../models/config.js';
+import type { LossKind, LossTowers } from '../models/family.js';
 import type { TowerWeights } from '../models/weights.js';
 import { ort } from '../runtime/session.js';
 import { createTrainSession } from './session.js';
@@ -35,6 +36,10 @@ export interface TrainerOptions {
   /** Also return the gradients from step() (tests, debugging). */
   outputGrads?: boolean;
   threads?: number;
+  /** The objective (default softmax; the run takes its family's, train/source.ts). */
+  loss?: LossKind;
+  /** The family's own towers, for tower kinds the shared loss code does not build (its descriptor's train.towers). */
+  towers?: LossTowers;
   /** Upper clamp of logit_scale after each step (open_clip: ln 100). */
   logitScaleMax?: number;
   /** Memory/speed trade-offs, see TrainMemory. */
@@ -156,7 +161,7 @@ export class ClipTrainer {
   ) {}
 
   static async create(cfg: ClipConfig, w: TowerWeights, opts: TrainerOptions): Promise<ClipTrainer> {
-    const { graph: g, towers, textInputs } = buildClipLossGraph(cfg, w, { freeze: opts.freeze });
+    const { graph: g, towers, textInputs } = buildClipLossGraph(cfg, w, { freeze: opts.freeze, loss: opts.loss, towers: opts.towers });
     const frozen = opts.freeze ? towers[opts.freeze] : new Set<string>();
     const names = [...g.weights].filter((n) => g.initializers.get(n)?.type === 'float32');
     const params = new Map<string, Param>();
@@ -198,7 +203,7 @@ export class ClipTrainer {
     if (this.textInputs === 'pool_index') {
       if (b.eot.length !== b.n) throw new Error(`token batch has ${b.eot.length} EOT positions for ${b.n} rows`);
       feeds.pool_index = new ort.Tensor('int64', BigInt64Array.from(b.eot, (t, i) => BigInt(i * b.seqLen + t)), [b.n]);
-    } else {
+    } else if (this.textInputs === 'attention_mask') {
       const mask = b.attentionMask ?? new BigInt64Array(b.n * b.seqLen).fill(1n);
       if (mask.length !== b.n * b.seqLen) throw new Error(`attention mask is not [${b.n}, ${b.seqLen}]`);
       feeds.attention_mask = new ort.Tensor('int64', mask, [b.n, b.seqLen]);

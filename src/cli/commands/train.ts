@@ -1,6 +1,7 @@
 // `clip train`: fine-tune a checkpoint or train from a config on image–caption pairs.
 import { Command, Option } from 'commander';
 import { DATA_FORMATS } from '../../train/data.js';
+import { LOSS_KINDS } from '../../models/family.js';
 import { AUGMENTS } from '../../train/augment.js';
 import { CAPTION_MODES, SETUP_DEFAULTS, trainClip, type StepInfo, type TrainSetup } from '../../train/run.js';
 import { LAYOUT, type EpochRecord } from '../../train/state.js';
@@ -32,7 +33,7 @@ Defaults: --epochs ${SETUP_DEFAULTS.epochs} --batch-size ${SETUP_DEFAULTS.batchS
 const SETUP_FLAGS: [string, keyof TrainSetup][] = [
   ['model', 'model'], ['config', 'config'], ['tokenizer', 'tokenizer'], ['format', 'dataFormat'], ['val', 'val'], ['valFormat', 'valFormat'],
   ['epochs', 'epochs'], ['batchSize', 'batchSize'], ['lr', 'lr'], ['wd', 'weightDecay'], ['warmup', 'warmup'], ['gradClip', 'gradClip'],
-  ['seed', 'seed'], ['freeze', 'freeze'], ['captions', 'captions'], ['augment', 'augment'],
+  ['seed', 'seed'], ['freeze', 'freeze'], ['captions', 'captions'], ['augment', 'augment'], ['loss', 'loss'],
 ];
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
@@ -92,7 +93,7 @@ export function registerTrain(program: Command): void {
   program.command('train')
     .description('fine-tune a checkpoint (--model) or train from a config (--config + --tokenizer) on image–caption pairs')
     .argument('[data]', 'training pairs: EasyNLP TSV, CSV, JSONL or a caption folder (optional with --resume)')
-    .option('-m, --model <model>', 'checkpoint to fine-tune (HF CLIP, Chinese-CLIP, or an OpenAI/open_clip checkpoint; a ModifiedResNet only with --freeze vision)')
+    .option('-m, --model <model>', 'checkpoint to fine-tune (HF CLIP, Chinese-CLIP, SigLIP, or an OpenAI/open_clip checkpoint; a ModifiedResNet only with --freeze vision)')
     .option('--config <file>', 'CLIPConfig JSON to train from scratch (random init, seeded by --seed)')
     .option('--tokenizer <dir>', 'tokenizer directory (tokenizer.json + tokenizer_config.json); required with --config')
     .addOption(new Option('--format <format>', 'data format (default: from the file)').choices(DATA_FORMATS))
@@ -109,6 +110,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--freeze <tower>', 'keep a tower fixed (vision = EasyNLP fix_vision); it gets no backward pass').choices(['vision', 'text']))
     .addOption(new Option('--captions <mode>', 'all: every caption is a pair each epoch; sample: every image once per epoch with a random one of its captions').choices(CAPTION_MODES))
     .addOption(new Option('--augment <kind>', 'image augmentation: crop = random zoom in and out (window 60-180% of the image area, white margin); crop+style = crops, and half the images get dark outlines, grayscale or blur').choices(AUGMENTS))
+    .addOption(new Option('--loss <kind>', 'objective: softmax (CLIP\'s cross-entropy over the batch) or sigmoid (SigLIP\'s pairwise loss, needs a logit_bias); default: the model family\'s own').choices(LOSS_KINDS))
     .option('--save-every <steps>', 'also checkpoint every N steps', positiveInt('--save-every'))
     .option('--keep <n>', 'checkpoints kept (newest)', positiveInt('--keep'), 1)
     .option('--resume', 'continue from the newest checkpoint in --out')

@@ -126,6 +126,6 @@ export const chineseClip: FamilyDescriptor = {
   towers: { image: ['vit'], text: ['bert'], pooling: { image: ['class-token'], text: ['cls'] } },
   tokenizer: { mode: 'hf', contextLength: CHINESE_CLIP_CONTEXT },
   score: SOFTMAX,
-  train: { loss: 'contrastive', saveAs: 'config-as-is' },
+  train: { loss: 'softmax', saveAs: 'config-as-is' },
   hub: { marker: 'config.json', meta: HF_META, weights: HF_WEIGHTS, onnx: true },
 };

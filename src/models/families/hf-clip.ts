@@ -105,6 +105,6 @@ export const hfClip: FamilyDescriptor = {
   towers: { image: ['vit'], text: ['clip-text'], pooling: { image: ['class-token'], text: ['eot', 'argmax'] } },
   tokenizer: { mode: 'hf' },
   score: SOFTMAX,
-  train: { loss: 'contrastive', saveAs: 'clip-config' },
+  train: { loss: 'softmax', saveAs: 'clip-config' },
   hub: { marker: 'config.json', meta: HF_META, weights: HF_WEIGHTS, onnx: true },
 };

@@ -5,6 +5,7 @@ import { chineseClip } from './chinese-clip.js';
 import { hfClip } from './hf-clip.js';
 import { onnxExport } from './onnx.js';
 import { openClip } from './openai-clip.js';
+import { siglip } from './siglip.js';
 import { taiyi } from './taiyi.js';
 
 /**
@@ -12,7 +13,7 @@ import { taiyi } from './taiyi.js';
  * config.json beside it; ONNX towers win over an HF config when asked for or when no weights are there;
  * then the HF families by config.json's model_type.
  */
-export const FAMILIES: readonly FamilyDescriptor[] = [taiyi, openClip, onnxExport, hfClip, chineseClip];
+export const FAMILIES: readonly FamilyDescriptor[] = [taiyi, openClip, onnxExport, hfClip, chineseClip, siglip];
 
 /** The descriptor of a family name (`Checkpoint.family`). */
 export function familyNamed(name: string): FamilyDescriptor {

@@ -229,7 +229,7 @@ export const openClip: FamilyDescriptor = {
   towers: { image: ['vit', 'resnet'], text: ['clip-text'], pooling: { image: ['class-token', 'attention-pool'], text: ['argmax'] } },
   tokenizer: { mode: 'openai' },
   score: SOFTMAX,
-  train: { loss: 'contrastive', saveAs: 'open-clip-files' },
+  train: { loss: 'softmax', saveAs: 'open-clip-files' },
   hub: { marker: CONFIG_FILE, meta: [CONFIG_FILE], weights: OPEN_CLIP_WEIGHTS, onnx: false },
 };
 
