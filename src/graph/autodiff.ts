@@ -8,12 +8,15 @@
 import type { ElemType, Graph } from './graph.js';
 import { GRAD_RULES, GradContext, NON_DIFFERENTIABLE, ShapeInfo, type SymDim } from './grad-rules/index.js';
 import { isFloat } from './grad-rules/shapes.js';
+import { MIN_SEGMENT_NODES, SegmentReplay, segmentForward } from './recompute.js';
 
 export interface GradientOptions {
   /** Add graph outputs `${prefix}${name}` for every gradient (default true). */
   outputs?: boolean;
   /** Output name prefix (default 'grad/'). */
   prefix?: string;
+  /** Recompute each block's forward in the backward instead of keeping its activations (see recompute.ts). */
+  recompute?: boolean;
 }
 
 export interface Gradients {
@@ -70,18 +73,47 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
   };
 
   if (relevant.has(loss)) add(loss, seed(ctx, loss));
+  // With recompute, each segment's rules read a replay of its forward (recompute.ts), emitted when the
+  // backward enters the segment and dropped of whatever the rules do not read.
+  const segments = opts.recompute ? segmentForward(forward, info) : [];
+  const segmentOf = new Map<(typeof forward)[number], number>();
+  segments.forEach((s, k) => forward.slice(s.start, s.end).forEach((n) => segmentOf.set(n, k)));
+  const produced = new Set(forward.flatMap((n) => n.outputs));
+  let replay: SegmentReplay | undefined;
+  let replaySegment = -1;
+  let replayAt = 0;
+  const flush = () => {
+    replay?.spliceInto(replayAt);
+    replay = undefined;
+  };
   for (const n of active) {
     const gy = n.outputs.map((o) => (o ? total(o) : undefined));
     if (gy.every((x) => x === undefined)) continue;
+    let node = n;
+    if (segments.length) {
+      const s = segmentOf.get(n)!;
+      if (s !== replaySegment) {
+        flush();
+        replaySegment = s;
+        const { start, end } = segments[s]!;
+        if (end - start >= MIN_SEGMENT_NODES) {
+          replayAt = g.nodes.length;
+          const gate = gy.find((x) => x !== undefined)!;
+          replay = new SegmentReplay(g, info, forward.slice(start, end), gate, (v) => produced.has(v));
+        }
+      }
+      if (replay) node = replay.replayed(n);
+    }
     const rule = GRAD_RULES[n.op]!;
     const need = n.inputs.map((i) => relevant.has(i));
-    const gx = rule(ctx, n, gy, need);
+    const gx = rule(ctx, node, gy, need);
     n.inputs.forEach((i, k) => {
       if (!need[k]) return;
       if (!gx[k]) throw new Error(`autodiff: ${n.op} "${n.name}" gave no gradient for input ${k} ("${i}")`);
       add(i, gx[k]!);
     });
   }
+  flush();
 
   const result: Gradients = { grads: new Map(), unreached: [], outputs: new Map() };
   const prefix = opts.prefix ?? 'grad/';
