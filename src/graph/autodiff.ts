@@ -5,7 +5,7 @@
 // Shapes: ranks and most dims are inferred statically (grad-rules/shapes.ts) so broadcasts are undone by
 // static ReduceSum axes; where dims are not known statically (dynamic batch vs. a symbolic table length)
 // the rules fall back to Shape-based ops evaluated at run time. Ranks must be known.
-import type { ElemType, Graph } from './graph.js';
+import type { ElemType, Graph, NodeDef } from './graph.js';
 import { GRAD_RULES, GradContext, NON_DIFFERENTIABLE, ShapeInfo, type SymDim } from './grad-rules/index.js';
 import { isFloat } from './grad-rules/shapes.js';
 import { MIN_SEGMENT_NODES, SegmentReplay, segmentForward } from './recompute.js';
@@ -117,18 +117,35 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
 
   const result: Gradients = { grads: new Map(), unreached: [], outputs: new Map() };
   const prefix = opts.prefix ?? 'grad/';
+  // A gradient made by a backward node that nothing else reads is written under its output name by that
+  // node: an Identity to a graph output would copy it, and all gradients are alive at once at the end.
+  const producer = new Map<string, NodeDef>();
+  const read = new Set<string>();
+  for (const n of g.nodes.slice(forward.length)) n.outputs.forEach((o) => o && producer.set(o, n));
+  for (const n of g.nodes) n.inputs.forEach((i) => i && read.add(i));
   for (const w of targets) {
-    const gw = total(w);
+    let gw = total(w);
     if (!gw) {
       result.unreached.push(w);
       continue;
     }
-    result.grads.set(w, gw);
     if (opts.outputs ?? true) {
       const dims = info.dims(w);
-      const name = g.output(gw, `${prefix}${w}`, info.type(w) as ElemType, dims?.every((d) => d !== null) ? (dims as Exclude<SymDim, null>[]) : undefined);
+      const fixed = dims?.every((d) => d !== null) ? (dims as Exclude<SymDim, null>[]) : undefined;
+      const name = `${prefix}${w}`;
+      const node = producer.get(gw);
+      if (node && !read.has(gw) && !g.outputs.some((o) => o.name === gw)) {
+        node.outputs[node.outputs.indexOf(gw)] = name;
+        producer.delete(gw);
+        info.alias(name, gw);
+        gw = name;
+        g.outputs.push({ name, type: info.type(w) as ElemType, dims: fixed });
+      } else {
+        g.output(gw, name, info.type(w) as ElemType, fixed);
+      }
       result.outputs.set(w, name);
     }
+    result.grads.set(w, gw);
   }
   return result;
 }

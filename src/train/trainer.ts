@@ -7,8 +7,8 @@ import { Graph } from '../graph/graph.js';
 import type { ClipConfig } from '../models/config.js';
 import type { TowerWeights } from '../models/weights.js';
 import { ort } from '../runtime/session.js';
-import { createTrainSession } from './session.js';
-import { adamwScalars, appendAdamW, GRAD_NORM, loadAdamWState, newAdamWState, saveAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
+import { createTrainSession, releaseRunOutputs } from './session.js';
+import { adamwScalars, adamwUpdate, appendAdamW, appendGradNorm, clipCoefficient, GRAD_NORM, loadAdamWState, newAdamWState, saveAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
 import { buildClipLossGraph, graphParams, LOSS } from './clip-loss.js';
 import { canonicalUsesWeightDecay, fromCheckpointLayout, hfKeys, toCheckpointLayout, type KeyMapper, type NamedTensor } from './params.js';
 
@@ -51,10 +51,23 @@ export interface TrainMemory {
    */
   pattern?: boolean;
   /**
-   * Have ORT write the new parameters and moments over the old ones (default true, used when readsPrecede
-   * proves it safe), so they exist once instead of twice.
+   * Where the AdamW update runs (default 'js'). onnxruntime-node returns every output as a fresh copy,
+   * also when it wrote a pre-allocated tensor: with the update in the graph ('graph') the new parameters
+   * and both moments come back as three model-sized copies per step (1.7 GiB for ViT-B/32) beside the
+   * buffers ORT wrote. 'js' fetches only the gradients (one copy) and updates parameters and moments in
+   * place in one pass (adamwUpdate).
+   */
+  update?: 'js' | 'graph';
+  /**
+   * With update 'graph': have ORT write the new parameters and moments over the old ones (default true,
+   * used when readsPrecede proves it safe), so they exist once instead of twice.
    */
   inPlace?: boolean;
+  /**
+   * Activation recomputation per transformer block (default false): the backward recomputes each block's
+   * forward from the block's input instead of keeping its activations alive from the forward pass.
+   */
+  recompute?: boolean;
 }
 
 export interface Param {
@@ -166,18 +179,23 @@ export class ClipTrainer {
     promoteToInputs(g, trainable);
     const evalGraph = cloneGraph(g);
 
-    const grads = appendGradients(g, LOSS, trainable, { outputs: opts.outputGrads ?? false });
+    const jsUpdate = (opts.memory?.update ?? 'js') === 'js';
+    const grads = appendGradients(g, LOSS, trainable, { outputs: jsUpdate || (opts.outputGrads ?? false), recompute: opts.memory?.recompute });
     const updated = trainable.filter((n) => grads.grads.has(n));
     const clampMax = opts.logitScaleMax ?? Math.log(100);
     const adamwStart = g.nodes.length;
-    appendAdamW(g, updated.map((name) => ({
-      name, grad: grads.grads.get(name)!, decay: params.get(name)!.decay,
-      clamp: name === 'logit_scale' ? [0, clampMax] as [number, number] : undefined,
-    })), opts.adamw, (n) => params.get(n)!.dims);
+    if (jsUpdate) {
+      appendGradNorm(g, updated.map((n) => grads.grads.get(n)!));
+    } else {
+      appendAdamW(g, updated.map((name) => ({
+        name, grad: grads.grads.get(name)!, decay: params.get(name)!.decay,
+        clamp: name === 'logit_scale' ? [0, clampMax] as [number, number] : undefined,
+      })), opts.adamw, (n) => params.get(n)!.dims);
+    }
 
     const session = await createTrainSession(g, { threads: opts.threads, ...opts.memory });
     const state = newAdamWState(new Map(updated.map((n) => [n, params.get(n)!.dims])));
-    const inPlace = (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
+    const inPlace = !jsUpdate && (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
     return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, opts, updated, grads.unreached, inPlace);
   }
 
@@ -196,6 +214,33 @@ export class ClipTrainer {
 
   /** One optimizer step at learning rate `lr`; returns the loss before the update. */
   async step(b: TrainBatch, lr: number): Promise<StepResult> {
+    const res = (this.opts.memory?.update ?? 'js') === 'js' ? await this.stepJs(b, lr) : await this.stepInGraph(b, lr);
+    releaseRunOutputs();
+    return res;
+  }
+
+  /** Forward + backward in ORT, the gradients out, AdamW in place here. */
+  private async stepJs(b: TrainBatch, lr: number): Promise<StepResult> {
+    const t = this.state.step + 1;
+    const out = await this.session.run(this.batchFeeds(b), [LOSS, GRAD_NORM, ...this.updated.map((n) => `grad/${n}`)]);
+    const gradNorm = (out[GRAD_NORM]!.data as Float32Array)[0]!;
+    const coef = clipCoefficient(this.opts.adamw, gradNorm);
+    const scalars = adamwScalars(this.opts.adamw, lr, t);
+    const clampMax = this.opts.logitScaleMax ?? Math.log(100);
+    for (const name of this.updated) {
+      const p = this.params.get(name)!;
+      adamwUpdate(p.data, this.state.m.get(name)!, this.state.v.get(name)!, out[`grad/${name}`]!.data as Float32Array, this.opts.adamw, scalars, {
+        coef, decay: p.decay, clamp: name === 'logit_scale' ? [0, clampMax] : undefined,
+      });
+    }
+    this.state.step = t;
+    const res: StepResult = { loss: (out[LOSS]!.data as Float32Array)[0]!, gradNorm };
+    if (this.opts.outputGrads) res.grads = new Map(this.updated.map((n) => [n, out[`grad/${n}`]!.data as Float32Array]));
+    return res;
+  }
+
+  /** Forward, backward and AdamW in one ORT run (update 'graph'). */
+  private async stepInGraph(b: TrainBatch, lr: number): Promise<StepResult> {
     const feeds = this.batchFeeds(b);
     const t = this.state.step + 1;
     for (const [k, v] of Object.entries(adamwScalars(this.opts.adamw, lr, t))) feeds[k] = new ort.Tensor('float32', Float32Array.of(v), []);
