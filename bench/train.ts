@@ -242,6 +242,10 @@ export interface TrainBenchOptions {
 }
 
 export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchResult> {
+  const busy = loadavg()[0]!;
+  if (busy > availableParallelism() - 0.5) {
+    progress(`train: warning: load average is ${busy.toFixed(1)} on ${availableParallelism()} cores before starting; other processes will skew the numbers`);
+  }
   const torchSkipped = await torchUnavailable();
   if (torchSkipped) progress(`train: PyTorch side skipped: ${torchSkipped}`);
   const torch = torchSkipped ? undefined : (await runPython(['-c', 'import torch; print(torch.__version__)'], {})).out.trim();

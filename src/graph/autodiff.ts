@@ -79,6 +79,13 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
   const segmentOf = new Map<(typeof forward)[number], number>();
   segments.forEach((s, k) => forward.slice(s.start, s.end).forEach((n) => segmentOf.set(n, k)));
   const produced = new Set(forward.flatMap((n) => n.outputs));
+  // Per trainable value, the lowest forward index among its readers on the backward path: its gradient
+  // is complete once the backward has passed that node.
+  const firstReader = new Map<string, number>();
+  const index = new Map(forward.map((n, k) => [n, k]));
+  const targetSet = new Set(targets);
+  for (const n of active) for (const i of n.inputs) if (targetSet.has(i)) firstReader.set(i, Math.min(firstReader.get(i) ?? Infinity, index.get(n)!));
+  const pendingGrads = new Set(segments.length ? targets.filter((t) => firstReader.has(t)) : []);
   let replay: SegmentReplay | undefined;
   let replaySegment = -1;
   let replayAt = 0;
@@ -97,9 +104,11 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
         replaySegment = s;
         const { start, end } = segments[s]!;
         if (end - start >= MIN_SEGMENT_NODES) {
+          const done = [...pendingGrads].filter((t) => firstReader.get(t)! >= end);
+          for (const t of done) pendingGrads.delete(t);
+          const gates = [gy.find((x) => x !== undefined)!, ...done.map((t) => total(t)!)];
           replayAt = g.nodes.length;
-          const gate = gy.find((x) => x !== undefined)!;
-          replay = new SegmentReplay(g, info, forward.slice(start, end), gate, (v) => produced.has(v));
+          replay = new SegmentReplay(g, info, forward.slice(start, end), gates, (v) => produced.has(v));
         }
       }
       if (replay) node = replay.replayed(n);
@@ -117,27 +126,31 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
 
   const result: Gradients = { grads: new Map(), unreached: [], outputs: new Map() };
   const prefix = opts.prefix ?? 'grad/';
-  // A gradient made by a backward node that nothing else reads is written under its output name by that
-  // node: an Identity to a graph output would copy it, and all gradients are alive at once at the end.
+  // A gradient made by a backward node is written under its output name by that node (its readers follow):
+  // an Identity to a graph output would copy it, and all gradients are alive at once at the end.
   const producer = new Map<string, NodeDef>();
-  const read = new Set<string>();
   for (const n of g.nodes.slice(forward.length)) n.outputs.forEach((o) => o && producer.set(o, n));
-  for (const n of g.nodes) n.inputs.forEach((i) => i && read.add(i));
+  const renamed = new Map<string, string>();
   for (const w of targets) {
     let gw = total(w);
     if (!gw) {
       result.unreached.push(w);
       continue;
     }
+    gw = renamed.get(gw) ?? gw;
     if (opts.outputs ?? true) {
       const dims = info.dims(w);
       const fixed = dims?.every((d) => d !== null) ? (dims as Exclude<SymDim, null>[]) : undefined;
       const name = `${prefix}${w}`;
-      const node = producer.get(gw);
-      if (node && !read.has(gw) && !g.outputs.some((o) => o.name === gw)) {
-        node.outputs[node.outputs.indexOf(gw)] = name;
+      if (producer.has(gw) && !g.outputs.some((o) => o.name === gw)) {
+        // Made by a backward node: that value takes the output's name (readers included).
+        for (const n of g.nodes.slice(forward.length)) {
+          n.inputs.forEach((x, k) => x === gw && (n.inputs[k] = name));
+          n.outputs.forEach((x, k) => x === gw && (n.outputs[k] = name));
+        }
         producer.delete(gw);
         info.alias(name, gw);
+        renamed.set(gw, name);
         gw = name;
         g.outputs.push({ name, type: info.type(w) as ElemType, dims: fixed });
       } else {
