@@ -38,6 +38,7 @@ export interface TrainResult {
   tokens: number;
   threads: number;
   recompute?: boolean;
+  noArena?: boolean;
   warmupSteps: number;
   steps: number;
   sPerStep: number;
@@ -81,6 +82,8 @@ export interface OursOptions {
   threads: number;
   tokens?: number;
   recompute?: boolean;
+  /** TrainMemory overrides for experiments (arena, update). */
+  memory?: { arena?: boolean; update?: 'js' | 'graph' };
 }
 
 export async function benchOursTrain(o: OursOptions): Promise<TrainResult> {
@@ -89,7 +92,7 @@ export async function benchOursTrain(o: OursOptions): Promise<TrainResult> {
   const trainer = await ClipTrainer.create(cfg, w, {
     adamw: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2 },
     threads: o.threads,
-    memory: { recompute: o.recompute },
+    memory: { recompute: o.recompute, ...o.memory },
   });
   // Random inputs as the torch script makes them: normal pixels, ids below the vocabulary, EOT last.
   const rng = new Rng(0, 1);
@@ -118,7 +121,7 @@ export async function benchOursTrain(o: OursOptions): Promise<TrainResult> {
   const mem = memory();
   await trainer.release();
   return {
-    side: 'ours', model: o.model, batch: o.batch, tokens: T, threads: o.threads, recompute: o.recompute ?? false,
+    side: 'ours', model: o.model, batch: o.batch, tokens: T, threads: o.threads, recompute: o.recompute ?? false, noArena: o.memory?.arena === false,
     warmupSteps: o.warmup, steps: o.steps, sPerStep: dt / o.steps, samplesPerSec: (o.batch * o.steps) / dt,
     gflopPerStep, gflops: gflopPerStep !== undefined ? (gflopPerStep * o.steps) / dt : undefined,
     peakRssMB: mem.peakRssMB, rssMB: mem.rssMB, params, loadAvg: loadavg()[0]!,
@@ -190,7 +193,12 @@ export interface TrainJob {
   batch: number;
   steps: number;
   recompute?: boolean;
+  /** Also ORT's arena off, with glibc mapping large blocks directly (LOW_MEMORY_ENV): the lowest peak. */
+  noArena?: boolean;
 }
+
+/** What `clip train --no-arena` needs in the environment to give freed memory back (see TrainMemory.arena). */
+export const LOW_MEMORY_ENV = { MALLOC_MMAP_THRESHOLD_: '262144' };
 
 export interface TrainBenchResult {
   cpuModel: string;
@@ -200,7 +208,7 @@ export interface TrainBenchResult {
   /** Why the PyTorch rows are missing, when they are. */
   torchSkipped?: string;
   flopsNote: string;
-  rows: (TrainResult | { side: TrainJob['side']; model: TrainModel; batch: number; recompute?: boolean; error: string })[];
+  rows: (TrainResult | { side: TrainJob['side']; model: TrainModel; batch: number; recompute?: boolean; noArena?: boolean; error: string })[];
 }
 
 export const FLOPS_NOTE = 'GFLOP/s = 3 x the forward FLOPs of the graph\'s MatMul/Gemm/Conv nodes (2 per multiply-add, shapes bound to the batch) per step / s per step; same count for both sides';
@@ -209,8 +217,9 @@ export const FLOPS_NOTE = 'GFLOP/s = 3 x the forward FLOPs of the graph\'s MatMu
 function spawnTrainWorker(job: TrainJob, threads: number, torchThreads: number, warmup: number): Promise<TrainResult> {
   return new Promise((resolve, reject) => {
     const args = [fileURLToPath(import.meta.url), '--worker', job.side, '--model', job.model, '--batch', String(job.batch), '--steps', String(job.steps),
-      '--threads', String(job.side === 'torch' ? torchThreads : threads), '--warmup', String(warmup), ...(job.recompute ? ['--recompute'] : [])];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--threads', String(job.side === 'torch' ? torchThreads : threads), '--warmup', String(warmup), ...(job.recompute ? ['--recompute'] : []), ...(job.noArena ? ['--no-arena'] : [])];
+    const env = job.noArena ? { ...process.env, ...LOW_MEMORY_ENV } : process.env;
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
     currentTrainChild = child;
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -233,7 +242,7 @@ export let currentTrainChild: ChildProcess | undefined;
 export interface TrainBenchOptions {
   /** Fewer timed steps (a quick look, noisier). */
   short?: boolean;
-  /** ViT-B/32 batches to measure (default [32]); each gets ours, ours --recompute and torch. */
+  /** ViT-B/32 batches to measure (default [32]); each gets ours, ours --recompute, ours --recompute --no-arena and torch. */
   vitBatches?: number[];
   /** Skip ViT-B/32 (the shared checkpoint is absent). */
   noVit?: boolean;
@@ -255,7 +264,11 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
   if (!torchSkipped) jobs.push({ side: 'torch', model: 'emoji', batch: 128, steps: emojiSteps });
   if (!o.noVit) {
     for (const batch of o.vitBatches ?? [32]) {
-      jobs.push({ side: 'ours', model: 'vitb32', batch, steps: vitSteps }, { side: 'ours', model: 'vitb32', batch, steps: vitSteps, recompute: true });
+      jobs.push(
+        { side: 'ours', model: 'vitb32', batch, steps: vitSteps },
+        { side: 'ours', model: 'vitb32', batch, steps: vitSteps, recompute: true },
+        { side: 'ours', model: 'vitb32', batch, steps: vitSteps, recompute: true, noArena: true },
+      );
       if (!torchSkipped) jobs.push({ side: 'torch', model: 'vitb32', batch, steps: vitSteps });
     }
   }
@@ -266,7 +279,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
   // FLOPs per step of each model and batch, from our graph: the torch rows get the same count.
   const flops = new Map<string, number>();
   for (const job of jobs) {
-    const label = `${job.side} ${job.model} batch ${job.batch}${job.recompute ? ' --recompute' : ''}`;
+    const label = `${job.side} ${job.model} batch ${job.batch}${job.recompute ? ' --recompute' : ''}${job.noArena ? ' --no-arena' : ''}`;
     progress(`--- train: ${label} (${job.steps} timed steps) ---`);
     try {
       const r = await spawnTrainWorker(job, o.threads, o.torchThreads ?? 1, job.model === 'emoji' ? 2 : 1);
@@ -280,7 +293,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       result.rows.push(r);
     } catch (e) {
       progress(`train: ${label} failed: ${(e as Error).message}`);
-      result.rows.push({ side: job.side, model: job.model, batch: job.batch, recompute: job.recompute, error: (e as Error).message });
+      result.rows.push({ side: job.side, model: job.model, batch: job.batch, recompute: job.recompute, noArena: job.noArena, error: (e as Error).message });
     }
   }
   return result;
@@ -296,7 +309,7 @@ export function renderTrainBench(r: TrainBenchResult): string {
   const head = ['model', 'batch', 'side', 'samples/s', 'GFLOP/s', 'peak RSS', 'speed vs torch', 'RSS vs torch', 'load'];
   const rows: string[][] = [];
   for (const x of r.rows) {
-    const side = x.side === 'torch' ? `PyTorch (${'threads' in x ? x.threads : '?'} thr)` : `ours${x.recompute ? ' --recompute' : ''}`;
+    const side = x.side === 'torch' ? `PyTorch (${'threads' in x ? x.threads : '?'} thr)` : `ours${x.recompute ? ' --recompute' : ''}${x.noArena ? ' --no-arena*' : ''}`;
     const model = x.model === 'emoji' ? 'emoji-clip' : 'ViT-B/32';
     if ('error' in x) {
       rows.push([model, String(x.batch), side, 'failed', '', '', '', '', '']);
@@ -312,6 +325,7 @@ export function renderTrainBench(r: TrainBenchResult): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (row: string[]) => row.map((c, i) => (i < 3 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   lines.push(fmt(head), fmt(w.map((n) => '-'.repeat(n))), ...rows.map(fmt), '', r.flopsNote + '.',
+    `* --no-arena rows run with ${Object.entries(LOW_MEMORY_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (glibc returns freed blocks; see TrainMemory.arena).`,
     'peak RSS: the whole process (load, warm-up, timed steps); load: 1-min load average when the row finished (above the core count, other processes competed).');
   return lines.join('\n');
 }
@@ -332,7 +346,10 @@ async function worker(args: string[]): Promise<void> {
   const tokens = Number(get('--tokens', String(TRAIN_TOKENS)));
   const r = side === 'torch'
     ? await benchTorchTrain(model, batch, steps, threads, tokens)
-    : await benchOursTrain({ model, batch, steps, warmup: Number(get('--warmup', '2')), threads, tokens, recompute: args.includes('--recompute') });
+    : await benchOursTrain({
+      model, batch, steps, warmup: Number(get('--warmup', '2')), threads, tokens, recompute: args.includes('--recompute'),
+      memory: { ...(args.includes('--no-arena') ? { arena: false } : {}), ...(args.includes('--update-in-graph') ? { update: 'graph' as const } : {}) },
+    });
   process.stdout.write(JSON.stringify(r) + '\n');
 }
 
