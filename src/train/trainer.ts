@@ -72,6 +72,9 @@ export interface TrainMemory {
   recompute?: boolean;
 }
 
+/** Step outputs at least this large are freed right after the step (see releaseRunOutputs). */
+const RELEASE_OUTPUT_BYTES = 64 * 2 ** 20;
+
 export interface Param {
   /** Current value. Trainable parameters' arrays are overwritten by later steps: copy to keep a snapshot. */
   data: Float32Array;
@@ -216,8 +219,12 @@ export class ClipTrainer {
 
   /** One optimizer step at learning rate `lr`; returns the loss before the update. */
   async step(b: TrainBatch, lr: number): Promise<StepResult> {
-    const res = (this.opts.memory?.update ?? 'js') === 'js' ? await this.stepJs(b, lr) : await this.stepInGraph(b, lr);
-    releaseRunOutputs();
+    const js = (this.opts.memory?.update ?? 'js') === 'js';
+    const res = js ? await this.stepJs(b, lr) : await this.stepInGraph(b, lr);
+    // Model-sized outputs (gradients, or new parameters and moments) are freed now; small models' are
+    // left to V8, a full collection per step would cost them more than it saves.
+    const fetched = this.updated.reduce((a, n) => a + this.params.get(n)!.data.length, 0) * 4 * (js ? 1 : 3);
+    if (fetched >= RELEASE_OUTPUT_BYTES) releaseRunOutputs();
     return res;
   }
 
