@@ -79,13 +79,6 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
   const segmentOf = new Map<(typeof forward)[number], number>();
   segments.forEach((s, k) => forward.slice(s.start, s.end).forEach((n) => segmentOf.set(n, k)));
   const produced = new Set(forward.flatMap((n) => n.outputs));
-  // Per trainable value, the lowest forward index among its readers on the backward path: its gradient
-  // is complete once the backward has passed that node.
-  const firstReader = new Map<string, number>();
-  const index = new Map(forward.map((n, k) => [n, k]));
-  const targetSet = new Set(targets);
-  for (const n of active) for (const i of n.inputs) if (targetSet.has(i)) firstReader.set(i, Math.min(firstReader.get(i) ?? Infinity, index.get(n)!));
-  const pendingGrads = new Set(segments.length ? targets.filter((t) => firstReader.has(t)) : []);
   let replay: SegmentReplay | undefined;
   let replaySegment = -1;
   let replayAt = 0;
@@ -104,11 +97,8 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
         replaySegment = s;
         const { start, end } = segments[s]!;
         if (end - start >= MIN_SEGMENT_NODES) {
-          const done = [...pendingGrads].filter((t) => firstReader.get(t)! >= end);
-          for (const t of done) pendingGrads.delete(t);
-          const gates = [gy.find((x) => x !== undefined)!, ...done.map((t) => total(t)!)];
           replayAt = g.nodes.length;
-          replay = new SegmentReplay(g, info, forward.slice(start, end), gates, (v) => produced.has(v));
+          replay = new SegmentReplay(g, info, forward.slice(start, end), gy.find((x) => x !== undefined)!, (v) => produced.has(v));
         }
       }
       if (replay) node = replay.replayed(n);

@@ -68,22 +68,18 @@ export class SegmentReplay {
 
   /**
    * @param nodes the segment's forward nodes
-   * @param gates gradient values that must exist before the replay runs: the gradient arriving at this
-   *   segment, and the finished parameter gradients of the segment processed before (so that ORT, whose
-   *   default order is a depth-first walk back from the outputs, computes them before replaying this
-   *   segment instead of deferring them and keeping every replayed activation they read alive)
+   * @param gate a gradient value that exists only once the backward has reached this segment
    * @param isActivation float values produced by forward nodes (as opposed to parameters, constants and graph inputs)
    */
-  constructor(private readonly g: Graph, private readonly info: ShapeInfo, nodes: NodeDef[], gates: string[], isActivation: (v: string) => boolean) {
+  constructor(private readonly g: Graph, private readonly info: ShapeInfo, nodes: NodeDef[], gate: string, isActivation: (v: string) => boolean) {
     const inside = new Set(nodes.flatMap((n) => n.outputs));
     const zeroOf = new Map<string, string>();
     const gated = (v: string): string => {
       const type = this.info.type(v);
       let zero = zeroOf.get(type);
       if (!zero) {
-        const firsts = gates.map((x) => this.emit('Shape', [x], { start: attr.i(0), end: attr.i(1) }));
-        const first = firsts.length === 1 ? firsts[0]! : this.emit('Concat', firsts, { axis: attr.i(0) });
-        const none = this.emit('ReduceMin', [this.emit('Mul', [first, g.constI64([0])])], { keepdims: attr.i(1) });
+        const first = this.emit('Shape', [gate], { start: attr.i(0), end: attr.i(1) });
+        const none = this.emit('Mul', [first, g.constI64([0])]);
         zero = this.emit('Cast', [none], { to: attr.i(DTYPE_TO_ONNX[type]!) });
         this.info.alias(zero, undefined, { type, dims: [1] });
         zeroOf.set(type, zero);
