@@ -5,6 +5,9 @@
 //   node dist/bench/run.js --worker <name>     one side: ours-fp32 | tjs-fp32 | ours-int8 | tjs-q8 | ours-12mp | tjs-12mp
 //   --workers a,b,...   run only these workers (default: all);  --no-photos  skip the 12 MP photo workers;
 //   --no-search         skip the vector search latency
+//   --only train        only the training bench (emoji-clip and ViT-B/32 steps, ours vs PyTorch; bench/train.ts)
+//   --no-train          skip the training bench;  --short  fewer timed training steps
+//   --train-batches 32,64,128   ViT-B/32 batches for the training bench (default 32)
 import { runSearchBench, renderSearchBench, type SearchBenchResult } from './search.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +18,7 @@ import { REPO_ROOT, benchInputs, bigPhotos, ensureCheckpoint, sharedAvailable, S
 import { renderPhotos, type PhotosResult } from './photos.js';
 import { buildReport, renderTable } from './report.js';
 import { IMAGE_BATCH, TEXT_BATCH, progress, type WorkerResult } from './timing.js';
+import { currentTrainChild, renderTrainBench, runTrainBench, type TrainBenchResult } from './train.js';
 
 const MAIN_WORKERS = ['ours-fp32', 'tjs-fp32', 'ours-int8', 'tjs-q8'] as const;
 const PHOTO_WORKERS = ['ours-12mp', 'tjs-12mp'] as const;
@@ -55,6 +59,7 @@ let current: ChildProcess | undefined;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (current?.pid !== undefined && current.exitCode === null) current.kill('SIGTERM');
+    if (currentTrainChild?.pid !== undefined && currentTrainChild.exitCode === null) currentTrainChild.kill('SIGTERM');
     process.exit(130);
   });
 }
@@ -89,6 +94,27 @@ async function main(): Promise<void> {
     return runWorker(name, args.includes('--load-only'));
   }
   const jsonOnly = args.includes('--json');
+  const oi = args.indexOf('--only');
+  const only = oi >= 0 ? args[oi + 1] : undefined;
+  if (only !== undefined && only !== 'train') throw new Error(`--only: expected "train" (got ${only ?? 'nothing'})`);
+  const tb = args.indexOf('--train-batches');
+  const vitBatches = tb >= 0 ? (args[tb + 1] ?? '').split(',').map(Number) : undefined;
+  if (vitBatches?.some((b) => !Number.isInteger(b) || b < 1 || b > 4096)) throw new Error('--train-batches: expected batch sizes such as 32,64,128');
+  const trainOpts = { short: args.includes('--short'), vitBatches, threads: THREADS, torchThreads: Number(process.env.CLIP_BENCH_TORCH_THREADS ?? 1) };
+  if (only === 'train') {
+    const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
+    progress(`training bench only; CPU ${cpuModel}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    if (!sharedAvailable()) progress(`ViT-B/32 rows skipped: ${SHARED}/bench/vitb32-tiled.tar.xz is absent`);
+    else ensureCheckpoint(progress); // once here, so workers never race to extract
+    const train = await runTrainBench({ ...trainOpts, noVit: !sharedAvailable() });
+    const resultsDir = join(REPO_ROOT, 'bench', 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    const file = join(resultsDir, 'latest-train.json');
+    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, ...train }, null, 2) + '\n');
+    if (jsonOnly) process.stdout.write(JSON.stringify(train) + '\n');
+    else process.stdout.write(renderTrainBench(train) + `\n\nwritten ${file}\n`);
+    return;
+  }
   const wsel = args.indexOf('--workers');
   const selected = wsel >= 0 ? (args[wsel + 1] ?? '').split(',').filter(Boolean) : [...WORKERS];
   const unknown = selected.filter((w) => !(WORKERS as readonly string[]).includes(w));
@@ -145,6 +171,12 @@ async function main(): Promise<void> {
     search = await runSearchBench({});
   }
 
+  let train: TrainBenchResult | undefined;
+  if (!args.includes('--no-train')) {
+    progress('--- training (emoji-clip and ViT-B/32 steps, ours vs PyTorch) ---');
+    train = await runTrainBench(trainOpts);
+  }
+
   const report = buildReport({
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), threads: THREADS, node: process.version, platform: `${process.platform}-${process.arch}` },
@@ -156,6 +188,7 @@ async function main(): Promise<void> {
     workers,
   });
   if (search) (report as unknown as Record<string, unknown>).search = search;
+  if (train) (report as unknown as Record<string, unknown>).train = train;
   const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
   const oursPhotos = photoResults.find((r) => r.worker === 'ours-12mp');
   const theirPhotos = photoResults.find((r) => r.worker === 'tjs-12mp');
@@ -170,6 +203,7 @@ async function main(): Promise<void> {
     process.stdout.write(renderTable(report) + '\n');
     if (photoResults.length) process.stdout.write('\n' + renderPhotos(oursPhotos, theirPhotos, cpuModel) + '\n');
     if (search) process.stdout.write('\n' + renderSearchBench(search) + '\n');
+    if (train) process.stdout.write('\n' + renderTrainBench(train) + '\n');
     process.stdout.write(`\nwritten ${file}\n`);
   }
 }

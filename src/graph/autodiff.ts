@@ -5,15 +5,18 @@
 // Shapes: ranks and most dims are inferred statically (grad-rules/shapes.ts) so broadcasts are undone by
 // static ReduceSum axes; where dims are not known statically (dynamic batch vs. a symbolic table length)
 // the rules fall back to Shape-based ops evaluated at run time. Ranks must be known.
-import type { ElemType, Graph } from './graph.js';
+import type { ElemType, Graph, NodeDef } from './graph.js';
 import { GRAD_RULES, GradContext, NON_DIFFERENTIABLE, ShapeInfo, type SymDim } from './grad-rules/index.js';
 import { isFloat } from './grad-rules/shapes.js';
+import { MIN_SEGMENT_NODES, SegmentReplay, segmentForward } from './recompute.js';
 
 export interface GradientOptions {
   /** Add graph outputs `${prefix}${name}` for every gradient (default true). */
   outputs?: boolean;
   /** Output name prefix (default 'grad/'). */
   prefix?: string;
+  /** Recompute each block's forward in the backward instead of keeping its activations (see recompute.ts). */
+  recompute?: boolean;
 }
 
 export interface Gradients {
@@ -70,33 +73,82 @@ export function appendGradients(g: Graph, loss: string, wrt: Iterable<string>, o
   };
 
   if (relevant.has(loss)) add(loss, seed(ctx, loss));
+  // With recompute, each segment's rules read a replay of its forward (recompute.ts), emitted when the
+  // backward enters the segment and dropped of whatever the rules do not read.
+  const segments = opts.recompute ? segmentForward(forward, info) : [];
+  const segmentOf = new Map<(typeof forward)[number], number>();
+  segments.forEach((s, k) => forward.slice(s.start, s.end).forEach((n) => segmentOf.set(n, k)));
+  const produced = new Set(forward.flatMap((n) => n.outputs));
+  let replay: SegmentReplay | undefined;
+  let replaySegment = -1;
+  let replayAt = 0;
+  const flush = () => {
+    replay?.spliceInto(replayAt);
+    replay = undefined;
+  };
   for (const n of active) {
     const gy = n.outputs.map((o) => (o ? total(o) : undefined));
     if (gy.every((x) => x === undefined)) continue;
+    let node = n;
+    if (segments.length) {
+      const s = segmentOf.get(n)!;
+      if (s !== replaySegment) {
+        flush();
+        replaySegment = s;
+        const { start, end } = segments[s]!;
+        if (end - start >= MIN_SEGMENT_NODES) {
+          replayAt = g.nodes.length;
+          replay = new SegmentReplay(g, info, forward.slice(start, end), gy.find((x) => x !== undefined)!, (v) => produced.has(v));
+        }
+      }
+      if (replay) node = replay.replayed(n);
+    }
     const rule = GRAD_RULES[n.op]!;
     const need = n.inputs.map((i) => relevant.has(i));
-    const gx = rule(ctx, n, gy, need);
+    const gx = rule(ctx, node, gy, need);
     n.inputs.forEach((i, k) => {
       if (!need[k]) return;
       if (!gx[k]) throw new Error(`autodiff: ${n.op} "${n.name}" gave no gradient for input ${k} ("${i}")`);
       add(i, gx[k]!);
     });
   }
+  flush();
 
   const result: Gradients = { grads: new Map(), unreached: [], outputs: new Map() };
   const prefix = opts.prefix ?? 'grad/';
+  // A gradient made by a backward node is written under its output name by that node (its readers follow):
+  // an Identity to a graph output would copy it, and all gradients are alive at once at the end.
+  const producer = new Map<string, NodeDef>();
+  for (const n of g.nodes.slice(forward.length)) n.outputs.forEach((o) => o && producer.set(o, n));
+  const renamed = new Map<string, string>();
   for (const w of targets) {
-    const gw = total(w);
+    let gw = total(w);
     if (!gw) {
       result.unreached.push(w);
       continue;
     }
-    result.grads.set(w, gw);
+    gw = renamed.get(gw) ?? gw;
     if (opts.outputs ?? true) {
       const dims = info.dims(w);
-      const name = g.output(gw, `${prefix}${w}`, info.type(w) as ElemType, dims?.every((d) => d !== null) ? (dims as Exclude<SymDim, null>[]) : undefined);
+      const fixed = dims?.every((d) => d !== null) ? (dims as Exclude<SymDim, null>[]) : undefined;
+      const name = `${prefix}${w}`;
+      if (producer.has(gw) && !g.outputs.some((o) => o.name === gw)) {
+        // Made by a backward node: that value takes the output's name (readers included).
+        for (const n of g.nodes.slice(forward.length)) {
+          n.inputs.forEach((x, k) => x === gw && (n.inputs[k] = name));
+          n.outputs.forEach((x, k) => x === gw && (n.outputs[k] = name));
+        }
+        producer.delete(gw);
+        info.alias(name, gw);
+        renamed.set(gw, name);
+        gw = name;
+        g.outputs.push({ name, type: info.type(w) as ElemType, dims: fixed });
+      } else {
+        g.output(gw, name, info.type(w) as ElemType, fixed);
+      }
       result.outputs.set(w, name);
     }
+    result.grads.set(w, gw);
   }
   return result;
 }

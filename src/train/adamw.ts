@@ -39,9 +39,7 @@ export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, di
   const stepSize = scalar(ADAMW_INPUTS.stepSize);
   const bc2Sqrt = scalar(ADAMW_INPUTS.bc2Sqrt);
 
-  const sq = params.map((p) => g.op('ReduceSumSquare', [p.grad], { keepdims: attr.i(0) }));
-  const norm = g.op('Sqrt', [sq.length === 1 ? sq[0]! : g.op('Sum', sq)]);
-  g.output(norm, GRAD_NORM, 'float32', []);
+  const norm = appendGradNorm(g, params.map((p) => p.grad));
   let coef: string | undefined;
   if (cfg.maxGradNorm !== undefined) {
     coef = g.op('Min', [f(1), g.op('Div', [f(cfg.maxGradNorm), g.op('Add', [norm, f(1e-6)])])]);
@@ -73,6 +71,47 @@ export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, di
     if (p.clamp) g.node('Clip', [g.op('Sub', [decayed, update]), f(p.clamp[0]), f(p.clamp[1])], {}, { outputs: [n.newParam] });
     else g.node('Sub', [decayed, update], {}, { outputs: [n.newParam] });
     for (const o of [n.newParam, n.newM, n.newV]) g.output(o, o, 'float32', shape);
+  }
+}
+
+/** The global L2 norm of `grads` as graph output GRAD_NORM. */
+export function appendGradNorm(g: Graph, grads: string[]): string {
+  const sq = grads.map((x) => g.op('ReduceSumSquare', [x], { keepdims: attr.i(0) }));
+  const norm = g.op('Sqrt', [sq.length === 1 ? sq[0]! : g.op('Sum', sq)]);
+  g.output(norm, GRAD_NORM, 'float32', []);
+  return norm;
+}
+
+/** Clipping factor for a global gradient norm, as the graph computes it (torch's clip_grad_norm_). */
+export const clipCoefficient = (cfg: AdamWConfig, norm: number): number =>
+  cfg.maxGradNorm === undefined ? 1 : Math.min(1, cfg.maxGradNorm / (norm + 1e-6));
+
+/**
+ * One AdamW step in place on p, m, v from gradient `grad` (times `coef`), in the graph's (torch's) order
+ * of operations, with the scalars of adamwScalars. One pass over the four arrays, no allocation.
+ */
+export function adamwUpdate(
+  p: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, cfg: AdamWConfig,
+  s: Record<string, number>, o: { coef: number; decay: boolean; clamp?: [number, number] },
+): void {
+  const [b1, b2] = cfg.betas;
+  const c1 = 1 - b1;
+  const c2 = 1 - b2;
+  const decay = o.decay && cfg.weightDecay !== 0 ? s[ADAMW_INPUTS.decay]! : 1;
+  const stepSize = s[ADAMW_INPUTS.stepSize]!;
+  const bc2Sqrt = s[ADAMW_INPUTS.bc2Sqrt]!;
+  const eps = cfg.eps;
+  const coef = o.coef;
+  const lo = o.clamp?.[0] ?? -Infinity;
+  const hi = o.clamp?.[1] ?? Infinity;
+  for (let i = 0; i < p.length; i++) {
+    const gi = grad[i]! * coef;
+    const mi = m[i]! + (gi - m[i]!) * c1;
+    const vi = v[i]! * b2 + gi * c2 * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const x = p[i]! * decay - (mi / (Math.sqrt(vi) / bc2Sqrt + eps)) * stepSize;
+    p[i] = x < lo ? lo : x > hi ? hi : x;
   }
 }
 

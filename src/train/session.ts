@@ -1,5 +1,7 @@
 // ORT sessions for training graphs: one large graph whose activations, gradients and optimizer
 // temporaries live only during a step, run with input shapes that change from batch to batch.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { toOnnxModel } from '../graph/onnx.js';
 import type { Graph } from '../graph/graph.js';
 import { ort } from '../runtime/session.js';
@@ -16,4 +18,27 @@ export async function createTrainSession(g: Graph, opts: { threads?: number; are
     enableMemPattern: opts.pattern ?? false,
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
   });
+}
+
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * Free the outputs of a finished run now. onnxruntime-node hands every output back as a fresh copy (even
+ * into a pre-allocated tensor), and V8 collects such external buffers late: a training step's model-sized
+ * outputs would otherwise pile up for several steps. Uses the exposed gc when Node runs with --expose-gc,
+ * else exposes it once; a no-op where neither works.
+ */
+export function releaseRunOutputs(): void {
+  if (gcFn === undefined) {
+    gcFn = (globalThis as { gc?: () => void }).gc ?? null;
+    if (!gcFn) {
+      try {
+        setFlagsFromString('--expose-gc');
+        gcFn = runInNewContext('gc') as () => void;
+      } catch {
+        gcFn = null;
+      }
+    }
+  }
+  gcFn?.();
 }

@@ -8,8 +8,8 @@ import type { ClipConfig } from '../models/config.js';
 import type { LossKind, LossTowers } from '../models/family.js';
 import type { TowerWeights } from '../models/weights.js';
 import { ort } from '../runtime/session.js';
-import { createTrainSession } from './session.js';
-import { adamwScalars, appendAdamW, GRAD_NORM, loadAdamWState, newAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
+import { createTrainSession, releaseRunOutputs } from './session.js';
+import { adamwScalars, adamwUpdate, appendAdamW, appendGradNorm, clipCoefficient, GRAD_NORM, loadAdamWState, newAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
 import { writeOptimizerState } from './checkpoint-io.js';
 import { buildClipLossGraph, LOSS, type TrainTextInputs } from './clip-loss.js';
 import { usesWeightDecay, type NamedTensor } from './params.js';
@@ -48,10 +48,12 @@ export interface TrainerOptions {
 
 export interface TrainMemory {
   /**
-   * ORT's CPU arena (default true). Without it ORT takes each step's activations and gradients from the
-   * system and gives them back: less resident between steps, but not a lower peak (malloc fragments),
-   * and ~25% more CPU per step (page faults on fresh memory). ViT-B/32, batch 32: 7.2 GB peak and 22 s of
-   * CPU per step without, 6.6 GB and 18 s with.
+   * ORT's CPU arena (default true). The arena keeps what a step used and grows in doubling regions, so
+   * it holds more than the step's live tensors. Without it ORT takes memory from malloc and returns it,
+   * which lowers the peak only when glibc maps large blocks directly (MALLOC_MMAP_THRESHOLD_=262144 in
+   * the environment; otherwise freed heap memory stays resident and the peak is higher), and costs page
+   * faults on fresh memory every step. ViT-B/32, batch 32, recompute, 2 cores: 4.25 GiB and 8.9 s per step
+   * with the arena, 3.58 GiB and 11.0 s without it (with that variable).
    */
   arena?: boolean;
   /**
@@ -60,11 +62,27 @@ export interface TrainMemory {
    */
   pattern?: boolean;
   /**
-   * Have ORT write the new parameters and moments over the old ones (default true, used when readsPrecede
-   * proves it safe), so they exist once instead of twice.
+   * Where the AdamW update runs (default 'js'). onnxruntime-node returns every output as a fresh copy,
+   * also when it wrote a pre-allocated tensor: with the update in the graph ('graph') the new parameters
+   * and both moments come back as three model-sized copies per step (1.7 GiB for ViT-B/32) beside the
+   * buffers ORT wrote. 'js' fetches only the gradients (one copy) and updates parameters and moments in
+   * place in one pass (adamwUpdate).
+   */
+  update?: 'js' | 'graph';
+  /**
+   * With update 'graph': have ORT write the new parameters and moments over the old ones (default true,
+   * used when readsPrecede proves it safe), so they exist once instead of twice.
    */
   inPlace?: boolean;
+  /**
+   * Activation recomputation per transformer block (default false): the backward recomputes each block's
+   * forward from the block's input instead of keeping its activations alive from the forward pass.
+   */
+  recompute?: boolean;
 }
+
+/** Step outputs at least this large are freed right after the step (see releaseRunOutputs). */
+const RELEASE_OUTPUT_BYTES = 64 * 2 ** 20;
 
 /** A checkpoint tensor under its checkpoint name, in its stored layout. */
 export interface Param {
@@ -177,18 +195,23 @@ export class ClipTrainer {
     promoteToInputs(g, trainable);
     const evalGraph = cloneGraph(g);
 
-    const grads = appendGradients(g, LOSS, trainable, { outputs: opts.outputGrads ?? false });
+    const jsUpdate = (opts.memory?.update ?? 'js') === 'js';
+    const grads = appendGradients(g, LOSS, trainable, { outputs: jsUpdate || (opts.outputGrads ?? false), recompute: opts.memory?.recompute });
     const updated = trainable.filter((n) => grads.grads.has(n));
     const clampMax = opts.logitScaleMax ?? Math.log(100);
     const adamwStart = g.nodes.length;
-    appendAdamW(g, updated.map((name) => ({
-      name, grad: grads.grads.get(name)!, decay: params.get(name)!.decay,
-      clamp: name === 'logit_scale' ? [0, clampMax] as [number, number] : undefined,
-    })), opts.adamw, (n) => params.get(n)!.dims);
+    if (jsUpdate) {
+      appendGradNorm(g, updated.map((n) => grads.grads.get(n)!));
+    } else {
+      appendAdamW(g, updated.map((name) => ({
+        name, grad: grads.grads.get(name)!, decay: params.get(name)!.decay,
+        clamp: name === 'logit_scale' ? [0, clampMax] as [number, number] : undefined,
+      })), opts.adamw, (n) => params.get(n)!.dims);
+    }
 
     const session = await createTrainSession(g, { threads: opts.threads, ...opts.memory });
     const state = newAdamWState(new Map(updated.map((n) => [n, params.get(n)!.dims])));
-    const inPlace = (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
+    const inPlace = !jsUpdate && (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
     return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, textInputs, opts, updated, grads.unreached, inPlace);
   }
 
@@ -214,6 +237,37 @@ export class ClipTrainer {
 
   /** One optimizer step at learning rate `lr`; returns the loss before the update. */
   async step(b: TrainBatch, lr: number): Promise<StepResult> {
+    const js = (this.opts.memory?.update ?? 'js') === 'js';
+    const res = js ? await this.stepJs(b, lr) : await this.stepInGraph(b, lr);
+    // Model-sized outputs (gradients, or new parameters and moments) are freed now; small models' are
+    // left to V8, a full collection per step would cost them more than it saves.
+    const fetched = this.updated.reduce((a, n) => a + this.params.get(n)!.data.length, 0) * 4 * (js ? 1 : 3);
+    if (fetched >= RELEASE_OUTPUT_BYTES) releaseRunOutputs();
+    return res;
+  }
+
+  /** Forward + backward in ORT, the gradients out, AdamW in place here. */
+  private async stepJs(b: TrainBatch, lr: number): Promise<StepResult> {
+    const t = this.state.step + 1;
+    const out = await this.session.run(this.batchFeeds(b), [LOSS, GRAD_NORM, ...this.updated.map((n) => `grad/${n}`)]);
+    const gradNorm = (out[GRAD_NORM]!.data as Float32Array)[0]!;
+    const coef = clipCoefficient(this.opts.adamw, gradNorm);
+    const scalars = adamwScalars(this.opts.adamw, lr, t);
+    const clampMax = this.opts.logitScaleMax ?? Math.log(100);
+    for (const name of this.updated) {
+      const p = this.params.get(name)!;
+      adamwUpdate(p.data, this.state.m.get(name)!, this.state.v.get(name)!, out[`grad/${name}`]!.data as Float32Array, this.opts.adamw, scalars, {
+        coef, decay: p.decay, clamp: name === 'logit_scale' ? [0, clampMax] : undefined,
+      });
+    }
+    this.state.step = t;
+    const res: StepResult = { loss: (out[LOSS]!.data as Float32Array)[0]!, gradNorm };
+    if (this.opts.outputGrads) res.grads = new Map(this.updated.map((n) => [n, out[`grad/${n}`]!.data as Float32Array]));
+    return res;
+  }
+
+  /** Forward, backward and AdamW in one ORT run (update 'graph'). */
+  private async stepInGraph(b: TrainBatch, lr: number): Promise<StepResult> {
     const feeds = this.batchFeeds(b);
     const t = this.state.step + 1;
     for (const [k, v] of Object.entries(adamwScalars(this.opts.adamw, lr, t))) feeds[k] = new ort.Tensor('float32', Float32Array.of(v), []);

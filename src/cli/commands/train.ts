@@ -116,6 +116,8 @@ export function registerTrain(program: Command): void {
     .option('--resume', 'continue from the newest checkpoint in --out')
     .option('--threads <n>', 'ORT intra-op threads', positiveInt('--threads'))
     .option('--cache-mb <n>', 'memory for decoded images; larger sets are decoded per batch', positiveInt('--cache-mb'))
+    .option('--recompute', 'recompute each transformer block\'s activations in the backward pass instead of keeping them: less memory for larger batches, ~1/3 more compute')
+    .option('--no-arena', 'no ONNX Runtime memory arena: with MALLOC_MMAP_THRESHOLD_=262144 in the environment, memory freed within a step goes back to the system (lowest peak, slower)')
     .option('--json', 'print one JSON record per epoch and a final one, instead of a table')
     .addHelpText('after', HELP)
     .action(async (data: string | undefined, o: Record<string, any>, cmd: Command) => {
@@ -126,6 +128,7 @@ export function registerTrain(program: Command): void {
       const result = await trainClip(given, {
         out: o.out, resume: o.resume, saveEvery: o.saveEvery, keep: o.keep, threads: o.threads,
         cacheBytes: o.cacheMb === undefined ? undefined : o.cacheMb * 2 ** 20,
+        memory: { ...(o.recompute ? { recompute: true } : {}), ...(o.arena === false ? { arena: false } : {}) },
       }, {
         note: (m) => status.message(`clip: ${m}`),
         prepare: (stage, d, t) => status.stage(stage, d, t),

@@ -109,6 +109,14 @@ export class ShapeInfo {
     return Array.from(t.data as BigInt64Array, Number);
   }
 
+  /** Give `name` the type, dims and known contents of `like` (a recomputed copy of it), or `meta`. */
+  alias(name: string, like?: string, meta?: ValueMeta): void {
+    const m = like !== undefined ? this.meta.get(like) : meta;
+    if (m) this.meta.set(name, m);
+    const v = like !== undefined ? this.values.get(like) : undefined;
+    if (v) this.values.set(name, v);
+  }
+
   private set(v: string, type: DType, dims?: SymDim[]): void {
     this.meta.set(v, { type, dims });
   }
