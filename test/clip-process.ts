@@ -43,3 +43,21 @@ export class ClipProcesses {
     for (const c of this.children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
   }
 }
+
+export interface ClipExit { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Run `clip` to its end; with `killWhen`, SIGKILL it as soon as its stderr matches (a crash mid-run). */
+export function runClip(args: string[], killWhen?: RegExp): Promise<ClipExit> {
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, [CLIP_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (killWhen?.test(stderr)) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
+  });
+}

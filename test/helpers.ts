@@ -34,3 +34,18 @@ export function golden(path: string): { get(name: string): Float32Array; shape(n
 }
 
 export const readJson = (p: string): any => JSON.parse(readFileSync(p, 'utf8'));
+
+/**
+ * A gradient against its reference, element by element, with the tolerance of the training-step goldens
+ * (1e-4 absolute or 1e-3 relative: float32 sums in another order); returns the worst absolute difference.
+ */
+export function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): number {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    worst = Math.max(worst, d);
+    assert.ok(d <= 1e-4 || d <= 1e-3 * Math.abs(expected[i]!), `${what}[${i}] ${actual[i]} vs ${expected[i]}`);
+  }
+  return worst;
+}

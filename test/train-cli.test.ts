@@ -3,7 +3,6 @@
 // `evalRetrieval` on the saved model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,8 @@ import { readRetrievalTsv } from '../src/tasks/datasets.js';
 import { evalRetrieval } from '../src/tasks/eval-retrieval.js';
 import { trainClip } from '../src/train/run.js';
 import { shapeSet, toEasyNlpTsv } from '../src/train/synthetic.js';
-import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
+import { fixture, SKIP_FIXTURES } from './fixtures.js';
+import { runClip } from './clip-process.js';
 
 const TOKENIZER = fixture('common', 'tokenizer-clip');
 const TINY = fixture('hf-clip-tiny');
@@ -32,23 +32,6 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'clip-train-cli-'));
 }
 
-interface Run { code: number | null; signal: string | null; stdout: string; stderr: string }
-
-/** Run the CLI; with `killWhen`, SIGKILL it as soon as its stderr matches. */
-function cli(entry: string, args: string[], killWhen?: RegExp): Promise<Run> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (killWhen?.test(stderr)) child.kill('SIGKILL');
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolveRun({ code, signal, stdout, stderr }));
-  });
-}
 
 const jsonLines = (s: string) => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const tensorBytes = (f: SafetensorsFile, k: string) => Buffer.from(f.get(k).bytes);
@@ -56,7 +39,6 @@ const tensorBytes = (f: SafetensorsFile, k: string) => Buffer.from(f.get(k).byte
 test('fine-tune with --freeze vision on EasyNLP TSV: vision weights unchanged, bad image skipped, val recall = evalRetrieval of the saved model', { skip: SKIP_FIXTURES }, async (t) => {
   const dir = tmp();
   try {
-    const entry = CLIP_BIN;
     const lines = toEasyNlpTsv(await shapeSet(2, 32, 1, ['red', 'blue', 'green'])).trim().split('\n');
     // A PNG signature followed by junk: looks like an image to the TSV reader, fails to decode.
     const broken = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]).toString('base64');
@@ -64,7 +46,7 @@ test('fine-tune with --freeze vision on EasyNLP TSV: vision weights unchanged, b
     writeFileSync(join(dir, 'train.tsv'), lines.join('\n') + '\n');
     writeFileSync(join(dir, 'val.tsv'), toEasyNlpTsv(await shapeSet(1, 32, 2, ['red', 'blue', 'green'])));
     const out = join(dir, 'out');
-    const r = await cli(entry, [
+    const r = await runClip([
       'train', join(dir, 'train.tsv'), '--model', TINY, '--freeze', 'vision', '--val', join(dir, 'val.tsv'),
       '-o', out, '--epochs', '2', '--batch-size', '8', '--lr', '1e-3', '--save-every', '2', '--json',
     ]);
@@ -104,24 +86,23 @@ test('fine-tune with --freeze vision on EasyNLP TSV: vision weights unchanged, b
 test('--resume after SIGKILL continues exactly like an uninterrupted run', { skip: SKIP_FIXTURES }, async (t) => {
   const dir = tmp();
   try {
-    const entry = CLIP_BIN;
     writeFileSync(join(dir, 'train.tsv'), toEasyNlpTsv(await shapeSet(4, 32, 3)));
     writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
     const args = (out: string) => ['train', join(dir, 'train.tsv'), '--config', join(dir, 'config.json'), '--tokenizer', TOKENIZER, '-o', out,
       '--epochs', '6', '--batch-size', '16', '--lr', '2e-3', '--warmup', '5', '--grad-clip', '1', '--seed', '5', '--save-every', '4', '--threads', '2', '--augment', 'crop+style', '--json'];
 
-    const full = await cli(entry, args(join(dir, 'full')));
+    const full = await runClip(args(join(dir, 'full')));
     assert.equal(full.code, 0, full.stderr);
 
     const cut = join(dir, 'cut');
-    const killed = await cli(entry, args(cut), /saved \S*checkpoint-4\b/);
+    const killed = await runClip(args(cut), /saved \S*checkpoint-4\b/);
     assert.equal(killed.signal, 'SIGKILL', `not killed: ${killed.stderr}`);
     assert.ok(!existsSync(join(cut, 'model.safetensors')), 'the run finished before the kill');
     // Without --resume an existing run is not overwritten; with it, options come from the run.
-    const refused = await cli(entry, args(cut));
+    const refused = await runClip(args(cut));
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /--resume/);
-    const resumed = await cli(entry, ['train', '--resume', '-o', cut, '--threads', '2', '--json']);
+    const resumed = await runClip(['train', '--resume', '-o', cut, '--threads', '2', '--json']);
     assert.equal(resumed.code, 0, resumed.stderr);
 
     const [a, b] = [jsonLines(full.stdout).at(-1), jsonLines(resumed.stdout).at(-1)];
