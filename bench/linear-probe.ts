@@ -10,7 +10,7 @@ import { ClipModel } from '../src/runtime/clip-model.js';
 import { readLabeledCsv } from '../src/tasks/datasets.js';
 import { withClasses } from '../src/tasks/eval-zeroshot.js';
 import { labeledFeatures } from '../src/tasks/features.js';
-import { fitLinearProbe, headAccuracy, headLogits, type Backend, type FeatureMatrix } from '../src/tasks/linear-probe.js';
+import { fitLinearProbe, headAccuracy, type Backend } from '../src/tasks/linear-probe.js';
 import { npyHeader } from '../src/tasks/writers.js';
 
 function arg(name: string): string | undefined {

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
-import { fitLinearProbe, headAccuracy, headLogits, zeroShotHead, type FeatureMatrix, type LinearHead } from '../src/tasks/linear-probe.js';
+import { fitLinearProbe, headAccuracy, zeroShotHead, type FeatureMatrix, type LinearHead } from '../src/tasks/linear-probe.js';
 import { readHead, writeHead } from '../src/tasks/head-file.js';
 import { lbfgs } from '../src/tasks/lbfgs.js';
 import { readLabeledCsv } from '../src/tasks/datasets.js';

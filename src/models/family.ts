@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { isShardIndex, ShardedSource, shardIndexName } from '../io/sharded.js';
+import { isShardIndex, ShardedSource, shardIndexName, weightFilesOf } from '../io/sharded.js';
 import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
@@ -289,6 +289,25 @@ export function openWeights(path: string): TensorSource {
   // torch.save zips and TorchScript archives, through the allowlisting unpickler.
   if (/\.(bin|pt|pth|ckpt)$/.test(path)) return loadTorchCheckpoint(path);
   throw new Error(`${path}: unsupported weight file format (expected .safetensors, .bin, .pt, .pth or a shard .index.json)`);
+}
+
+/**
+ * An HF-layout checkpoint (config.json beside model.safetensors / pytorch_model.bin or their shard index): the
+ * config parsed, the weights mapped and checked by `read` (which also reads what the family needs of them, e.g.
+ * logit_scale), and the files a built tower depends on. A weight file refused on the way is closed.
+ */
+export function openHfLayout<C, T>(
+  loc: CheckpointLocation, weightNames: readonly string[], parse: (json: Record<string, any>, origin: string) => C,
+  mapWeights: (src: TensorSource) => TowerWeights, read: (w: TowerWeights, config: C) => T,
+): { config: C; w: TowerWeights; files: string[] } & T {
+  const cfgPath = join(loc.dir, 'config.json');
+  const config = parse(loc.config()!, cfgPath);
+  const weightsPath = loc.file ?? requireFile(loc.dir, withShards(weightNames), 'weights');
+  const src = openWeights(weightsPath);
+  return closingOnError(src, () => {
+    const w = mapWeights(src);
+    return { config, w, files: [...weightFilesOf(src, weightsPath), cfgPath], ...read(w, config) };
+  });
 }
 
 /** Run `fn` on an open weight file; a file refused by it is closed, not leaked (a server may retry loads). */

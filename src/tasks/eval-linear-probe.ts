@@ -6,7 +6,7 @@ import { Rng, permutation } from './rng.js';
 import type { LabeledDataset } from './datasets.js';
 import { withClasses } from './eval-zeroshot.js';
 import { labeledFeatures, type LabeledFeatures } from './features.js';
-import { fitLinearProbe, headLogits, takeRows, zeroShotHead, type Backend, type FeatureMatrix, type LinearHead, type LinearProbeFit } from './linear-probe.js';
+import { fitLinearProbe, headLogits, takeRows, zeroShotHead, type Backend, type LinearHead, type LinearProbeFit } from './linear-probe.js';
 import { ClassificationTally, type ClassificationSummary } from './metrics.js';
 import { classEmbeddings } from './zeroshot.js';
 

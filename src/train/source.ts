@@ -16,7 +16,7 @@ import { familyNamed } from '../models/families/index.js';
 import type { LossKind, LossTowers } from '../models/family.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
-import { checkTokenizerFile, MAX_CONTEXT_LENGTH } from '../text/validate.js';
+import { checkTokenizerFile } from '../text/validate.js';
 import type { TextTokenizer } from '../text/types.js';
 import { clipImageProcessorJson, completeScratchConfig, hfClipConfigJson, tokenIdsOf } from './hf-config.js';
 import { randomClipWeights } from './init.js';

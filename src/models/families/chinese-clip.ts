@@ -1,14 +1,12 @@
 // The Chinese-CLIP family: its descriptor, config parser, and HF ChineseCLIPModel key names -> canonical names. The vision tower, both projections and
 // logit_scale use CLIPModel's key names exactly, so hf-clip's mapping serves them; the BERT text tower
 // sits under `text_model.` (no pooler: Chinese-CLIP pools the [CLS] hidden state itself).
-import { weightFilesOf } from '../../io/sharded.js';
-import { join } from 'node:path';
 import type { TensorSource } from '../../io/tensor.js';
 import { Fields } from '../config-fields.js';
 import { hfBertConfig, hfProjectionDim, hfVisionConfig, type ClipConfig } from '../config.js';
 import { buildBertTextGraph } from '../extra-graphs.js';
 import {
-  BERT_MASKED_INPUTS, built, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, withShards, SOFTMAX,
+  BERT_MASKED_INPUTS, built, hfPreprocess, imageTower, logitScaleOf, openHfLayout, OURS, SOFTMAX,
   textSource, tokenizerIn, type FamilyDescriptor,
 } from '../family.js';
 import { checkWeightShapes } from '../shapes.js';
@@ -101,16 +99,10 @@ export const chineseClip: FamilyDescriptor = {
   parseConfig: (json, origin) => chineseClipConfig(json, origin),
   weights: chineseClipWeights,
   open(loc) {
-    const cfgPath = join(loc.dir, 'config.json');
-    const config = chineseClipConfig(loc.config()!, cfgPath);
-    const weightsPath = loc.file ?? requireFile(loc.dir, withShards(HF_WEIGHTS), 'weights');
-    const src = openWeights(weightsPath);
-    const { w, logitScale } = closingOnError(src, () => {
-      const w = chineseClipWeights(src);
+    const { config, w, files, logitScale } = openHfLayout(loc, HF_WEIGHTS, chineseClipConfig, chineseClipWeights, (w, config) => {
       checkWeightShapes(w, config);
-      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+      return { logitScale: logitScaleOf(w, config.logitScaleInit) };
     });
-    const files = [...weightFilesOf(src, weightsPath), cfgPath];
     return {
       family: 'chinese-clip', path: loc.path, projectionDim: config.projectionDim,
       image: imageTower(config, w, files),

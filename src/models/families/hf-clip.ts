@@ -1,11 +1,9 @@
 // The Hugging Face CLIP family: CLIPModel key names -> canonical tower names, and its descriptor.
-import { weightFilesOf } from '../../io/sharded.js';
-import { join } from 'node:path';
 import type { TensorSource } from '../../io/tensor.js';
 import { buildTextGraph } from '../clip-graph.js';
 import { clipConfigFromHF } from '../config.js';
 import {
-  built, CLIP_TEXT_INPUTS, closingOnError, hfPreprocess, imageTower, logitScaleOf, openWeights, OURS, requireFile, withShards, SOFTMAX,
+  built, CLIP_TEXT_INPUTS, hfPreprocess, imageTower, logitScaleOf, openHfLayout, OURS, SOFTMAX,
   textSource, tokenizerIn, type FamilyDescriptor,
 } from '../family.js';
 import { checkWeightShapes } from '../shapes.js';
@@ -80,16 +78,10 @@ export const hfClip: FamilyDescriptor = {
   parseConfig: (json, origin) => clipConfigFromHF(json, origin),
   weights: hfClipWeights,
   open(loc) {
-    const cfgPath = join(loc.dir, 'config.json');
-    const config = clipConfigFromHF(loc.config()!, cfgPath);
-    const weightsPath = loc.file ?? requireFile(loc.dir, withShards(HF_WEIGHTS), 'weights');
-    const src = openWeights(weightsPath);
-    const { w, logitScale } = closingOnError(src, () => {
-      const w = hfClipWeights(src);
+    const { config, w, files, logitScale } = openHfLayout(loc, HF_WEIGHTS, clipConfigFromHF, hfClipWeights, (w, config) => {
       checkWeightShapes(w, config);
-      return { w, logitScale: logitScaleOf(w, config.logitScaleInit) };
+      return { logitScale: logitScaleOf(w, config.logitScaleInit) };
     });
-    const files = [...weightFilesOf(src, weightsPath), cfgPath];
     return {
       family: 'hf-clip', path: loc.path, projectionDim: config.projectionDim,
       image: imageTower(config, w, files),

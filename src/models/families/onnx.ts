@@ -7,7 +7,7 @@ import { SafetensorsFile } from '../../io/safetensors.js';
 import { toFloat32 } from '../../io/tensor.js';
 import type { ClipConfig } from '../config.js';
 import {
-  checkLogitScale, findFile, hfPreprocess, readJson, requireFile, SOFTMAX, textInputs, tokenizerIn,
+  checkLogitScale, findFile, hfPreprocess, readJson, requireFile, SOFTMAX, textInputs, tokenizerIn, withShards,
   type CheckpointLocation, type FamilyDescriptor,
 } from '../family.js';
 import { chineseClip } from './chinese-clip.js';
@@ -32,7 +32,7 @@ function onnxFolder(loc: CheckpointLocation): { dir: string; variant?: string } 
 function wantsOnnx(loc: CheckpointLocation): boolean {
   if (!loc.has('config.json')) return false;
   const format = loc.opts.format;
-  const hasWeights = !!loc.file || HF_WEIGHTS.some((f) => loc.has(f));
+  const hasWeights = !!loc.file || withShards(HF_WEIGHTS).some((f) => loc.has(f));
   return format === 'onnx' || (format !== 'weights' && !hasWeights && loc.has('onnx'));
 }
 

@@ -5,16 +5,14 @@
 // per-label sigmoid scores with logit_bias, the pairwise sigmoid loss). Its towers are in models/siglip.ts.
 // SigLIP 2's NaFlex variant (model_type "siglip2": variable resolution, Linear patch embedding) is not
 // supported and is refused by name.
-import { join } from 'node:path';
 import type { Activation } from '../../graph/ops.js';
-import { weightFilesOf } from '../../io/sharded.js';
 import type { TensorSource } from '../../io/tensor.js';
 import type { TokenizerJson } from '../../text/hf-tokenizer.js';
 import { SPM_CONTROL, SPM_UNKNOWN, type SentencePieceModel } from '../../text/sentencepiece.js';
 import { checkHeads, CONFIG_LIMITS, Fields } from '../config-fields.js';
 import { hfTransformerFields, type ClipConfig } from '../config.js';
 import {
-  built, closingOnError, hfPreprocess, logitScaleOf, openWeights, OURS, requireFile, textInputs, tokenizerIn, withShards,
+  built, hfPreprocess, logitScaleOf, openHfLayout, OURS, textInputs, tokenizerIn,
   type FamilyDescriptor, type ScoreRule,
 } from '../family.js';
 import { checkShapes, LOGIT_SCALE, surplus } from '../shapes.js';
@@ -204,16 +202,10 @@ export const siglip: FamilyDescriptor = {
   parseConfig: (json, origin) => siglipConfig(json, origin),
   weights: siglipWeights,
   open(loc) {
-    const cfgPath = join(loc.dir, 'config.json');
-    const config = siglipConfig(loc.config()!, cfgPath);
-    const weightsPath = loc.file ?? requireFile(loc.dir, withShards(HF_WEIGHTS), 'weights');
-    const src = openWeights(weightsPath);
-    const { w, logitScale, logitBias } = closingOnError(src, () => {
-      const w = siglipWeights(src);
+    const { config, w, files, logitScale, logitBias } = openHfLayout(loc, HF_WEIGHTS, siglipConfig, siglipWeights, (w, config) => {
       checkSiglipShapes(w, config);
-      return { w, logitScale: logitScaleOf(w, config.logitScaleInit), logitBias: logitBiasOf(w) };
+      return { logitScale: logitScaleOf(w, config.logitScaleInit), logitBias: logitBiasOf(w) };
     });
-    const files = [...weightFilesOf(src, weightsPath), cfgPath];
     return {
       family: 'siglip', path: loc.path, projectionDim: config.projectionDim,
       image: built((o) => buildSiglipImageGraph(config.vision, w, o), files, { siglip: config.vision }),
