@@ -24,7 +24,6 @@ Writes test/goldens/open-clip-tiny/.
 import json
 import math
 import os
-import struct
 import sys
 from collections import OrderedDict
 
@@ -33,49 +32,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np as st  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, '..', 'shared', 'fixtures')
 OUT = os.path.join(ROOT, 'test', 'goldens', 'open-clip-tiny')
-
-# ---------------------------------------------------------------- safetensors (no package here)
-ST_DTYPES = {'F32': np.float32, 'F16': np.float16, 'I64': np.int64, 'U8': np.uint8, 'I32': np.int32}
-ST_CODES = {np.dtype(v): k for k, v in ST_DTYPES.items()}
-
-
-def read_safetensors(path):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == '__metadata__':
-            continue
-        a, b = e['data_offsets']
-        out[name] = np.frombuffer(data[a:b], dtype=ST_DTYPES[e['dtype']]).reshape(e['shape']).copy()
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    header = {}
-    if metadata:
-        header['__metadata__'] = metadata
-    off = 0
-    blobs = []
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        b = arr.tobytes()
-        header[name] = {'dtype': ST_CODES[arr.dtype], 'shape': list(arr.shape), 'data_offsets': [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(',', ':'))
-    h += ' ' * ((8 - (8 + len(h)) % 8) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)))
-        f.write(h.encode())
-        for b in blobs:
-            f.write(b)
-
 
 # ---------------------------------------------------------------- the port (transformer.py)
 class LayerNorm(nn.LayerNorm):
@@ -206,8 +168,8 @@ def check_port():
     d = os.path.join(FIX, 'openai-vit-tiny')
     cfg = json.load(open(os.path.join(d, 'open_clip_config.json')))
     model = CLIP(cfg).eval()
-    load(model, read_safetensors(os.path.join(d, 'open_clip_model.safetensors')))
-    g = read_safetensors(os.path.join(d, 'golden.safetensors'))
+    load(model, st.read(os.path.join(d, 'open_clip_model.safetensors')))
+    g = st.read(os.path.join(d, 'golden.safetensors'))
     with torch.no_grad():
         img = model.encode_image(torch.from_numpy(g['pixel_values']))
         txt = model.encode_text(torch.from_numpy(g['tokens']).long())
@@ -263,14 +225,14 @@ def main():
     di, dt = check_port()
     os.makedirs(OUT, exist_ok=True)
     model, sd = make_tiny()
-    write_safetensors(os.path.join(OUT, 'open_clip_model.safetensors'), sd, {'format': 'pt'})
+    st.write(os.path.join(OUT, 'open_clip_model.safetensors'), sd, {'format': 'pt'}, sort=False)
     with open(os.path.join(OUT, 'open_clip_config.json'), 'w') as f:
         json.dump(CONFIG, f, indent=2)
         f.write('\n')
 
     meta = json.load(open(os.path.join(FIX, 'openai-vit-tiny', 'golden.json')))
-    tokens = read_safetensors(os.path.join(FIX, 'openai-vit-tiny', 'golden.safetensors'))['tokens']
-    pp = read_safetensors(os.path.join(FIX, 'common', 'preprocess.safetensors'))
+    tokens = st.read(os.path.join(FIX, 'openai-vit-tiny', 'golden.safetensors'))['tokens']
+    pp = st.read(os.path.join(FIX, 'common', 'preprocess.safetensors'))
     pc = CONFIG['preprocess_cfg']
     pixels = torch.stack([pixels_from_u8(pp[f'openai_64/{p}'], pc['mean'], pc['std']) for p in meta['photos']])
     with torch.no_grad():
@@ -279,7 +241,7 @@ def main():
         ie = img / img.norm(dim=-1, keepdim=True)
         te = txt / txt.norm(dim=-1, keepdim=True)
         logits = model.logit_scale.exp() * ie @ te.t()
-    write_safetensors(os.path.join(OUT, 'golden.safetensors'), OrderedDict([
+    st.write(os.path.join(OUT, 'golden.safetensors'), sort=False, tensors=OrderedDict([
         ('tokens', tokens.astype(np.int64)),
         ('pixel_values', pixels.numpy().astype(np.float32)),
         ('image_features', img.numpy().astype(np.float32)),

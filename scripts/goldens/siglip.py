@@ -17,7 +17,6 @@ import math
 import os
 import re
 import string
-import struct
 import sys
 
 import numpy as np
@@ -26,48 +25,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np as st  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = os.environ.get("CLIP_FIXTURES", os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
 OUT = os.path.join(ROOT, "test", "goldens", "siglip-tiny")
-
-# ---------------------------------------------------------------------------------------------
-# safetensors, by hand (header length u64 LE, JSON header, raw little-endian bytes)
-DT = {"F32": np.float32, "I64": np.int64, "F16": np.float16, "I32": np.int32, "U8": np.uint8}
-
-
-def read_st(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(data[b:e], dtype=DT[v["dtype"]]).reshape(v["shape"]).copy()
-    return out
-
-
-def write_st(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    inv = {np.dtype(v): k for k, v in DT.items()}
-    for k in sorted(tensors):
-        a = np.ascontiguousarray(tensors[k])
-        b = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[k] = {"dtype": inv[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
 
 # ---------------------------------------------------------------------------------------------
 # The port. W maps HF key names to torch tensors.
@@ -202,8 +165,8 @@ def siglip_loss(logits_per_text):
 def prove_on_clip():
     d = os.path.join(FIX, "hf-clip-tiny")
     cfg = json.load(open(os.path.join(d, "config.json")))
-    W = {k: torch.from_numpy(v.astype(np.float32)) for k, v in read_st(os.path.join(d, "model.safetensors")).items()}
-    G = read_st(os.path.join(d, "golden.safetensors"))
+    W = {k: torch.from_numpy(v.astype(np.float32)) for k, v in st.read(os.path.join(d, "model.safetensors")).items()}
+    G = st.read(os.path.join(d, "golden.safetensors"))
     with torch.no_grad():
         img = clip_image(W, cfg, torch.from_numpy(G["pixel_values"].astype(np.float32)))
         txt = clip_text(W, cfg, torch.from_numpy(G["input_ids"].astype(np.int64)), torch.from_numpy(G["attention_mask"].astype(np.int64)))
@@ -436,7 +399,7 @@ def main():
               open(os.path.join(OUT, "tokenizer_config.json"), "w"), indent=1)
 
     W = make_weights(cfg)
-    write_st(os.path.join(OUT, "model.safetensors"), {k: v.numpy() for k, v in W.items()}, {"format": "pt"})
+    st.write(os.path.join(OUT, "model.safetensors"), {k: v.numpy() for k, v in W.items()}, {"format": "pt"})
 
     ids = torch.tensor([tok.encode(t) for t in TEXTS], dtype=torch.int64)
     px, u8 = zip(*(pil_pixels(os.path.join(FIX, "common", "images", p), cfg["vision_config"]["image_size"]) for p in PHOTOS))
@@ -454,7 +417,7 @@ def main():
         "logits_per_image": lpi.numpy(), "probs": torch.sigmoid(lpi).numpy(),
         "vision_last_hidden_state": hidden["vision_last_hidden_state"].numpy(),
     }
-    write_st(os.path.join(OUT, "golden.safetensors"), G)
+    st.write(os.path.join(OUT, "golden.safetensors"), G)
 
     # One training step: the first len(PHOTOS) texts with the photos; SiglipModel's loss; torch AdamW with
     # the hyperparameters of hf-clip-tiny's train-step.json.
@@ -479,7 +442,7 @@ def main():
     T = {"loss": np.array([loss.item()], np.float32), "loss_after_step": np.array([after.item()], np.float32),
          "input_ids": ids[:n].numpy(), "pixel_values": pixels.numpy(), **grads,
          **{f"after/{k}": p.detach().numpy() for k, p in params.items() if k != "text_model.embeddings.token_embedding.weight"}}
-    write_st(os.path.join(OUT, "train-step.safetensors"), T)
+    st.write(os.path.join(OUT, "train-step.safetensors"), T)
     json.dump({
         "texts": TEXTS, "photos": PHOTOS, "pixels": "SiglipImageProcessor, PIL backend (Pillow %s): RGB, BILINEAR resize to 32x32, no crop, (x/255 - 0.5)/0.5" % Image.__version__,
         "padding": "max_length 64 with </s> (id %d), truncation to 63 tokens + </s>, no attention mask" % tok.eos_id,

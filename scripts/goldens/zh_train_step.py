@@ -17,56 +17,18 @@ Usage: /usr/bin/python3 scripts/goldens/zh_train_step.py [FIXTURES_DIR] [OUT_DIR
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np as st  # noqa: E402
+
 FIX = sys.argv[1] if len(sys.argv) > 1 else '/work/shared/fixtures'
 OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), '..', '..', 'test', 'goldens', 'zh-clip-train-step')
 MODEL = os.path.join(FIX, 'zh-clip-tiny')
-
-DTYPES = {'F32': np.float32, 'I64': np.int64, 'F16': np.float16}
-
-
-def read_safetensors(path):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-        body = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == '__metadata__':
-            continue
-        a, b = v['data_offsets']
-        out[k] = torch.from_numpy(np.frombuffer(body[a:b], dtype=DTYPES[v['dtype']]).reshape(v['shape']).copy())
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    header = {}
-    blobs = []
-    off = 0
-    for k in sorted(tensors):
-        t = tensors[k].detach().contiguous()
-        arr = t.numpy()
-        dtype = {np.dtype('float32'): 'F32', np.dtype('int64'): 'I64'}[arr.dtype]
-        raw = arr.tobytes()
-        header[k] = {'dtype': dtype, 'shape': list(arr.shape), 'data_offsets': [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    if metadata:
-        header['__metadata__'] = metadata
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * ((8 - len(h) % 8) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
 
 ACT = {
     'gelu': lambda x: F.gelu(x),  # exact (erf), as ACT2FN['gelu']
@@ -166,8 +128,8 @@ def main():
     torch.set_num_threads(1)
     cfg = json.load(open(os.path.join(MODEL, 'config.json')))
     spec = json.load(open(os.path.join(FIX, 'hf-clip-tiny', 'train-step.json')))
-    weights = read_safetensors(os.path.join(MODEL, 'model.safetensors'))
-    golden = read_safetensors(os.path.join(MODEL, 'golden.safetensors'))
+    weights = {k: torch.from_numpy(v) for k, v in st.read(os.path.join(MODEL, 'model.safetensors')).items()}
+    golden = {k: torch.from_numpy(v) for k, v in st.read(os.path.join(MODEL, 'golden.safetensors')).items()}
 
     # 1. The port reproduces the published goldens.
     with torch.no_grad():
@@ -220,7 +182,7 @@ def main():
         print(mode, summary[mode])
 
     os.makedirs(OUT, exist_ok=True)
-    write_safetensors(os.path.join(OUT, 'train-step.safetensors'), out, {'format': 'pt'})
+    st.write(os.path.join(OUT, 'train-step.safetensors'), out, {'format': 'pt'})
     with open(os.path.join(OUT, 'train-step.json'), 'w') as f:
         json.dump({
             'model': 'zh-clip-tiny (fixtures)',
