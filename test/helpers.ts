@@ -49,3 +49,26 @@ export function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<n
   }
   return worst;
 }
+
+/** What assertParamsAfterStep saw: elements off by more than 1e-5 (within gradient noise), the worst where |grad| >= 1e-5. */
+export interface AfterStepStats { explained: number; worstWellConditioned: number }
+
+/**
+ * Parameters after one AdamW step against the reference: within 1e-5, plus what the gradient difference
+ * explains through Adam's first step (|Δp| ≤ lr·eps·|g1 − g2| / (min|g| + eps)², the slope of
+ * lr·g/(|g| + eps) between our gradient g1 and the reference g2; see train-step.test.ts). Adds to `stats`.
+ */
+export function assertParamsAfterStep(
+  actual: ArrayLike<number>, expected: ArrayLike<number>, g1: ArrayLike<number>, g2: ArrayLike<number>,
+  lr: number, eps: number, what: string, stats: AfterStepStats = { explained: 0, worstWellConditioned: 0 },
+): AfterStepStats {
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    const m = Math.sign(g1[i]!) === Math.sign(g2[i]!) ? Math.min(Math.abs(g1[i]!), Math.abs(g2[i]!)) : 0;
+    const noise = (lr * eps * Math.abs(g1[i]! - g2[i]!)) / (m + eps) ** 2;
+    if (d > 1e-5) stats.explained++;
+    if (Math.abs(g2[i]!) >= 1e-5) stats.worstWellConditioned = Math.max(stats.worstWellConditioned, d);
+    assert.ok(d <= 1e-5 + noise, `${what}[${i}] ${actual[i]} vs ${expected[i]} (grads ${g1[i]} vs ${g2[i]})`);
+  }
+  return stats;
+}

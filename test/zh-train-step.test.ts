@@ -5,7 +5,7 @@
 // checkpoint that keeps HF's keys and shapes and loads in our tools. Also any other tower: an OpenAI
 // ModifiedResNet (frozen) fine-tuned and saved in its own open_clip layout.
 import { test } from 'node:test';
-import { assertGradClose } from './helpers.js';
+import { assertGradClose, assertParamsAfterStep, type AfterStepStats } from './helpers.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,17 +71,11 @@ for (const mode of ['full', 'frozen_vision'] as const) {
       // Parameters after the step: 1e-5 plus what the gradient difference explains through Adam's first
       // step (the same bound as the hf-clip-tiny train-step test, see there).
       const eps = spec.optimizer.eps as number;
-      let worstWellConditioned = 0;
+      const stats: AfterStepStats = { explained: 0, worstWellConditioned: 0 };
       for (const name of stored) {
-        const [p, r, g1, g2] = [trainer.params.get(name)!.data, get(`after/${name}`), grads.get(name)!, get(`grad/${name}`)];
-        for (let i = 0; i < r.length; i++) {
-          const d = Math.abs(p[i]! - r[i]!);
-          const m = Math.sign(g1[i]!) === Math.sign(g2[i]!) ? Math.min(Math.abs(g1[i]!), Math.abs(g2[i]!)) : 0;
-          const noise = (lr * eps * Math.abs(g1[i]! - g2[i]!)) / (m + eps) ** 2;
-          if (Math.abs(g2[i]!) >= 1e-5) worstWellConditioned = Math.max(worstWellConditioned, d);
-          assert.ok(d <= 1e-5 + noise, `after/${name}[${i}] ${p[i]} vs ${r[i]} (grads ${g1[i]} vs ${g2[i]})`);
-        }
+        assertParamsAfterStep(trainer.params.get(name)!.data, get(`after/${name}`), grads.get(name)!, get(`grad/${name}`), lr, eps, `after/${name}`, stats);
       }
+      const { worstWellConditioned } = stats;
       // A frozen tower: not fed, no optimizer state, bit for bit unchanged.
       const frozen = src.keys().filter((k) => !trained.includes(k));
       assert.equal(frozen.length, mode === 'full' ? 0 : 40);
