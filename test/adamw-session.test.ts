@@ -23,7 +23,7 @@ test('AdamW chunk session: 7-element slices equal one slice, and the in-graph up
     { name: 'b', decay: false },
     { name: 'logit_scale', decay: false, clamp: [0, 0.05] as [number, number] },
   ];
-  const upd = await AdamWChunkSession.create(CFG, { threads: 1 });
+  const upd = await AdamWChunkSession.create(CFG);
   const run = async (chunk: number) => {
     const xs = shapes.map((sh, k) => ({ ...randomArrays(n, k + 1), decay: sh.decay, clamp: sh.clamp }));
     for (let t = 1; t <= 2; t++) await upd.update(xs, 1e-3, t, 0.5, chunk);
@@ -67,7 +67,7 @@ test('AdamW chunk session: 7-element slices equal one slice, and the in-graph up
 });
 
 test('AdamW chunk session: mismatched sizes are an error', async () => {
-  const upd = await AdamWChunkSession.create(CFG, {});
+  const upd = await AdamWChunkSession.create(CFG);
   const x = randomArrays(10, 1);
   await assert.rejects(upd.update([{ ...x, v: new Float32Array(9), decay: false }], 1e-3, 1, 1), /sizes differ/);
   await upd.release();

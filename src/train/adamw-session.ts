@@ -9,8 +9,13 @@ import { ort } from '../runtime/session.js';
 import { adamwScalars, ADAMW_INPUTS, appendAdamWRule, type AdamWConfig } from './adamw.js';
 import { createTrainSession } from './session.js';
 
-/** Largest slice one run updates (elements): bounds the session's temporaries and the fetched copies. */
-export const ADAMW_CHUNK = 4 * 2 ** 20;
+/**
+ * Largest slice one run updates (elements). ORT runs the rule as ~15 elementwise kernels, one pass each:
+ * on a slice this small (256 KiB per array) their temporaries stay in cache, and the fetched copies are
+ * small. ViT-B/32-sized tensors (134M elements), 1 thread, 2 loaded cores: ~0.7 s per step at 64K elements
+ * vs ~1.0 s at 4M (and ~0.8 s for the former JS loop); peak RSS +250 MB at 4M, none at 64K.
+ */
+export const ADAMW_CHUNK = 64 * 1024;
 
 const IN = { p: 'p', m: 'm', v: 'v', grad: 'grad', coef: 'clip_coef', decay: 'decay', stepSize: 'step_size', bc2Sqrt: 'bc2_sqrt', lo: 'lo', hi: 'hi' };
 const OUT = { p: 'new_p', m: 'new_m', v: 'new_v' };
@@ -44,8 +49,9 @@ export interface ChunkUpdate {
 export class AdamWChunkSession {
   private constructor(private readonly session: ortTypes.InferenceSession, private readonly cfg: AdamWConfig) {}
 
-  static async create(cfg: AdamWConfig, opts: { threads?: number; arena?: boolean }): Promise<AdamWChunkSession> {
-    return new AdamWChunkSession(await createTrainSession(buildAdamWChunkGraph(cfg), opts), cfg);
+  /** One intra-op thread: a kernel over one slice is tens of microseconds, too little to split. */
+  static async create(cfg: AdamWConfig, opts: { arena?: boolean } = {}): Promise<AdamWChunkSession> {
+    return new AdamWChunkSession(await createTrainSession(buildAdamWChunkGraph(cfg), { ...opts, threads: 1 }), cfg);
   }
 
   /**

@@ -216,7 +216,7 @@ export class ClipTrainer {
     const session = await createTrainSession(g, { threads: opts.threads, ...opts.memory });
     const state = newAdamWState(new Map(updated.map((n) => [n, params.get(n)!.dims])));
     const inPlace = !chunked && (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
-    const updater = chunked ? await AdamWChunkSession.create(opts.adamw, { threads: opts.threads, arena: opts.memory?.arena }) : undefined;
+    const updater = chunked ? await AdamWChunkSession.create(opts.adamw, { arena: opts.memory?.arena }) : undefined;
     return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, textInputs, opts, updated, grads.unreached, inPlace, updater);
   }
 
