@@ -1,7 +1,7 @@
-// AdamW (decoupled weight decay, PyTorch's update order) as ONNX nodes appended to the training graph,
-// so the update over ~100M parameters runs in ORT's multithreaded kernels next to the backward pass and
-// the gradients never leave the session. Per-step scalars (schedule LR, bias corrections) come in as
-// inputs computed here in JS. Optional global-norm clipping happens in the graph before the update.
+// AdamW (decoupled weight decay, PyTorch's update order) as ONNX nodes: appendAdamWRule is the rule, used
+// by the update inside the training graph (appendAdamW, with global-norm clipping in the graph) and by
+// the chunked update session (adamw-session.ts, the trainer's default). Per-step scalars (schedule LR,
+// bias corrections) come in as inputs computed here in JS.
 import { attr, Graph } from '../graph/graph.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { toFloat32 } from '../io/tensor.js';
