@@ -83,7 +83,7 @@ export interface OursOptions {
   tokens?: number;
   recompute?: boolean;
   /** TrainMemory overrides for experiments (arena, update). */
-  memory?: { arena?: boolean; update?: 'js' | 'graph' };
+  memory?: { arena?: boolean; update?: 'chunked' | 'graph' };
 }
 
 export async function benchOursTrain(o: OursOptions): Promise<TrainResult> {

@@ -180,7 +180,7 @@ test('a saved checkpoint reloads with ClipModel.load and embeds exactly like the
 test('parameters and moments updated in place equal double-buffered updates bit for bit', { skip: SKIP_FIXTURES }, async () => {
   const { openCheckpoint } = await import('../src/models/checkpoint.js');
   const { ClipTrainer } = await import('../src/train/trainer.js');
-  // In-place writes are an option of the update in the graph (the default update runs in JS, in place).
+  // In-place writes are an option of the update in the graph (the default chunked update copies each slice back in place).
   const make = (memory: { inPlace: boolean; pattern?: boolean; arena?: boolean }) => {
     const ck = openCheckpoint(TINY);
     return ClipTrainer.create(ck.config!, ck.weights!, { memory: { ...memory, update: 'graph' }, adamw: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, maxGradNorm: 1 } });

@@ -1,6 +1,7 @@
 // Training memory options: activation recomputation (clip train --recompute) gives the same gradients as
 // keeping the activations, with far fewer forward values held for the backward pass; the AdamW update in
-// JS (the default, no model-sized outputs) gives the same parameters as the update in the graph.
+// its own session over chunks (the default, no model-sized outputs) gives the same parameters as the
+// update in the training graph.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -27,7 +28,7 @@ function batchOf(cfgJson: Record<string, any>): TrainBatch {
   };
 }
 
-async function trainer(recompute: boolean, update: 'js' | 'graph' = 'js'): Promise<ClipTrainer> {
+async function trainer(recompute: boolean, update: 'chunked' | 'graph' = 'chunked'): Promise<ClipTrainer> {
   const cfgJson = readJson(join(DIR, 'config.json'));
   return ClipTrainer.create(clipConfigFromHF(cfgJson), hfClipWeights(new SafetensorsFile(join(DIR, 'model.safetensors'))), {
     adamw: { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.2, maxGradNorm: 1 }, outputGrads: true, memory: { recompute, update },
@@ -88,13 +89,13 @@ test('recompute: the backward reads few forward activations and replays the bloc
   await rc.release();
 });
 
-test('AdamW in JS and in the graph: same parameters and moments after three clipped steps (hf-clip-tiny)', { skip: SKIP_FIXTURES }, async () => {
+test('AdamW chunked in its own session and in the training graph: same parameters and moments after three clipped steps (hf-clip-tiny)', { skip: SKIP_FIXTURES }, async () => {
   const batch = batchOf(readJson(join(DIR, 'config.json')));
-  const js = await trainer(false, 'js');
+  const chunked = await trainer(false, 'chunked');
   const graph = await trainer(false, 'graph');
   let first: Map<string, Float32Array> | undefined;
   for (let k = 0; k < 3; k++) {
-    const a = await js.step(batch, 1e-3);
+    const a = await chunked.step(batch, 1e-3);
     const b = await graph.step(batch, 1e-3);
     first ??= a.grads;
     assert.ok(Math.abs(a.loss - b.loss) <= 1e-5, `step ${k}: loss ${a.loss} vs ${b.loss}`);
@@ -104,19 +105,19 @@ test('AdamW in JS and in the graph: same parameters and moments after three clip
   let moved = 0;
   let compared = 0;
   for (const [name, p] of graph.params) {
-    const q = js.params.get(name)!.data;
+    const q = chunked.params.get(name)!.data;
     const g = first!.get(name);
     for (let i = 0; i < p.data.length; i++) {
       if (!g || Math.abs(g[i]!) < 1e-5) continue;
       compared++;
-      assert.ok(Math.abs(p.data[i]! - q[i]!) <= 1e-6, `${name}[${i}]: ${q[i]} (js) vs ${p.data[i]} (graph)`);
-      assert.ok(Math.abs(graph.state.m.get(name)![i]! - js.state.m.get(name)![i]!) <= 1e-6, `${name} first moment [${i}]`);
+      assert.ok(Math.abs(p.data[i]! - q[i]!) <= 1e-6, `${name}[${i}]: ${q[i]} (chunked) vs ${p.data[i]} (graph)`);
+      assert.ok(Math.abs(graph.state.m.get(name)![i]! - chunked.state.m.get(name)![i]!) <= 1e-6, `${name} first moment [${i}]`);
     }
     moved += p.trainable ? 1 : 0;
   }
   assert.ok(compared > 10000, `${compared} elements compared`);
   assert.ok(moved > 0);
-  assert.equal(js.state.step, 3);
-  await js.release();
+  assert.equal(chunked.state.step, 3);
+  await chunked.release();
   await graph.release();
 });

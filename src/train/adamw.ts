@@ -1,7 +1,7 @@
-// AdamW (decoupled weight decay, PyTorch's update order) as ONNX nodes appended to the training graph,
-// so the update over ~100M parameters runs in ORT's multithreaded kernels next to the backward pass and
-// the gradients never leave the session. Per-step scalars (schedule LR, bias corrections) come in as
-// inputs computed here in JS. Optional global-norm clipping happens in the graph before the update.
+// AdamW (decoupled weight decay, PyTorch's update order) as ONNX nodes: appendAdamWRule is the rule, used
+// by the update inside the training graph (appendAdamW, with global-norm clipping in the graph) and by
+// the chunked update session (adamw-session.ts, the trainer's default). Per-step scalars (schedule LR,
+// bias corrections) come in as inputs computed here in JS.
 import { attr, Graph } from '../graph/graph.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { toFloat32 } from '../io/tensor.js';
@@ -45,7 +45,6 @@ export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, di
     coef = g.op('Min', [f(1), g.op('Div', [f(cfg.maxGradNorm), g.op('Add', [norm, f(1e-6)])])]);
   }
 
-  const [b1, b2] = cfg.betas;
   // Scalars that make every update node wait for the global norm (x + 0 * norm == x bit for bit when the
   // norm is finite). Then every read of a parameter or moment by the forward and backward passes (all
   // ancestors of the norm) happens before any new value is written, so the trainer can have ORT write
@@ -53,25 +52,59 @@ export function appendAdamW(g: Graph, params: AdamWParam[], cfg: AdamWConfig, di
   // model-sized buffer each through the whole backward pass.
   const zero = g.op('Mul', [norm, f(0)]);
   const late = (x: string) => g.op('Add', [x, zero]);
-  const [decayL, stepSizeL, b2L] = [late(decay), late(stepSize), late(f(b2))];
+  const [decayL, stepSizeL, b2L] = [late(decay), late(stepSize), late(f(cfg.betas[1]))];
   for (const p of params) {
     const n = stateNames(p.name);
     const shape = dims(p.name);
-    const m = g.input(n.m, 'float32', shape);
-    const v = g.input(n.v, 'float32', shape);
-    const grad = coef ? g.op('Mul', [p.grad, coef]) : p.grad;
-    // torch: exp_avg.lerp_(grad, 1 - b1); exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2).
-    // The last node of each result writes the output name itself: an Identity to an output would copy.
-    const m1 = g.node('Add', [m, g.op('Mul', [g.op('Sub', [grad, m]), f(1 - b1)])], {}, { outputs: [n.newM] })[0]!;
-    const v1 = g.node('Add', [g.op('Mul', [v, b2L]), g.op('Mul', [g.op('Mul', [grad, f(1 - b2)]), grad])], {}, { outputs: [n.newV] })[0]!;
-    // denom = sqrt(v) / sqrt(1 - b2^t) + eps;  p = p * (1 - lr wd) - (lr / (1 - b1^t)) * m / denom
-    const denom = g.op('Add', [g.op('Div', [g.op('Sqrt', [v1]), bc2Sqrt]), f(cfg.eps)]);
-    const decayed = p.decay && cfg.weightDecay !== 0 ? g.op('Mul', [p.name, decayL]) : p.name;
-    const update = g.op('Mul', [g.op('Div', [m1, denom]), stepSizeL]);
-    if (p.clamp) g.node('Clip', [g.op('Sub', [decayed, update]), f(p.clamp[0]), f(p.clamp[1])], {}, { outputs: [n.newParam] });
-    else g.node('Sub', [decayed, update], {}, { outputs: [n.newParam] });
+    appendAdamWRule(g, cfg, {
+      p: p.name, m: g.input(n.m, 'float32', shape), v: g.input(n.v, 'float32', shape),
+      grad: coef ? g.op('Mul', [p.grad, coef]) : p.grad,
+      decay: p.decay && cfg.weightDecay !== 0 ? decayL : undefined, stepSize: stepSizeL, bc2Sqrt, b2: b2L,
+      clamp: p.clamp?.map((x) => f(x)) as [string, string] | undefined,
+      out: { p: n.newParam, m: n.newM, v: n.newV },
+    });
     for (const o of [n.newParam, n.newM, n.newV]) g.output(o, o, 'float32', shape);
   }
+}
+
+/** Graph values of one AdamW step for one tensor (appendAdamWRule). */
+export interface AdamWTerms {
+  p: string;
+  m: string;
+  v: string;
+  /** The gradient, already times the clipping coefficient. */
+  grad: string;
+  /** Weight-decay factor 1 - lr wd; undefined = no decay. */
+  decay?: string;
+  /** lr / (1 - b1^t). */
+  stepSize: string;
+  /** sqrt(1 - b2^t). */
+  bc2Sqrt: string;
+  /** beta2 as a graph value (the training graph delays it, see appendAdamW). */
+  b2: string;
+  clamp?: [string, string];
+  /** Names the results are written under. */
+  out: { p: string; m: string; v: string };
+}
+
+/**
+ * The AdamW rule, once for every caller: the update inside the training graph (appendAdamW) and the
+ * chunked update session (adamw-session.ts). Order of operations as torch's _single_tensor_adamw.
+ */
+export function appendAdamWRule(g: Graph, cfg: AdamWConfig, t: AdamWTerms): void {
+  const f = (x: number) => g.constF([x], []);
+  const [b1, b2] = cfg.betas;
+  const { grad, m, v } = t;
+  // torch: exp_avg.lerp_(grad, 1 - b1); exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2).
+  // The last node of each result writes the output name itself: an Identity to an output would copy.
+  const m1 = g.node('Add', [m, g.op('Mul', [g.op('Sub', [grad, m]), f(1 - b1)])], {}, { outputs: [t.out.m] })[0]!;
+  const v1 = g.node('Add', [g.op('Mul', [v, t.b2]), g.op('Mul', [g.op('Mul', [grad, f(1 - b2)]), grad])], {}, { outputs: [t.out.v] })[0]!;
+  // denom = sqrt(v) / sqrt(1 - b2^t) + eps;  p = p * (1 - lr wd) - (lr / (1 - b1^t)) * m / denom
+  const denom = g.op('Add', [g.op('Div', [g.op('Sqrt', [v1]), t.bc2Sqrt]), f(cfg.eps)]);
+  const decayed = t.decay ? g.op('Mul', [t.p, t.decay]) : t.p;
+  const update = g.op('Mul', [g.op('Div', [m1, denom]), t.stepSize]);
+  if (t.clamp) g.node('Clip', [g.op('Sub', [decayed, update]), ...t.clamp], {}, { outputs: [t.out.p] });
+  else g.node('Sub', [decayed, update], {}, { outputs: [t.out.p] });
 }
 
 /** The global L2 norm of `grads` as graph output GRAD_NORM. */
@@ -85,35 +118,6 @@ export function appendGradNorm(g: Graph, grads: string[]): string {
 /** Clipping factor for a global gradient norm, as the graph computes it (torch's clip_grad_norm_). */
 export const clipCoefficient = (cfg: AdamWConfig, norm: number): number =>
   cfg.maxGradNorm === undefined ? 1 : Math.min(1, cfg.maxGradNorm / (norm + 1e-6));
-
-/**
- * One AdamW step in place on p, m, v from gradient `grad` (times `coef`), in the graph's (torch's) order
- * of operations, with the scalars of adamwScalars. One pass over the four arrays, no allocation.
- */
-export function adamwUpdate(
-  p: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, cfg: AdamWConfig,
-  s: Record<string, number>, o: { coef: number; decay: boolean; clamp?: [number, number] },
-): void {
-  const [b1, b2] = cfg.betas;
-  const c1 = 1 - b1;
-  const c2 = 1 - b2;
-  const decay = o.decay && cfg.weightDecay !== 0 ? s[ADAMW_INPUTS.decay]! : 1;
-  const stepSize = s[ADAMW_INPUTS.stepSize]!;
-  const bc2Sqrt = s[ADAMW_INPUTS.bc2Sqrt]!;
-  const eps = cfg.eps;
-  const coef = o.coef;
-  const lo = o.clamp?.[0] ?? -Infinity;
-  const hi = o.clamp?.[1] ?? Infinity;
-  for (let i = 0; i < p.length; i++) {
-    const gi = grad[i]! * coef;
-    const mi = m[i]! + (gi - m[i]!) * c1;
-    const vi = v[i]! * b2 + gi * c2 * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const x = p[i]! * decay - (mi / (Math.sqrt(vi) / bc2Sqrt + eps)) * stepSize;
-    p[i] = x < lo ? lo : x > hi ? hi : x;
-  }
-}
 
 /**
  * A standalone optimizer step: inputs `<p>` and `grad/<p>` per parameter besides the state and scalars.

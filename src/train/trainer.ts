@@ -1,6 +1,6 @@
-// One ORT session per training step: CLIP loss forward, backward (autodiff), and the AdamW update.
-// Parameters, moments and step count live here in JS between steps; every step feeds them in and takes
-// the updated ones out (no per-element work in JS).
+// The training step in ORT: CLIP loss forward, backward (autodiff), and the AdamW update, either in the
+// same graph or in a small update session over chunks (TrainMemory.update). Parameters, moments and the
+// step count live here in JS between steps; all arithmetic runs in ORT.
 import type * as ortTypes from 'onnxruntime-node';
 import { appendGradients } from '../graph/autodiff.js';
 import { Graph } from '../graph/graph.js';
@@ -9,7 +9,8 @@ import type { LossKind, LossTowers } from '../models/family.js';
 import type { TowerWeights } from '../models/weights.js';
 import { ort } from '../runtime/session.js';
 import { createTrainSession, releaseRunOutputs } from './session.js';
-import { adamwScalars, adamwUpdate, appendAdamW, appendGradNorm, clipCoefficient, GRAD_NORM, loadAdamWState, newAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
+import { AdamWChunkSession } from './adamw-session.js';
+import { adamwScalars, appendAdamW, appendGradNorm, clipCoefficient, GRAD_NORM, loadAdamWState, newAdamWState, stateNames, type AdamWConfig, type AdamWState } from './adamw.js';
 import { writeOptimizerState } from './checkpoint-io.js';
 import { buildClipLossGraph, LOSS, type TrainTextInputs } from './clip-loss.js';
 import { usesWeightDecay, type NamedTensor } from './params.js';
@@ -62,13 +63,14 @@ export interface TrainMemory {
    */
   pattern?: boolean;
   /**
-   * Where the AdamW update runs (default 'js'). onnxruntime-node returns every output as a fresh copy,
-   * also when it wrote a pre-allocated tensor: with the update in the graph ('graph') the new parameters
-   * and both moments come back as three model-sized copies per step (1.7 GiB for ViT-B/32) beside the
-   * buffers ORT wrote. 'js' fetches only the gradients (one copy) and updates parameters and moments in
-   * place in one pass (adamwUpdate).
+   * Where the AdamW update runs (default 'chunked'). onnxruntime-node returns every output as a fresh
+   * copy, also when it wrote a pre-allocated tensor: with the update in the graph ('graph') the new
+   * parameters and both moments come back as three model-sized copies per step (1.7 GiB for ViT-B/32)
+   * beside the buffers ORT wrote. 'chunked' fetches only the gradients (one copy) and runs the update in
+   * a second, small ORT session over slices of at most ADAMW_CHUNK elements (adamw-session.ts), copying
+   * each slice's results back into the parameters and moments.
    */
-  update?: 'js' | 'graph';
+  update?: 'chunked' | 'graph';
   /**
    * With update 'graph': have ORT write the new parameters and moments over the old ones (default true,
    * used when readsPrecede proves it safe), so they exist once instead of twice.
@@ -176,6 +178,8 @@ export class ClipTrainer {
     readonly unreached: string[],
     /** ORT writes new params and moments over the old ones (see readsPrecede). */
     readonly inPlace: boolean,
+    /** The update session of update 'chunked'. */
+    private readonly updater?: AdamWChunkSession,
   ) {}
 
   static async create(cfg: ClipConfig, w: TowerWeights, opts: TrainerOptions): Promise<ClipTrainer> {
@@ -195,12 +199,12 @@ export class ClipTrainer {
     promoteToInputs(g, trainable);
     const evalGraph = cloneGraph(g);
 
-    const jsUpdate = (opts.memory?.update ?? 'js') === 'js';
-    const grads = appendGradients(g, LOSS, trainable, { outputs: jsUpdate || (opts.outputGrads ?? false), recompute: opts.memory?.recompute });
+    const chunked = (opts.memory?.update ?? 'chunked') === 'chunked';
+    const grads = appendGradients(g, LOSS, trainable, { outputs: chunked || (opts.outputGrads ?? false), recompute: opts.memory?.recompute });
     const updated = trainable.filter((n) => grads.grads.has(n));
     const clampMax = opts.logitScaleMax ?? Math.log(100);
     const adamwStart = g.nodes.length;
-    if (jsUpdate) {
+    if (chunked) {
       appendGradNorm(g, updated.map((n) => grads.grads.get(n)!));
     } else {
       appendAdamW(g, updated.map((name) => ({
@@ -211,8 +215,9 @@ export class ClipTrainer {
 
     const session = await createTrainSession(g, { threads: opts.threads, ...opts.memory });
     const state = newAdamWState(new Map(updated.map((n) => [n, params.get(n)!.dims])));
-    const inPlace = !jsUpdate && (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
-    return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, textInputs, opts, updated, grads.unreached, inPlace);
+    const inPlace = !chunked && (opts.memory?.inPlace ?? true) && readsPrecede(g, adamwStart, new Set(updated), GRAD_NORM);
+    const updater = chunked ? await AdamWChunkSession.create(opts.adamw, { arena: opts.memory?.arena }) : undefined;
+    return new ClipTrainer(params, state, session, g, evalGraph, cfg.vision.imageSize, textInputs, opts, updated, grads.unreached, inPlace, updater);
   }
 
   private batchFeeds(b: TrainBatch): Record<string, ortTypes.Tensor> {
@@ -237,8 +242,8 @@ export class ClipTrainer {
 
   /** One optimizer step at learning rate `lr`; returns the loss before the update. */
   async step(b: TrainBatch, lr: number): Promise<StepResult> {
-    const js = (this.opts.memory?.update ?? 'js') === 'js';
-    const res = js ? await this.stepJs(b, lr) : await this.stepInGraph(b, lr);
+    const js = this.updater !== undefined;
+    const res = js ? await this.stepChunked(b, lr) : await this.stepInGraph(b, lr);
     // Model-sized outputs (gradients, or new parameters and moments) are freed now; small models' are
     // left to V8, a full collection per step would cost them more than it saves.
     const fetched = this.updated.reduce((a, n) => a + this.params.get(n)!.data.length, 0) * 4 * (js ? 1 : 3);
@@ -246,20 +251,19 @@ export class ClipTrainer {
     return res;
   }
 
-  /** Forward + backward in ORT, the gradients out, AdamW in place here. */
-  private async stepJs(b: TrainBatch, lr: number): Promise<StepResult> {
+  /** Forward + backward in ORT, the gradients out, then AdamW chunk by chunk in the update session. */
+  private async stepChunked(b: TrainBatch, lr: number): Promise<StepResult> {
     const t = this.state.step + 1;
     const out = await this.session.run(this.batchFeeds(b), [LOSS, GRAD_NORM, ...this.updated.map((n) => `grad/${n}`)]);
     const gradNorm = (out[GRAD_NORM]!.data as Float32Array)[0]!;
-    const coef = clipCoefficient(this.opts.adamw, gradNorm);
-    const scalars = adamwScalars(this.opts.adamw, lr, t);
     const clampMax = this.opts.logitScaleMax ?? Math.log(100);
-    for (const name of this.updated) {
+    await this.updater!.update(this.updated.map((name) => {
       const p = this.params.get(name)!;
-      adamwUpdate(p.data, this.state.m.get(name)!, this.state.v.get(name)!, out[`grad/${name}`]!.data as Float32Array, this.opts.adamw, scalars, {
-        coef, decay: p.decay, clamp: name === 'logit_scale' ? [0, clampMax] : undefined,
-      });
-    }
+      return {
+        p: p.data, m: this.state.m.get(name)!, v: this.state.v.get(name)!, grad: out[`grad/${name}`]!.data as Float32Array,
+        decay: p.decay, clamp: name === 'logit_scale' ? [0, clampMax] as [number, number] : undefined,
+      };
+    }), lr, t, clipCoefficient(this.opts.adamw, gradNorm));
     this.state.step = t;
     const res: StepResult = { loss: (out[LOSS]!.data as Float32Array)[0]!, gradNorm };
     if (this.opts.outputGrads) res.grads = new Map(this.updated.map((n) => [n, out[`grad/${n}`]!.data as Float32Array]));
@@ -341,6 +345,7 @@ export class ClipTrainer {
 
   async release(): Promise<void> {
     await this.session.release();
+    await this.updater?.release();
     if (this.evalSession) await (await this.evalSession).release();
   }
 }
