@@ -49,6 +49,8 @@ test('token ids equal sentencepiece\'s with SigLIP 2\'s rules (lower-case, <eos>
   // The emoji and accented letters are not in the tiny vocabulary: they are spelled as <0xNN> byte pieces.
   const bytes = meta.pieces[8].filter((p: string) => /^<0x[0-9A-F]{2}>$/.test(p)).length;
   assert.ok(bytes >= 8, `byte fallback exercised (${bytes} byte pieces)`);
+  // Decoding fuses the byte pieces back into characters and "▁" into spaces (CLIP's byte-level decoder would not).
+  assert.equal(model.tokenizer.decode(batchRow(b, 8)), texts[8]!.toLowerCase());
   // The long caption is cut to 63 pieces + <eos>.
   assert.equal(refRow(texts.length - 1).at(-1), 1);
   await model.release();
