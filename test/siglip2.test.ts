@@ -56,6 +56,21 @@ test('token ids equal sentencepiece\'s with SigLIP 2\'s rules (lower-case, <eos>
   await model.release();
 });
 
+test('an older tokenizers file (no pre-tokenizer, merges as "a b" strings) tokenizes the same', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-siglip2-old-'));
+  try {
+    for (const f of ['config.json', 'tokenizer_config.json']) cpSync(join(DIR, f), join(dir, f));
+    const tj = readJson(join(DIR, 'tokenizer.json'));
+    tj.pre_tokenizer = null;
+    tj.model.merges = (tj.model.merges as [string, string][]).map(([a, b]) => `${a} ${b}`);
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj));
+    const b = loadTokenizer(dir).encodeBatch(texts, { pad: 'max' });
+    for (let i = 0; i < texts.length; i++) assert.deepEqual(batchRow(b, i), refRow(i), `text ${JSON.stringify(texts[i])}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the shipped tokenizer.json alone does not lower-case: the family\'s rule does', () => {
   const bare = loadTokenizerFiles(DIR);
   const i = texts.indexOf('A Cup of COFFEE');
