@@ -124,6 +124,25 @@ test('clip classify on siglip2-tiny: per-label sigmoids of the reference', { ski
   labels.forEach((l, j) => assert.ok(Math.abs(res.scores[l] - g.get('probs')[j]!) < TOL, `${l}: ${res.scores[l]} vs ${g.get('probs')[j]}`));
 });
 
+test('clip train on siglip2-tiny: the first step\'s loss is the reference sigmoid loss; the saved model tokenizes the same', { skip: SKIP_FIXTURES }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-siglip2-train-'));
+  try {
+    writeFileSync(join(dir, 'train.jsonl'), photos.map((p, k) => JSON.stringify({ image: p, caption: texts[k] })).join('\n') + '\n');
+    const out = join(dir, 'out');
+    const t = spawnSync(process.execPath, [CLIP_BIN, 'train', join(dir, 'train.jsonl'), '--model', DIR, '-o', out, '--epochs', '1', '--batch-size', String(photos.length), '--json'],
+      { encoding: 'utf8', timeout: 240_000 });
+    assert.equal(t.status, 0, t.stderr);
+    const done = t.stdout.trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    assert.equal(done.type, 'done');
+    assert.ok(Math.abs(done.finalLoss - meta.sigmoid_loss_first_texts) < 1e-4, `loss ${done.finalLoss} vs ${meta.sigmoid_loss_first_texts}`);
+    assert.equal(openCheckpoint(out).family, 'siglip');
+    assert.deepEqual(readJson(join(out, 'tokenizer.json')), readJson(join(DIR, 'tokenizer.json')), 'the tokenizer is saved as shipped');
+    assert.deepEqual(Array.from(loadTokenizer(out).encodeBatch(texts, { pad: 'max' }).inputIds, Number), Array.from(g.get('input_ids'), Number));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('SigLIP 2 NaFlex (model_type "siglip2", Siglip2Model) is still refused by name', () => {
   const dir = mkdtempSync(join(tmpdir(), 'clip-siglip2-naflex-'));
   try {

@@ -181,6 +181,9 @@ def main():
         img = port.siglip_image(W, cfg, pixels)
         txt = port.siglip_text(W, cfg, ids)
         lpi, _ = port.siglip_logits(W, img, txt)
+        # SiglipModel's sigmoid loss of the first len(PHOTOS) texts with the photos: a training run's first step.
+        n = len(port.PHOTOS)
+        loss = port.siglip_loss(port.siglip_logits(W, img, txt[:n])[1])
     st.write(os.path.join(OUT, "golden.safetensors"), {
         "input_ids": ids.numpy(), "pixel_values": pixels.numpy(),
         "image_features": img.numpy(), "text_features": txt.numpy(),
@@ -190,6 +193,7 @@ def main():
         "texts": TEXTS, "photos": port.PHOTOS,
         "text_rules": "lower-case; sentencepiece BPE with byte fallback (no dummy prefix); <eos> (id 1) appended; truncation to 63 + <eos>; padded to 64 with <pad> (id 0)",
         "pieces": [tok.pieces(t) for t in TEXTS[:10]],
+        "sigmoid_loss_first_texts": loss.item(),
         "port_check_vs_hf_clip_tiny": worst_clip,
     }, open(os.path.join(OUT, "golden.json"), "w"), indent=1, ensure_ascii=False)
     for t in TEXTS[:10]:
