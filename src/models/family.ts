@@ -11,7 +11,7 @@ import { loadTorchCheckpoint } from '../io/torch.js';
 import type { TensorSource } from '../io/tensor.js';
 import type { Graph } from '../graph/graph.js';
 import { pipelineFromPreprocessorConfig } from '../image/pipeline-config.js';
-import type { SentencePieceRules } from '../text/index.js';
+import type { SentencePieceRules, TokenizerJsonRules } from '../text/index.js';
 import type { TokenBatch } from '../text/types.js';
 import { buildImageGraph, type BuildOptions } from './clip-graph.js';
 import type { ClipConfig } from './config.js';
@@ -249,6 +249,8 @@ export interface FamilyDescriptor {
     contextLength?: number;
     /** A directory with spiece.model and no tokenizer.json: the family's text rules around the pieces, as a tokenizer.json. */
     sentencepiece?: SentencePieceRules;
+    /** The family's text rules over a shipped tokenizer.json that does not carry them all (SigLIP 2's lower-casing). */
+    tokenizerJson?: TokenizerJsonRules;
   };
   readonly score: ScoreRule;
   /** Absent: not trainable. */

@@ -21,5 +21,6 @@ export function loadTokenizer(dir: string, opts: TokenizerOptions = {}): TextTok
   const family = familyOf(dir);
   return loadTokenizerFiles(dir, {
     ...opts, contextLength: opts.contextLength ?? family?.tokenizer.contextLength, sentencepiece: opts.sentencepiece ?? family?.tokenizer.sentencepiece,
+    tokenizerJson: opts.tokenizerJson ?? family?.tokenizer.tokenizerJson,
   });
 }

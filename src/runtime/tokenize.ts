@@ -11,6 +11,6 @@ export function makeTokenizer(ck: Checkpoint): TextTokenizer {
   // Ids past the text tower's embedding table would fail inside ONNX Runtime: refuse them at load.
   return loadTokenizer(ck.tokenizerDir, {
     mode: ck.tokenizerMode, contextLength: ck.contextLength, vocabSize: ck.config?.text.vocabSize,
-    sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece,
+    sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece, tokenizerJson: familyNamed(ck.family).tokenizer.tokenizerJson,
   });
 }

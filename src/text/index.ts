@@ -39,7 +39,15 @@ export interface TokenizerOptions {
    * model's tokenizer around the pieces (a family's, given by its descriptor). Absent: spiece.model is not read.
    */
   sentencepiece?: SentencePieceRules;
+  /**
+   * The text rules of the model's tokenizer over a shipped tokenizer.json, where the file does not carry them all
+   * (a family's, given by its descriptor: SigLIP 2 lower-cases before Gemma's pieces). Absent: the file as it is.
+   */
+  tokenizerJson?: TokenizerJsonRules;
 }
+
+/** A parsed tokenizer.json -> the tokenizer.json the model's text rules amount to; errors name `file`. */
+export type TokenizerJsonRules = (json: TokenizerJson, file: string) => TokenizerJson;
 
 /** A sentencepiece model and the end token -> the tokenizer.json its tokenizer amounts to; errors name `file`. */
 export type SentencePieceRules = (model: SentencePieceModel, eos: string, file: string) => TokenizerJson;
@@ -59,6 +67,11 @@ export function tokenizerFromJson(json: TokenizerJson, config: TokenizerConfigJs
   const type = json?.model?.type;
   const o = { contextLength: opts.contextLength, source: opts.source, vocabSize: opts.vocabSize };
   if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), o);
+  // A sentencepiece BPE converted to tokenizer.json (Gemma's, SigLIP 2's): byte fallback instead of CLIP's byte-level
+  // alphabet, "▁" for spaces; the file's normalizer, model and post-processor say it all, as for Unigram.
+  if (type === 'BPE' && json.model.byte_fallback === true) {
+    return new HfTextTokenizer(json, config, { kind: 'sentencepiece-bpe', contextLength: o.contextLength ?? 64, source: o.source, vocabSize: o.vocabSize });
+  }
   if (type === 'BPE') return new ClipTokenizer(json, config, o);
   if (type === 'WordPiece') return new BertTokenizer(json, config, o);
   // SentencePiece Unigram (SigLIP, T5-style vocabularies): the tokenizer.json's normalizer and post-processor say it all.
@@ -173,7 +186,8 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
       : existsSync(spiece) ? ' (its spiece.model is read only as part of a checkpoint whose family says its tokenizer rules)' : '';
     throw new Error(`tokenizer.json not found: ${tjPath}${hint}`);
   }
-  const json = readJson<TokenizerJson>(tjPath, 'tokenizer.json');
+  const shipped = readJson<TokenizerJson>(tjPath, 'tokenizer.json');
+  const json = opts.tokenizerJson ? opts.tokenizerJson(shipped, tjPath) : shipped;
   const config = readJson<TokenizerConfigJson>(join(modelDir, 'tokenizer_config.json'), 'tokenizer_config.json');
   const contextLength = opts.contextLength ?? contextLengthFor(modelDir, config);
   return tokenizerFromJson(json, config, { mode, contextLength, source: tjPath, vocabSize });

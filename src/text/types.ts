@@ -1,7 +1,7 @@
 // The tokenizer interface shared by every text tower, and the batch layout handed to ONNX Runtime.
 import { endianness } from 'node:os';
 
-export type TokenizerKind = 'clip-bpe' | 'openai-bpe' | 'wordpiece' | 'unigram';
+export type TokenizerKind = 'clip-bpe' | 'openai-bpe' | 'wordpiece' | 'unigram' | 'sentencepiece-bpe';
 
 export interface EncodeBatchOptions {
   /** 'max' pads every row to contextLength (what the reference goldens use); 'longest' pads to the longest row of the batch (less work for the text tower). */

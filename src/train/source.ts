@@ -124,7 +124,8 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string, freez
   const family = familyTraining(ck);
   checkTrainable(ck.config, model, freeze, family.towers);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
-  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength, sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece });
+  const { sentencepiece, tokenizerJson } = familyNamed(ck.family).tokenizer;
+  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength, sentencepiece, tokenizerJson });
   return {
     ...family,
     config: ck.config,
@@ -168,6 +169,7 @@ export function fromResume(dir: string, state: TrainState): TrainSource {
   if (!ck.config || !ck.weights) throw new Error(`${dir}: no weights to resume from`);
   const tokenizer = loadTokenizer(dir, {
     mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength, sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece,
+    tokenizerJson: familyNamed(ck.family).tokenizer.tokenizerJson,
   });
   const saved: Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> = familyNamed(ck.family).train?.saveAs === 'open-clip-files'
     ? { configFiles: { 'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')) }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false }

@@ -1,13 +1,13 @@
-// The SigLIP family (transformers' SiglipModel; SigLIP 2 checkpoints saved in the same layout, e.g.
-// google/siglip2-base-patch16-224 whose config says model_type "siglip"): its descriptor, config.json ->
-// tower configs, checkpoint key names -> canonical names, its tokenizer rules over spiece.model, and how the
-// family is called (texts padded to the full length with no mask, features = the pooled head outputs,
-// per-label sigmoid scores with logit_bias, the pairwise sigmoid loss). Its towers are in models/siglip.ts.
-// SigLIP 2's NaFlex variant (model_type "siglip2": variable resolution, Linear patch embedding) is not
-// supported and is refused by name.
+// The SigLIP family (transformers' SiglipModel; SigLIP 2's fixed-resolution checkpoints saved in the same layout,
+// e.g. google/siglip2-base-patch16-224 whose config says model_type "siglip"): its descriptor, config.json ->
+// tower configs, checkpoint key names -> canonical names, its tokenizer rules (SigLIP's over spiece.model,
+// SigLIP 2's over Gemma's tokenizer.json), and how the family is called (texts padded to the full length with no
+// mask, features = the pooled head outputs, per-label sigmoid scores with logit_bias, the pairwise sigmoid loss).
+// Its towers are in models/siglip.ts. SigLIP 2's NaFlex variant (model_type "siglip2", Siglip2Model: variable
+// resolution, Linear patch embedding) is not supported and is refused by name.
 import type { Activation } from '../../graph/ops.js';
 import type { TensorSource } from '../../io/tensor.js';
-import type { TokenizerJson } from '../../text/hf-tokenizer.js';
+import { specialTokensOf, type TokenizerJson } from '../../text/hf-tokenizer.js';
 import { SPM_CONTROL, SPM_UNKNOWN, type SentencePieceModel } from '../../text/sentencepiece.js';
 import { checkHeads, CONFIG_LIMITS, Fields } from '../config-fields.js';
 import { hfTransformerFields, type ClipConfig } from '../config.js';
@@ -173,6 +173,37 @@ function siglipTokenizerJson(model: SentencePieceModel, eos = '</s>', file = 'sp
   } as unknown as TokenizerJson;
 }
 
+/** A sentencepiece BPE with byte fallback converted to tokenizer.json: Gemma's, the tokenizer SigLIP 2 ships. */
+const isGemmaBpe = (json: TokenizerJson): boolean => json?.model?.type === 'BPE' && json.model.byte_fallback === true;
+
+/**
+ * SigLIP 2's text rules over its shipped tokenizer.json (GemmaTokenizerFast's conversion): the model was trained
+ * on lower-cased text (big_vision's `lower` before the tokenizer; transformers' siglip2 docs and Siglip2Tokenizer),
+ * which the file does not do, so Lowercase goes before its normalizer; no <bos> and <eos> appended, as
+ * convert_siglip2_to_hf.py saves it (add_bos_token=False, add_eos_token=True): a file with another template
+ * gets that one. Padding (<pad> to 64) is tokenizer_config.json's pad_token and the config's length, as for any
+ * tokenizer. Any other tokenizer.json (SigLIP's Unigram) is used as it is.
+ */
+export function siglip2TokenizerJson(json: TokenizerJson, file = 'tokenizer.json'): TokenizerJson {
+  if (!isGemmaBpe(json)) return json;
+  const norm = json.normalizer as { type?: string; normalizers?: Array<{ type?: string }> } | null | undefined;
+  const lowers = norm?.type === 'Lowercase' || (norm?.type === 'Sequence' && norm.normalizers?.[0]?.type === 'Lowercase');
+  const normalizer = lowers ? norm : norm ? { type: 'Sequence', normalizers: [{ type: 'Lowercase' }, norm] } : { type: 'Lowercase' };
+  const { prefix, suffix } = specialTokensOf(json.post_processor);
+  if (prefix.length === 0 && suffix.length === 1) return { ...json, normalizer };
+  const vocab = json.model.vocab as Record<string, number> | undefined;
+  const eos = vocab?.[GEMMA_EOS] ?? json.added_tokens?.find((t) => t.content === GEMMA_EOS)?.id;
+  if (!Number.isInteger(eos)) throw new Error(`${file}: a SigLIP 2 (Gemma) tokenizer needs an ${GEMMA_EOS} token to end each text`);
+  const post_processor = {
+    type: 'TemplateProcessing',
+    single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: GEMMA_EOS, type_id: 0 } }],
+    pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: GEMMA_EOS, type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: GEMMA_EOS, type_id: 1 } }],
+    special_tokens: { [GEMMA_EOS]: { id: GEMMA_EOS, ids: [eos!], tokens: [GEMMA_EOS] } },
+  };
+  return { ...json, normalizer, post_processor } as TokenizerJson;
+}
+const GEMMA_EOS = '<eos>';
+
 /** Every tensor the towers read, with its shape (models/siglip.ts), and no encoder block past the config's count. */
 export function checkSiglipShapes(w: TowerWeights, c: SiglipConfig): void {
   checkShapes(w, [LOGIT_SCALE, ...siglipVisionShapes(c.vision), ...siglipTextShapes(c.text)],
@@ -182,7 +213,7 @@ export function checkSiglipShapes(w: TowerWeights, c: SiglipConfig): void {
 /** input_ids only, padded to the full length: the tower pools the last position (no mask, as SiglipModel is called). */
 const SIGLIP_INPUTS = textInputs('siglip', { padding: 'max', rowsIndependent: false });
 const SIGMOID: ScoreRule = { kind: 'sigmoid' };
-/** The tokenizer files a SigLIP directory may hold: the converted tokenizer.json, or spiece.model as google/siglip-* ship it. */
+/** The tokenizer files a SigLIP directory may hold: tokenizer.json (SigLIP 2's Gemma BPE, or a converted Unigram), or spiece.model as google/siglip-* ship it. */
 const TOKENIZER_FILES = ['tokenizer.json', 'spiece.model'];
 
 const asSiglip = (cfg: ClipConfig): SiglipConfig => {
@@ -193,7 +224,7 @@ const asSiglip = (cfg: ClipConfig): SiglipConfig => {
 /** HF SiglipModel: config.json (model_type "siglip"), model.safetensors, spiece.model or tokenizer.json. */
 export const siglip: FamilyDescriptor = {
   name: 'siglip',
-  summary: 'Hugging Face SiglipModel: config.json (model_type "siglip"), model.safetensors, spiece.model or a Unigram tokenizer.json, sigmoid scores',
+  summary: 'Hugging Face SiglipModel (SigLIP, SigLIP 2 fixed resolution): config.json (model_type "siglip"), model.safetensors, spiece.model, a Unigram or Gemma BPE tokenizer.json, sigmoid scores',
   detect: (loc) => {
     const cfg = loc.config();
     return !!cfg && (isSiglipConfig(cfg) || isNaflexConfig(cfg));
@@ -219,7 +250,7 @@ export const siglip: FamilyDescriptor = {
     };
   },
   towers: { image: ['siglip-vit'], text: ['siglip-text'], pooling: { image: ['attention-pool'], text: ['last'] } },
-  tokenizer: { mode: 'hf', sentencepiece: siglipTokenizerJson },
+  tokenizer: { mode: 'hf', sentencepiece: siglipTokenizerJson, tokenizerJson: siglip2TokenizerJson },
   score: SIGMOID,
   train: {
     loss: 'sigmoid',
