@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -163,4 +163,27 @@ test('clip classify and embed run on the XLM-R open_clip checkpoint (non-English
   const out = JSON.parse(e.stdout);
   assertClose(Float32Array.from(out.images[0].embedding), g.get('image_features').subarray(24, 48), TOL, 'embed --raw image');
   assertClose(Float32Array.from(out.texts[0].embedding), g.get('text_features').subarray(7 * 24, 8 * 24), TOL, 'embed --raw text');
+});
+
+test('clip train fine-tunes the XLM-R open_clip checkpoint and saves it in its own layout, HF text config included', { skip: SKIP_FIXTURES }, async () => {
+  const csv = join(tmp, 'train.csv');
+  const caps: Record<string, string> = { astronaut: 'un astronaute', chelsea: 'eine Katze', coffee: 'чашка кофе', rocket: '火箭发射' };
+  writeFileSync(csv, ['image,caption', ...Object.entries(caps).map(([p, c]) => `${fixture('common', 'images', `${p}.png`)},${c}`)].join('\n') + '\n');
+  const out = join(tmp, 'trained');
+  const t = clip('train', csv, '--model', DIR, '-o', out, '--epochs', '1', '--batch-size', '2', '--threads', '2');
+  assert.equal(t.code, 0, t.stderr);
+  for (const f of ['open_clip_config.json', 'open_clip_model.safetensors', 'config.json', 'tokenizer.json']) assert.ok(existsSync(join(out, f)), f);
+  assert.equal(readJson(join(out, 'open_clip_config.json')).model_cfg.text_cfg.hf_model_name, 'xlm-roberta-base');
+  // The same tensor names (open_clip's), the text tower's weights moved.
+  const before = golden(join(DIR, 'open_clip_model.safetensors'));
+  const after = golden(join(out, 'open_clip_model.safetensors'));
+  assert.deepEqual(after.keys().sort(), before.keys().sort());
+  for (const k of ['text.proj.0.weight', 'text.transformer.encoder.layer.1.attention.self.query.weight']) {
+    assert.ok(maxAbsDiff(after.get(k), before.get(k)) > 1e-7, `${k} did not change`);
+  }
+  const m = await ClipModel.load(out, { cache: false });
+  assert.equal(m.checkpoint.config!.text.kind, 'bert');
+  const [img] = await m.encodeImages([photos()[1]!]);
+  assert.ok(img!.embedding, img!.error);
+  await m.release();
 });
