@@ -143,6 +143,15 @@ test('hf text tower options clip-ts does not build are refused, naming the field
   // The weights say mlp: read as linear, text.proj is missing.
   refused((j) => { j.model_cfg.text_cfg.hf_proj_type = 'linear'; }, /text\.proj\.weight/);
   refused((j) => { j.model_cfg.text_cfg.hf_model_name = 'x'; j.model_cfg.vision_cfg.timm_model_name = 'vit_base'; }, /timm/);
+  refused((j) => { j.model_cfg.text_cfg.hf_model_name = { repo: 'x' }; }, /model_cfg\.text_cfg\.hf_model_name must be a hub model id/);
+  // The HF config is checked like any config: its model_type must be a tower we build, its values in range.
+  const cfgDir = join(tmp, 'badcfg');
+  mkdirSync(cfgDir);
+  const hf = readJson(join(DIR, 'config.json'));
+  writeFileSync(join(cfgDir, 'config.json'), JSON.stringify({ ...hf, model_type: 'gpt2' }));
+  assert.throws(() => openCheckpoint(bare(), { tokenizerDir: cfgDir }), /badcfg\/config\.json: model_type "gpt2" is not a text model clip-ts builds/);
+  writeFileSync(join(cfgDir, 'config.json'), JSON.stringify({ ...hf, hidden_size: 64 }));
+  assert.throws(() => openCheckpoint(bare(), { tokenizerDir: cfgDir }), /word_embeddings\.weight" has shape \[115, 32\], expected \[115, 64\]/);
 });
 
 function clip(...args: string[]) {

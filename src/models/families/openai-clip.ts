@@ -190,7 +190,7 @@ const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt)$/;
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
 function openaiCheckpoint(path: string, cfgJson: Json | undefined, weightsPath: string, loc: CheckpointLocation, cfgFile?: string): Checkpoint {
   const cfgOrigin = cfgFile ?? join(dirname(weightsPath), CONFIG_FILE);
-  if (cfgJson && hfTextModelName(cfgJson)) return hfTextCheckpoint(path, cfgJson, weightsPath, loc, cfgOrigin);
+  if (cfgJson && hfTextModelName(cfgJson, cfgOrigin)) return hfTextCheckpoint(path, cfgJson, weightsPath, loc, cfgOrigin);
   const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
   // preprocess_cfg is checked before the weights are opened (at the config's input size).
   const { mean, std } = openClipPreprocess(cfgJson, cfgOrigin, fileConfig?.vision.imageSize ?? 224);
@@ -234,9 +234,12 @@ const HF_PROJ_TYPES = ['linear', 'mlp'] as const;
 const modelCfgOf = (json: Json): Json => (json?.model_cfg && typeof json.model_cfg === 'object' ? json.model_cfg : json);
 
 /** text_cfg.hf_model_name when it is set. */
-export function hfTextModelName(json: Json): string | undefined {
+export function hfTextModelName(json: Json, origin = CONFIG_FILE): string | undefined {
   const name = modelCfgOf(json)?.text_cfg?.hf_model_name;
-  return name === undefined || name === null || name === '' ? undefined : String(name);
+  if (name === undefined || name === null || name === '' || name === false) return undefined;
+  // A hub repo id: it goes into messages and, when the files are fetched, into hub paths (checked there too).
+  if (typeof name !== 'string' || name.length > 96) throw new Error(`${origin}: model_cfg.text_cfg.hf_model_name must be a hub model id (org/name), got ${JSON.stringify(name).slice(0, 60)}`);
+  return name;
 }
 
 /**
@@ -245,12 +248,10 @@ export function hfTextModelName(json: Json): string | undefined {
  */
 export function openClipHfConfig(json: Json, origin: string, hf: Json, hfOrigin: string): { config: ClipConfig; contextLength: number } {
   checkOpenClipModelCfg(json, origin);
-  const text = Fields.of(json, origin);
-  const t0 = text.has('model_cfg') ? text.sub('model_cfg') : text;
-  const tcfg = t0.sub('text_cfg');
+  const root = Fields.of(json, origin);
+  const tcfg = (root.has('model_cfg') ? root.sub('model_cfg') : root).sub('text_cfg');
   // The image tower and the refusals are the plain config's; its text half is replaced below.
-  const m = modelCfgOf(json);
-  const { text_cfg: _unused, custom_text: _custom, ...rest } = m;
+  const { text_cfg: _text, custom_text: _custom, ...rest } = modelCfgOf(json);
   const base = openClipConfig({ ...json, model_cfg: { ...rest, text_cfg: {} } }, origin);
   const h = Fields.of(hf, hfOrigin);
   const kind = HF_TEXT_MODELS[String(hf.model_type)];
@@ -278,7 +279,7 @@ function hfTextDir(loc: CheckpointLocation, modelDir: string): string | undefine
 }
 
 function hfTextCheckpoint(path: string, cfgJson: Json, weightsPath: string, loc: CheckpointLocation, cfgOrigin: string): Checkpoint {
-  const name = hfTextModelName(cfgJson)!;
+  const name = hfTextModelName(cfgJson, cfgOrigin)!;
   const modelDir = dirname(weightsPath);
   const textDir = hfTextDir(loc, modelDir);
   if (!textDir) {
