@@ -75,8 +75,10 @@ test('the activation comes from quick_gelu: the same weights with QuickGELU give
 
 test('model_cfg and preprocess_cfg options clip-ts does not build are refused, naming the field', { skip: SKIP_FIXTURES }, () => {
   const refused = (edit: (j: any) => void, re: RegExp) => assert.throws(() => openCheckpoint(variant(edit)), re);
+  // An HF text tower is built (test/open-clip-xlmr.test.ts) from the named model's files, which this checkpoint lacks.
   refused((j) => { j.model_cfg.text_cfg.hf_model_name = 'xlm-roberta-base'; },
-    /open_clip_config\.json: model_cfg\.text_cfg\.hf_model_name "xlm-roberta-base" is not supported: it makes a Hugging Face text tower/);
+    /its text tower is the Hugging Face model "xlm-roberta-base" \(.*open_clip_config\.json: model_cfg\.text_cfg\.hf_model_name\)/);
+  refused((j) => { j.model_cfg.vision_cfg.hf_model_name = 'x'; }, /model_cfg\.vision_cfg\.hf_model_name "x" is not supported: it makes a Hugging Face image tower/);
   refused((j) => { j.model_cfg.custom_text = true; }, /model_cfg\.custom_text true is not supported: it makes a CustomTextCLIP/);
   refused((j) => { j.model_cfg.vision_cfg.timm_model_name = 'convnext_base'; }, /model_cfg\.vision_cfg\.timm_model_name "convnext_base" is not supported/);
   refused((j) => { j.model_cfg.vision_cfg.no_ln_pre = true; }, /model_cfg\.vision_cfg\.no_ln_pre true is not supported/);

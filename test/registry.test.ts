@@ -16,6 +16,7 @@ import { fixture, REPO_ROOT, SKIP_FIXTURES } from './fixtures.js';
 
 const SRC = join(REPO_ROOT, 'src');
 const SIGLIP_TINY = join(REPO_ROOT, 'test', 'goldens', 'siglip-tiny');
+const XLMR_TINY = join(REPO_ROOT, 'test', 'goldens', 'open-clip-xlmr-tiny');
 const FAMILY_DIR = join(SRC, 'models', 'families');
 
 function* sources(dir: string): Generator<string> {
@@ -93,6 +94,9 @@ test('detection picks the right family for every reference checkpoint', { skip: 
       [fixture('pickles', 'openai-vit-tiny-torchscript.pt'), 'open-clip'],
       [fixture('pickles', 'openai-vit-tiny-fp16.bin'), 'open-clip'],
       [fixture('zh-clip-tiny'), 'chinese-clip'],
+      // open_clip with an HF text tower: the text model's config.json beside open_clip_config.json does not make it an HF family.
+      [XLMR_TINY, 'open-clip'],
+      [join(XLMR_TINY, 'open_clip_model.safetensors'), 'open-clip'],
       [SIGLIP_TINY, 'siglip'],
       [join(SIGLIP_TINY, 'model.safetensors'), 'siglip'],
       [pair, 'taiyi'],

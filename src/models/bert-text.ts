@@ -1,9 +1,10 @@
-// BERT text tower (Chinese-CLIP, Taiyi): word + position + token-type embeddings, embedding LayerNorm,
-// post-LN blocks, then one of two pooling heads. Canonical names (PyTorch layouts):
+// BERT text tower (Chinese-CLIP, Taiyi; RoBERTa / XLM-R with `positionOffset`): word + position + token-type
+// embeddings, embedding LayerNorm, post-LN blocks, then a pooling head. Canonical names (PyTorch layouts):
 //   bert.embeddings.{word [V,D], pos [P,D], type [T,D]}, bert.embeddings.ln.{weight,bias}
 //   bert.blocks.{i}.attn.qkv.{weight [3D,D], bias [3D]}, attn.out.*, ln1.* (after attention),
 //   bert.blocks.{i}.mlp.fc1.*, mlp.fc2.*, ln2.* (after the MLP)
-//   pooling 'cls-projection': text.proj [E,D] (no bias)
+//   pooling 'cls-projection' / 'mean-projection': projection 'linear': text.proj [E,D] (no bias);
+//     projection 'mlp': text.proj.fc1 [H,D], text.proj.fc2 [E,H] (no biases, exact GELU between)
 //   pooling 'classifier':     bert.pooler.{weight,bias}, classifier.{weight,bias}
 import { attr, type Graph } from '../graph/graph.js';
 import { activation, layerNorm, linear, sliceToLengthOf } from '../graph/ops.js';
@@ -66,8 +67,17 @@ function bertBlock(g: Graph, x: string, w: TowerWeights, p: string, cfg: BertCon
  */
 export function buildBertText(g: Graph, ids: string, w: TowerWeights, cfg: BertConfig, opts: BertTextOptions = {}): TowerOutput {
   const word = g.op('Gather', [param(g, w, 'bert.embeddings.word'), ids], { axis: attr.i(0) });
-  // HF's default position ids are 0..T-1 whatever the padding, so a slice of the table is exact.
-  let x = g.op('Add', [word, sliceToLengthOf(g, param(g, w, 'bert.embeddings.pos'), ids, 1)]);
+  let x: string;
+  if (cfg.positionOffset === undefined) {
+    // HF's default position ids are 0..T-1 whatever the padding, so a slice of the table is exact.
+    x = g.op('Add', [word, sliceToLengthOf(g, param(g, w, 'bert.embeddings.pos'), ids, 1)]);
+  } else {
+    // RoBERTa counts only real tokens: cumsum(mask) * mask + padding_idx (HF derives the mask from
+    // ids != padding_idx; the tokenizer's attention mask says the same for right-padded batches).
+    const m = opts.mask ?? g.op('Add', [g.op('Mul', [ids, g.constI64([0], [])]), g.constI64([1], [])]);
+    const pos = g.op('Add', [g.op('Mul', [g.op('CumSum', [m, g.constI64([1], [])]), m]), g.constI64([cfg.positionOffset], [])]);
+    x = g.op('Add', [word, g.op('Gather', [param(g, w, 'bert.embeddings.pos'), pos], { axis: attr.i(0) })]);
+  }
   if (opts.tokenTypes) {
     x = g.op('Add', [x, g.op('Gather', [param(g, w, 'bert.embeddings.type'), opts.tokenTypes], { axis: attr.i(0) })]);
   } else {
@@ -95,11 +105,26 @@ export function buildBertText(g: Graph, ids: string, w: TowerWeights, cfg: BertC
   }
   const cls = g.op('Gather', [x, g.constI64([0], [])], { axis: attr.i(1) }); // [B, D]
   let pooled: string;
-  if (cfg.pooling === 'cls-projection') {
-    pooled = linear(g, cls, param(g, w, 'text.proj', { linear: true }));
+  if (cfg.pooling === 'cls-projection' || cfg.pooling === 'mean-projection') {
+    const feat = cfg.pooling === 'cls-projection' ? cls : meanPool(g, x, opts.mask);
+    if (cfg.projection === 'mlp') {
+      const h = activation(g, linear(g, feat, param(g, w, 'text.proj.fc1', { linear: true })), 'gelu');
+      pooled = linear(g, h, param(g, w, 'text.proj.fc2', { linear: true }));
+    } else {
+      pooled = linear(g, feat, param(g, w, 'text.proj', { linear: true }));
+    }
   } else {
     const p = g.op('Tanh', [linear(g, cls, param(g, w, 'bert.pooler.weight', { linear: true }), param(g, w, 'bert.pooler.bias'))]);
     pooled = linear(g, p, param(g, w, 'classifier.weight', { linear: true }), param(g, w, 'classifier.bias'));
   }
   return { pooled, hidden };
+}
+
+/** x [B, T, D] -> [B, D]: the mean over the positions the mask keeps (all of them without one). */
+function meanPool(g: Graph, x: string, mask: string | undefined): string {
+  if (!mask) return g.op('ReduceMean', [x], { axes: attr.ints([1]), keepdims: attr.i(0) });
+  const m = g.op('Unsqueeze', [g.op('Cast', [mask], { to: attr.i(1) }), g.constI64([2])]); // [B, T, 1]
+  const sum = g.op('ReduceSum', [g.op('Mul', [x, m]), g.constI64([1])], { keepdims: attr.i(0) });
+  const n = g.op('ReduceSum', [m, g.constI64([1])], { keepdims: attr.i(0) }); // [B, 1]
+  return g.op('Div', [sum, n]);
 }

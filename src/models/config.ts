@@ -51,8 +51,19 @@ export interface BertConfig extends TransformerConfig {
   vocabSize: number;
   contextLength: number;
   typeVocabSize: number;
-  /** 'cls-projection' = Chinese-CLIP ([CLS] -> text_projection); 'classifier' = Taiyi logits. */
-  pooling: 'cls-projection' | 'classifier';
+  /**
+   * 'cls-projection' = [CLS] of the last hidden state -> projection (Chinese-CLIP); 'mean-projection' = the
+   * attention-mask-weighted mean of the last hidden state -> projection (open_clip's mean_pooler);
+   * 'classifier' = Taiyi logits.
+   */
+  pooling: 'cls-projection' | 'mean-projection' | 'classifier';
+  /** The *-projection head: 'linear' (text.proj, no bias; the default) or 'mlp' (Linear-GELU-Linear, no biases). */
+  projection?: 'linear' | 'mlp';
+  /**
+   * RoBERTa's position ids: cumsum(attention mask) * mask + positionOffset (its padding_idx), so the first
+   * token reads row offset + 1. Undefined: BERT's 0..T-1.
+   */
+  positionOffset?: number;
 }
 
 /** Text tower configs by `kind`; open to tower modules like VisionConfigKinds. */

@@ -219,7 +219,7 @@ export interface OpenContext {
 }
 
 /** What the text tower pools; the tower config carries the choice, the descriptor names it (docs, `clip models`). */
-export type TextPooling = 'eot' | 'argmax' | 'cls' | 'last' | 'classifier';
+export type TextPooling = 'eot' | 'argmax' | 'cls' | 'mean' | 'last' | 'classifier';
 /** What the image tower pools: the class token, or an attention-pool head (ModifiedResNet, SigLIP's MAP head). */
 export type ImagePooling = 'class-token' | 'attention-pool';
 
@@ -260,6 +260,18 @@ export interface FamilyDescriptor {
 }
 
 // ---- Parts the descriptors share ----
+
+/**
+ * A checkpoint that needs small files of another hub repo before it opens (open_clip's Hugging Face text
+ * tower: the named model's config.json and tokenizer.json). The runtime fetches `files` of `repo` into the hub
+ * cache and opens again with `tokenizerDir` there; anything else shows `message`, which says where to put them.
+ */
+export class MissingHubFiles extends Error {
+  constructor(readonly repo: string, readonly files: readonly string[], readonly modelDir: string, message: string) {
+    super(message);
+    this.name = 'MissingHubFiles';
+  }
+}
 
 export const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];

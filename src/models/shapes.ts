@@ -63,8 +63,14 @@ export function clipTextShapes(t: ClipTextConfig, projectionDim: number): Expect
 export function bertShapes(t: BertConfig, out: number): Expect[] {
   const D = t.width;
   const why = 'BERT config';
-  const head: Expect[] = t.pooling === 'cls-projection'
-    ? [{ name: 'text.proj', shape: [out, D], why: 'projection dim and text width' }]
+  const hidden = Math.floor((D + out) / 2);
+  const head: Expect[] = t.pooling !== 'classifier'
+    ? (t.projection === 'mlp'
+      ? [
+        { name: 'text.proj.fc1', shape: [hidden, D], why: 'text width and (width + projection dim) / 2' },
+        { name: 'text.proj.fc2', shape: [out, hidden], why: 'projection dim and (width + projection dim) / 2' },
+      ]
+      : [{ name: 'text.proj', shape: [out, D], why: 'projection dim and text width' }])
     : [
       { name: 'bert.pooler.weight', shape: [D, D], why }, { name: 'bert.pooler.bias', shape: [D], why },
       { name: 'classifier.weight', shape: [out, D], why: 'num_labels and width' }, { name: 'classifier.bias', shape: [out], why: 'num_labels' },
@@ -156,6 +162,12 @@ const UNUSED_BIASES = [
   { name: 'text.proj.bias', what: 'the text projection, which has no bias in CLIP' },
 ];
 
+/** open_clip's 'mlp' projection is Linear(bias=False)-GELU-Linear(bias=False). */
+const MLP_PROJ_BIASES = [
+  { name: 'text.proj.fc1.bias', what: 'the text projection MLP, which has no biases' },
+  { name: 'text.proj.fc2.bias', what: 'the text projection MLP, which has no biases' },
+];
+
 /** The tower configs whose weights to check: any of image / text (CLIP or BERT). */
 export interface TowerShapes {
   vision?: VisionConfig;
@@ -181,7 +193,8 @@ export function checkWeightShapes(w: TowerWeights, towers: TowerShapes): void {
     if (t.kind !== 'clip-text' && t.kind !== 'bert') throw new Error(`${w.origin}: no shape rules here for a ${t.kind} text tower (its module checks them)`);
     expect.push(...(t.kind === 'clip-text' ? clipTextShapes(t, towers.projectionDim) : bertShapes(t, towers.numLabels ?? towers.projectionDim)));
     extra.push(...surplus(t.kind === 'bert' ? 'bert' : 'text', t.layers));
-    if (t.kind === 'clip-text' || t.pooling === 'cls-projection') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('text.')));
+    if (t.kind === 'clip-text' || t.pooling !== 'classifier') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('text.')));
+    if (t.kind === 'bert' && t.projection === 'mlp') extra.push(...MLP_PROJ_BIASES);
   }
   checkShapes(w, expect, extra);
 }

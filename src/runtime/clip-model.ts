@@ -2,7 +2,7 @@
 import type * as ortTypes from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { openCheckpoint, type Checkpoint, type OpenOptions } from '../models/checkpoint.js';
+import type { Checkpoint, OpenOptions } from '../models/checkpoint.js';
 import type { ScoreRule } from '../models/family.js';
 import { createSession, ort, type Device, type SessionOptions } from './session.js';
 import {
@@ -15,6 +15,7 @@ import type { ImageLimits } from '../image/decode.js';
 import { firstNonFinite } from '../io/tensor.js';
 import { makeTokenizer } from './tokenize.js';
 import { needsClipVocab, withClipVocab } from './clip-vocab.js';
+import { openWithHubFiles } from './hub-files.js';
 import type { TextTokenizer, TokenBatch } from '../text/types.js';
 import type { TowerSpec } from '../models/checkpoint.js';
 import { l2normalize } from './vectors.js';
@@ -90,7 +91,8 @@ export class ClipModel {
    */
   static async load(path: string = DEFAULT_MODEL, opts: LoadOptions = {}): Promise<ClipModel> {
     const dir = await resolveModel(path, { ...opts.hub, format: opts.format, onnxVariant: opts.onnxVariant });
-    let ck = openCheckpoint(dir, opts);
+    // A checkpoint may need small files of another hub repo (open_clip's HF text tower: runtime/hub-files.ts).
+    let ck = await openWithHubFiles(dir, opts, opts.hub);
     // OpenAI / open_clip checkpoints ship no vocabulary: CLIP's comes from the hub cache (runtime/clip-vocab.ts).
     // When it cannot be had (offline, hub down), images still embed; texts raise that error.
     let vocabProblem: Error | undefined;

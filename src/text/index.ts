@@ -188,7 +188,8 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
   }
   const shipped = readJson<TokenizerJson>(tjPath, 'tokenizer.json');
   const json = opts.tokenizerJson ? opts.tokenizerJson(shipped, tjPath) : shipped;
-  const config = readJson<TokenizerConfigJson>(join(modelDir, 'tokenizer_config.json'), 'tokenizer_config.json');
+  // tokenizer.json says it all; tokenizer_config.json only adds options (as in transformers, it may be absent).
+  const config = (readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {}) as TokenizerConfigJson;
   const contextLength = opts.contextLength ?? contextLengthFor(modelDir, config);
   return tokenizerFromJson(json, config, { mode, contextLength, source: tjPath, vocabSize });
 }

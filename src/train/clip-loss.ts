@@ -37,7 +37,7 @@ export function trainableTowersError(cfg: ClipConfig, freeze?: 'vision' | 'text'
   if (cfg.vision.kind !== 'vit' && cfg.vision.kind !== 'resnet') return `training does not build a ${cfg.vision.kind} image tower`;
   if (cfg.text.kind !== 'clip-text' && cfg.text.kind !== 'bert') return `training does not build a ${cfg.text.kind} text tower`;
   if (cfg.vision.kind === 'resnet' && freeze !== 'vision') return 'training builds the ModifiedResNet image tower only frozen (--freeze vision): its BatchNorm layers have no training rule';
-  if (cfg.text.kind === 'bert' && cfg.text.pooling !== 'cls-projection') return 'training builds the BERT text tower pooled at [CLS] with a projection (Chinese-CLIP), not a classifier head';
+  if (cfg.text.kind === 'bert' && cfg.text.pooling === 'classifier') return 'training builds the BERT text tower with a projection head (pooled at [CLS] or by the mask-weighted mean), not a classifier head';
   return undefined;
 }
 

@@ -73,7 +73,9 @@ function readJson(path: string): Record<string, any> {
 
 function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   // A sentencepiece spiece.model stands in for tokenizer.json where the family reads one (text/index.ts).
-  for (const need of [existsSync(join(dir, 'tokenizer.json')) || !existsSync(join(dir, 'spiece.model')) ? 'tokenizer.json' : 'spiece.model', 'tokenizer_config.json']) {
+  // tokenizer_config.json is optional beside a tokenizer.json (text/index.ts), required beside a spiece.model.
+  const spiece = !existsSync(join(dir, 'tokenizer.json')) && existsSync(join(dir, 'spiece.model'));
+  for (const need of spiece ? ['spiece.model', 'tokenizer_config.json'] : ['tokenizer.json']) {
     if (!existsSync(join(dir, need))) throw new Error(`tokenizer directory ${dir} has no ${need} (a saved model ships the HF tokenizer files; pass --tokenizer DIR)`);
   }
   return Object.fromEntries(TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))).map((f) => {
@@ -109,7 +111,11 @@ function savedLayout(ck: Checkpoint, dir: string): Pick<TrainSource, 'configFile
       const own = join(dir, 'open_clip_config.json');
       // A bare OpenAI file: the config its shapes say (as the loader reads it), with its preprocessing.
       const json = existsSync(own) ? readJson(own) : { ...bareOpenaiConfig(ck.path), preprocess_cfg: { mean: ck.preprocess.mean, std: ck.preprocess.std } };
-      return { configFiles: { 'open_clip_config.json': json }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false };
+      // A BERT-kind text tower in this layout is a Hugging Face model: its config.json (beside its tokenizer) goes with it.
+      const hfText = ck.config?.text.kind === 'bert' && ck.tokenizerDir ? join(ck.tokenizerDir, 'config.json') : undefined;
+      const configFiles: Record<string, Record<string, any>> = { 'open_clip_config.json': json };
+      if (hfText && existsSync(hfText)) configFiles['config.json'] = readJson(hfText);
+      return { configFiles, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false };
     }
     default:
       throw new Error(`${ck.path}: a ${ck.family} model cannot be trained`);
@@ -172,7 +178,13 @@ export function fromResume(dir: string, state: TrainState): TrainSource {
     tokenizerJson: familyNamed(ck.family).tokenizer.tokenizerJson,
   });
   const saved: Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> = familyNamed(ck.family).train?.saveAs === 'open-clip-files'
-    ? { configFiles: { 'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')) }, weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false }
+    ? {
+      configFiles: {
+        'open_clip_config.json': readJson(join(dir, 'open_clip_config.json')),
+        ...(existsSync(join(dir, 'config.json')) ? { 'config.json': readJson(join(dir, 'config.json')) } : {}),
+      },
+      weightsFile: 'open_clip_model.safetensors', hfPreprocessor: false,
+    }
     : { configFiles: { 'config.json': readJson(join(dir, 'config.json')) }, weightsFile: 'model.safetensors', hfPreprocessor: true };
   return {
     ...familyTraining(ck),

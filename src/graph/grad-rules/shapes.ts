@@ -19,7 +19,7 @@ export const DTYPE_TO_ONNX: Partial<Record<DType, number>> = { float32: 1, float
 export const isFloat = (t: DType): boolean => t === 'float32' || t === 'float64' || t === 'float16';
 
 const SAME_SHAPE = new Set(['Identity', 'Neg', 'Exp', 'Log', 'Sqrt', 'Sigmoid', 'Tanh', 'Erf', 'Relu', 'Softmax', 'LogSoftmax',
-  'Abs', 'Reciprocal', 'Not', 'Sign', 'Clip', 'EyeLike', 'ScatterElements', 'ScatterND', 'Dropout']);
+  'Abs', 'Reciprocal', 'Not', 'Sign', 'Clip', 'EyeLike', 'ScatterElements', 'ScatterND', 'Dropout', 'CumSum']);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Equal', 'Greater', 'Less', 'And', 'Or']);
 const BOOL_OUT = new Set(['Equal', 'Greater', 'Less', 'Not', 'And', 'Or', 'GreaterOrEqual', 'LessOrEqual']);
 const REDUCE = new Set(['ReduceSum', 'ReduceMean', 'ReduceSumSquare', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL2', 'ReduceLogSumExp']);

@@ -1,21 +1,23 @@
 // The OpenAI / open_clip family: open_clip's config file, OpenAI state-dict key names -> canonical tower names
 // (open_clip hub layout, a bare OpenAI .pt (TorchScript) or state dict), and its descriptor.
 // OpenAI stores projections as [in, out] (x @ proj); the key plan flags them and the graph uses them as stored.
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Activation } from '../../graph/ops.js';
 import type { TensorSource } from '../../io/tensor.js';
 import { openaiPipeline, type RGBTriple } from '../../image/pipeline-config.js';
 import { weightFilesOf } from '../../io/sharded.js';
 import { buildTextGraph } from '../clip-graph.js';
 import { checkHeads, checkInt, CONFIG_LIMITS, Fields } from '../config-fields.js';
-import type { ClipConfig, ClipTextConfig, ResNetConfig, VitConfig } from '../config.js';
+import { hfBertConfig, type BertConfig, type ClipConfig, type ClipTextConfig, type ResNetConfig, type VitConfig } from '../config.js';
+import { buildBertTextGraph } from '../extra-graphs.js';
 import {
-  built, CLIP_TEXT_INPUTS, closingOnError, imageTower, logitScaleOf, openWeights, OURS, readJson,
+  BERT_MASKED_INPUTS, built, CLIP_TEXT_INPUTS, closingOnError, findFile, imageTower, logitScaleOf, MissingHubFiles, openWeights, OURS, readJson,
   requireFile, SOFTMAX, withShards, textSource, tokenizerIn, type Checkpoint, type CheckpointLocation, type FamilyDescriptor,
 } from '../family.js';
 import { openaiConfigFromStateDict } from '../openai-state-dict.js';
 import { checkWeightShapes } from '../shapes.js';
 import { TowerWeights } from '../weights.js';
+import { bertKeys } from './chinese-clip.js';
 
 type Json = Record<string, any>;
 
@@ -55,8 +57,21 @@ export function openaiClipKey(canonical: string): string | undefined {
   return BLOCK_PARTS[part!] ? prefix + BLOCK_PARTS[part!] : undefined;
 }
 
-export function openaiClipWeights(src: TensorSource, prefix = ''): TowerWeights {
+/** open_clip's HFTextEncoder: the HF model under `text.transformer.`, its projection under `text.proj.`. */
+const HF_PROJ_KEYS: Record<string, string> = {
+  'text.proj': 'text.proj.weight', 'text.proj.bias': 'text.proj.bias',
+  'text.proj.fc1': 'text.proj.0.weight', 'text.proj.fc2': 'text.proj.2.weight',
+  'text.proj.fc1.bias': 'text.proj.0.bias', 'text.proj.fc2.bias': 'text.proj.2.bias',
+};
+
+export function openaiClipWeights(src: TensorSource, prefix = '', hfText = false): TowerWeights {
   return TowerWeights.fromSource(src, (name) => {
+    if (hfText) {
+      const bert = bertKeys(name);
+      if (bert) return { keys: bert.map((k) => `${prefix}text.transformer.${k}`) };
+      if (HF_PROJ_KEYS[name]) return { keys: [prefix + HF_PROJ_KEYS[name]] };
+      if (name.startsWith('text.')) return undefined; // no CLIP text tower here
+    }
     if (TRANSPOSED[name]) return { keys: [prefix + TRANSPOSED[name]], transpose: true };
     // The canonical name is itself the key for the ResNet tower's own weights (visual.layer1...).
     return { keys: [prefix + (openaiClipKey(name) ?? name)] };
@@ -97,7 +112,7 @@ export function openClipConfig(json: Json, origin = 'open_clip_config.json'): Cl
   const v = m.sub('vision_cfg');
   const t = m.sub('text_cfg');
   if (v.obj.timm_model_name) throw new Error(`${origin}: timm vision towers (${String(v.obj.timm_model_name)}) are not supported`);
-  if (t.obj.hf_model_name) throw new Error(`${origin}: Hugging Face text towers (${String(t.obj.hf_model_name)}) are not supported`);
+  if (t.obj.hf_model_name) throw new Error(`${origin}: text_cfg.hf_model_name names a Hugging Face text tower: its config is read with openClipHfConfig`);
   // Tower variants whose extra weights our towers would silently ignore: refused by name.
   for (const [f, key, plain] of UNSUPPORTED_OPEN_CLIP) {
     const cfg = f === 'vision_cfg' ? v : t;
@@ -175,6 +190,7 @@ const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt)$/;
 /** OpenAI-family weights (open_clip hub layout, or a bare OpenAI .pt / state dict). */
 function openaiCheckpoint(path: string, cfgJson: Json | undefined, weightsPath: string, loc: CheckpointLocation, cfgFile?: string): Checkpoint {
   const cfgOrigin = cfgFile ?? join(dirname(weightsPath), CONFIG_FILE);
+  if (cfgJson && hfTextModelName(cfgJson, cfgOrigin)) return hfTextCheckpoint(path, cfgJson, weightsPath, loc, cfgOrigin);
   const fileConfig = cfgJson && openClipConfig(cfgJson, cfgOrigin);
   // preprocess_cfg is checked before the weights are opened (at the config's input size).
   const { mean, std } = openClipPreprocess(cfgJson, cfgOrigin, fileConfig?.vision.imageSize ?? 224);
@@ -194,6 +210,103 @@ function openaiCheckpoint(path: string, cfgJson: Json | undefined, weightsPath: 
     tokenizerDir: tokenizerIn(dirname(weightsPath), loc.opts, OPENAI_VOCAB_FILES),
     tokenizerMode: 'openai',
     contextLength: config.text.contextLength,
+    preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
+    logitScale, score: SOFTMAX,
+    config, weights: w,
+  };
+}
+
+// ---- open_clip with a Hugging Face text tower (text_cfg.hf_model_name: LAION's xlm-roberta-base /
+// xlm-roberta-large multilingual releases). open_clip builds that tower from the hub config of the named
+// model; the checkpoint ships neither it nor the tokenizer. We read both (config.json, tokenizer.json) from
+// --tokenizer DIR, else from the checkpoint's directory, else the runtime fetches them from the hub repo
+// `hf_model_name` into the hub cache (MissingHubFiles). The tower is bert-text.ts. ----
+
+/** The files of the `hf_model_name` repo the tower needs: its architecture and its tokenizer. */
+export const HF_TEXT_FILES = ['config.json', 'tokenizer.json'] as const;
+
+/** HF model_type -> position ids: BERT's 0..T-1, or RoBERTa's count of real tokens after padding_idx. */
+const HF_TEXT_MODELS: Record<string, 'bert' | 'roberta'> = { bert: 'bert', roberta: 'roberta', 'xlm-roberta': 'roberta' };
+/** open_clip's hf_pooler_type -> the tower's pooling (open_clip's cls_pooler reads the HF pooler: not built). */
+const HF_POOLERS: Record<string, BertConfig['pooling']> = { mean_pooler: 'mean-projection', cls_last_hidden_state_pooler: 'cls-projection' };
+const HF_PROJ_TYPES = ['linear', 'mlp'] as const;
+
+const modelCfgOf = (json: Json): Json => (json?.model_cfg && typeof json.model_cfg === 'object' ? json.model_cfg : json);
+
+/** text_cfg.hf_model_name when it is set. */
+export function hfTextModelName(json: Json, origin = CONFIG_FILE): string | undefined {
+  const name = modelCfgOf(json)?.text_cfg?.hf_model_name;
+  if (name === undefined || name === null || name === '' || name === false) return undefined;
+  // A hub repo id: it goes into messages and, when the files are fetched, into hub paths (checked there too).
+  if (typeof name !== 'string' || name.length > 96) throw new Error(`${origin}: model_cfg.text_cfg.hf_model_name must be a hub model id (org/name), got ${JSON.stringify(name).slice(0, 60)}`);
+  return name;
+}
+
+/**
+ * open_clip_config.json with an HF text tower + the HF model's config.json -> tower configs, and the text
+ * context length (text_cfg.context_length, as open_clip's HFTokenizer pads and truncates).
+ */
+export function openClipHfConfig(json: Json, origin: string, hf: Json, hfOrigin: string): { config: ClipConfig; contextLength: number } {
+  checkOpenClipModelCfg(json, origin);
+  const root = Fields.of(json, origin);
+  const tcfg = (root.has('model_cfg') ? root.sub('model_cfg') : root).sub('text_cfg');
+  // The image tower and the refusals are the plain config's; its text half is replaced below.
+  const { text_cfg: _text, custom_text: _custom, ...rest } = modelCfgOf(json);
+  const base = openClipConfig({ ...json, model_cfg: { ...rest, text_cfg: {} } }, origin);
+  const h = Fields.of(hf, hfOrigin);
+  const kind = HF_TEXT_MODELS[String(hf.model_type)];
+  if (!kind) h.fail('model_type', `${JSON.stringify(hf.model_type)} is not a text model clip-ts builds (supported: ${Object.keys(HF_TEXT_MODELS).join(', ')})`);
+  if ((hf.position_embedding_type ?? 'absolute') !== 'absolute') h.fail('position_embedding_type', `${JSON.stringify(hf.position_embedding_type)} is not supported (absolute only)`);
+  const poolerName = tcfg.obj.hf_pooler_type ?? 'mean_pooler';
+  const pooling = HF_POOLERS[String(poolerName)];
+  if (!pooling) tcfg.fail('hf_pooler_type', `${JSON.stringify(poolerName)} is not supported (supported: ${Object.keys(HF_POOLERS).join(', ')})`);
+  const projName = tcfg.obj.hf_proj_type ?? 'mlp';
+  if (!(HF_PROJ_TYPES as readonly unknown[]).includes(projName)) tcfg.fail('hf_proj_type', `${JSON.stringify(projName)} is not supported (supported: ${HF_PROJ_TYPES.join(', ')})`);
+  const bert: BertConfig = { ...hfBertConfig(h, pooling), projection: projName as 'linear' | 'mlp' };
+  let room = bert.contextLength;
+  if (kind === 'roberta') {
+    bert.positionOffset = h.int('pad_token_id', 1, 0, bert.contextLength - 2);
+    room = bert.contextLength - bert.positionOffset - 1;
+  }
+  const contextLength = tcfg.int('context_length', 77, 3, CONFIG_LIMITS.positions);
+  if (contextLength > room) tcfg.fail('context_length', `${contextLength} needs more positions than ${hfOrigin} has (max_position_embeddings allows ${room})`);
+  return { config: { ...base, text: bert }, contextLength };
+}
+
+/** Where the HF text tower's files are: --tokenizer DIR, else the checkpoint's directory. */
+function hfTextDir(loc: CheckpointLocation, modelDir: string): string | undefined {
+  return [loc.opts.tokenizerDir, modelDir].find((d): d is string => !!d && !!findFile(d, ['config.json']));
+}
+
+function hfTextCheckpoint(path: string, cfgJson: Json, weightsPath: string, loc: CheckpointLocation, cfgOrigin: string): Checkpoint {
+  const name = hfTextModelName(cfgJson, cfgOrigin)!;
+  const modelDir = dirname(weightsPath);
+  const textDir = hfTextDir(loc, modelDir);
+  if (!textDir) {
+    const where = HF_TEXT_FILES.map((f) => `https://huggingface.co/${name}/resolve/main/${f}`).join(' and ');
+    throw new MissingHubFiles(name, HF_TEXT_FILES, modelDir,
+      `${path}: its text tower is the Hugging Face model "${name}" (${cfgOrigin}: model_cfg.text_cfg.hf_model_name), whose ` +
+      `${HF_TEXT_FILES.join(' and ')} the checkpoint does not ship. Fix: load it online once (they are fetched into the hub cache), ` +
+      `or download ${where} into ${resolve(modelDir)}, or pass --tokenizer DIR (a directory holding both)`);
+  }
+  const hfPath = join(textDir, 'config.json');
+  const { config, contextLength } = openClipHfConfig(cfgJson, cfgOrigin, readJson(hfPath), hfPath);
+  const { mean, std } = openClipPreprocess(cfgJson, cfgOrigin, config.vision.imageSize);
+  const src = openWeights(weightsPath);
+  const { w, logitScale } = closingOnError(src, () => {
+    const w = openaiClipWeights(src, '', true);
+    checkWeightShapes(w, config);
+    return { w, logitScale: logitScaleOf(w, LOGIT_SCALE_INIT) };
+  });
+  const files = [...weightFilesOf(src, weightsPath), cfgOrigin, hfPath];
+  return {
+    family: 'open-clip', path, projectionDim: config.projectionDim,
+    image: imageTower(config, w, files),
+    text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true }), files, { ...textSource(config), masked: true }),
+    textInputs: BERT_MASKED_INPUTS, outputs: OURS,
+    tokenizerDir: findFile(textDir, ['tokenizer.json']) ? textDir : undefined,
+    tokenizerMode: 'hf',
+    contextLength,
     preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
     logitScale, score: SOFTMAX,
     config, weights: w,
@@ -226,7 +339,7 @@ export const openClip: FamilyDescriptor = {
     const configPath = loc.opts.configPath;
     return openaiCheckpoint(path, configPath ? readJson(configPath) : undefined, file!, loc, configPath);
   },
-  towers: { image: ['vit', 'resnet'], text: ['clip-text'], pooling: { image: ['class-token', 'attention-pool'], text: ['argmax'] } },
+  towers: { image: ['vit', 'resnet'], text: ['clip-text', 'bert'], pooling: { image: ['class-token', 'attention-pool'], text: ['argmax', 'mean', 'cls'] } },
   tokenizer: { mode: 'openai' },
   score: SOFTMAX,
   train: { loss: 'softmax', saveAs: 'open-clip-files' },
@@ -244,7 +357,6 @@ const REFUSED_MODEL_CFG: [string, string][] = [
   ['multimodal_cfg', 'a CoCa captioning decoder'],
 ];
 const REFUSED_TOWER_CFG: [string, string][] = [
-  ['hf_model_name', 'a Hugging Face text tower (e.g. XLM-RoBERTa for multilingual search)'],
   ['timm_model_name', 'a timm image tower'],
   ['norm_kwargs', 'LayerNorm options other than eps 1e-5'],
   ['act_kwargs', 'activation options'],
@@ -266,11 +378,14 @@ export function checkOpenClipModelCfg(json: Json, origin: string): void {
   const refuse = (f: Fields, key: string, why: string) => {
     if (present(f.obj[key])) f.fail(key, `${JSON.stringify(f.obj[key]).slice(0, 60)} is not supported: it makes ${why}, which clip-ts does not build`);
   };
-  for (const [key, why] of REFUSED_MODEL_CFG) refuse(m, key, why);
+  // open_clip sets custom_text itself for an HF text tower (its weights then sit under "text.", as read here).
+  const hfText = m.has('text_cfg') && present(m.sub('text_cfg').obj.hf_model_name);
+  for (const [key, why] of REFUSED_MODEL_CFG) if (!(hfText && key === 'custom_text')) refuse(m, key, why);
   for (const tower of ['vision_cfg', 'text_cfg']) {
     if (!m.has(tower)) continue;
     const t = m.sub(tower);
     for (const [key, why] of REFUSED_TOWER_CFG) refuse(t, key, why);
+    if (tower === 'vision_cfg') refuse(t, 'hf_model_name', 'a Hugging Face image tower');
     const pos = t.obj.pos_embed_type;
     if (pos !== undefined && pos !== null && pos !== 'learnable') refuse(t, 'pos_embed_type', 'fixed (non-learnable) position embeddings');
   }
