@@ -64,6 +64,11 @@ async function checkParity(m: ClipModel): Promise<void> {
     assert.deepEqual(got, want.slice(0, got.length), c);
     assert.ok(want.slice(got.length).every((x) => x === 1), `${c}: the golden has more tokens than ours`);
   });
+  // open_clip's HFTokenizer cleans first: HTML entities unescaped (twice), whitespace runs collapsed, ends stripped.
+  const messy = `  ${meta.captions[0]!.replace(/ /g, ' \t ')}\n`;
+  assert.deepEqual(m.tokenizer.encode(messy), m.tokenizer.encode(meta.captions[0]), 'whitespace cleaned');
+  assert.deepEqual(m.tokenizer.encode('salt &amp;amp; pepper'), m.tokenizer.encode('salt & pepper'), 'entities unescaped twice');
+  assert.deepEqual(m.tokenizer.encodeBatch([messy]).inputIds, m.tokenizer.encodeBatch([meta.captions[0]]).inputIds, 'batches clean too');
   // Batches of mixed lengths: the mask keeps padding out of positions, attention and the mean.
   const txt = await m.encodeTexts(meta.captions, { normalize: false, batchSize: 4 });
   assertClose(flat(txt), g.get('text_features'), TOL, 'text_features');

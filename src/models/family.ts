@@ -169,6 +169,8 @@ export interface Checkpoint {
   outputs: { image: string; imageNormalized?: string; text: string; textNormalized?: string };
   tokenizerDir?: string;
   tokenizerMode: 'hf' | 'openai';
+  /** Text rules the reference applies before its tokenizer, outside the tokenizer files (TokenizerOptions.clean). */
+  textClean?: (text: string) => string;
   contextLength: number;
   preprocess: PreprocessSpec;
   /** logit_scale as stored (log space). */

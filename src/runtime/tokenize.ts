@@ -12,5 +12,6 @@ export function makeTokenizer(ck: Checkpoint): TextTokenizer {
   return loadTokenizer(ck.tokenizerDir, {
     mode: ck.tokenizerMode, contextLength: ck.contextLength, vocabSize: ck.config?.text.vocabSize,
     sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece, tokenizerJson: familyNamed(ck.family).tokenizer.tokenizerJson,
+    clean: ck.textClean,
   });
 }

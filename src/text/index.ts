@@ -7,7 +7,7 @@ import { BertTokenizer } from './bert-tokenizer.js';
 import { ClipTokenizer } from './clip-tokenizer.js';
 import { HfTextTokenizer, type TokenizerConfigJson, type TokenizerJson } from './hf-tokenizer.js';
 import { bpeVocabFromOpenAIMerges, OpenAIClipTokenizer, type BpeVocab } from './openai-bpe.js';
-import type { TextTokenizer } from './types.js';
+import { withTextClean, type TextTokenizer } from './types.js';
 import { parseSentencePieceModel, type SentencePieceModel } from './sentencepiece.js';
 import { checkTokenizerFile, checkVocab, MAX_TOKENIZER_FILE_BYTES, MAX_VOCAB_SIZE, readTokenizerFile } from './validate.js';
 
@@ -44,6 +44,11 @@ export interface TokenizerOptions {
    * (a family's, given by its descriptor: SigLIP 2 lower-cases before Gemma's pieces). Absent: the file as it is.
    */
   tokenizerJson?: TokenizerJsonRules;
+  /**
+   * Text rules applied before the tokenizer, where the reference applies them outside the tokenizer files (a
+   * family's, from the checkpoint: open_clip cleans HTML entities and whitespace before a Hugging Face tokenizer).
+   */
+  clean?: (text: string) => string;
 }
 
 /** A parsed tokenizer.json -> the tokenizer.json the model's text rules amount to; errors name `file`. */
@@ -64,6 +69,11 @@ export function bpeVocabFromTokenizerJson(json: TokenizerJson): BpeVocab {
 
 /** Builds the tokenizer a parsed tokenizer.json (+ tokenizer_config.json) describes: CLIP BPE, BERT WordPiece or Unigram. */
 export function tokenizerFromJson(json: TokenizerJson, config: TokenizerConfigJson = {}, opts: TokenizerOptions = {}): TextTokenizer {
+  const tok = tokenizerOfType(json, config, opts);
+  return opts.clean ? withTextClean(tok, opts.clean) : tok;
+}
+
+function tokenizerOfType(json: TokenizerJson, config: TokenizerConfigJson, opts: TokenizerOptions): TextTokenizer {
   const type = json?.model?.type;
   const o = { contextLength: opts.contextLength, source: opts.source, vocabSize: opts.vocabSize };
   if (opts.mode === 'openai') return new OpenAIClipTokenizer(bpeVocabFromTokenizerJson(json), o);
@@ -169,7 +179,7 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
   if (!existsSync(tjPath) && existsSync(vocabTxt)) {
     const config = readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {};
     const json = bertTokenizerJsonFromVocab(readText(vocabTxt, 'vocab.txt'), config, vocabTxt);
-    return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: vocabTxt, vocabSize });
+    return tokenizerFromJson(json, config, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: vocabTxt, vocabSize, clean: opts.clean });
   }
   // Some checkpoints (google/siglip-*) ship a sentencepiece spiece.model and no tokenizer.json; their family says its rules.
   const spiece = join(modelDir, 'spiece.model');
@@ -178,7 +188,7 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
     checkTokenizerFile(spiece, 'spiece.model');
     const eos = typeof config.eos_token === 'string' ? config.eos_token : config.eos_token?.content ?? '</s>';
     const json = opts.sentencepiece(parseSentencePieceModel(readFileSync(spiece), spiece), eos, spiece);
-    return tokenizerFromJson(json, { pad_token: eos, ...config }, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: spiece, vocabSize });
+    return tokenizerFromJson(json, { pad_token: eos, ...config }, { mode, contextLength: opts.contextLength ?? contextLengthFor(modelDir, config), source: spiece, vocabSize, clean: opts.clean });
   }
   if (!existsSync(tjPath)) {
     const hint = existsSync(join(modelDir, 'open_clip_config.json'))
@@ -191,5 +201,5 @@ export function loadTokenizer(modelDir: string, opts: TokenizerOptions = {}): Te
   // tokenizer.json says it all; tokenizer_config.json only adds options (as in transformers, it may be absent).
   const config = (readJsonIfExists(join(modelDir, 'tokenizer_config.json')) ?? {}) as TokenizerConfigJson;
   const contextLength = opts.contextLength ?? contextLengthFor(modelDir, config);
-  return tokenizerFromJson(json, config, { mode, contextLength, source: tjPath, vocabSize });
+  return tokenizerFromJson(json, config, { mode, contextLength, source: tjPath, vocabSize, clean: opts.clean });
 }

@@ -105,3 +105,19 @@ export function buildBatch(rows: readonly number[][], opts: { contextLength: num
 export function batchRow(b: TokenBatch, i: number, which: 'inputIds' | 'attentionMask' | 'tokenTypeIds' = 'inputIds'): number[] {
   return Array.from(b[which].subarray(i * b.length, (i + 1) * b.length), Number);
 }
+
+/**
+ * `inner` with `clean` applied to every text before it is tokenized: text rules a model's reference applies outside
+ * its tokenizer files (open_clip cleans HTML entities and whitespace before a Hugging Face tokenizer).
+ */
+export function withTextClean(inner: TextTokenizer, clean: (text: string) => string): TextTokenizer {
+  return {
+    kind: inner.kind, contextLength: inner.contextLength, padId: inner.padId, startId: inner.startId, endId: inner.endId,
+    vocabSize: inner.vocabSize,
+    tokenize: (text) => inner.tokenize(clean(text)),
+    encode: (text) => inner.encode(clean(text)),
+    encodeBatch: (texts, opts) => inner.pad(texts.map((t) => inner.encode(clean(t))), opts),
+    pad: (rows, opts) => inner.pad(rows, opts),
+    decode: (ids) => inner.decode(ids),
+  };
+}

@@ -131,7 +131,7 @@ export async function fromCheckpoint(model: string, tokenizerDir?: string, freez
   checkTrainable(ck.config, model, freeze, family.towers);
   if (!ck.tokenizerDir) throw new Error(`${model}: no tokenizer.json next to the checkpoint; pass --tokenizer DIR`);
   const { sentencepiece, tokenizerJson } = familyNamed(ck.family).tokenizer;
-  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength, sentencepiece, tokenizerJson });
+  const tokenizer = loadTokenizer(ck.tokenizerDir, { mode: ck.tokenizerMode, contextLength: ck.contextLength, sentencepiece, tokenizerJson, clean: ck.textClean });
   return {
     ...family,
     config: ck.config,
@@ -175,7 +175,7 @@ export function fromResume(dir: string, state: TrainState): TrainSource {
   if (!ck.config || !ck.weights) throw new Error(`${dir}: no weights to resume from`);
   const tokenizer = loadTokenizer(dir, {
     mode: state.tokenizer.mode, contextLength: state.tokenizer.contextLength, sentencepiece: familyNamed(ck.family).tokenizer.sentencepiece,
-    tokenizerJson: familyNamed(ck.family).tokenizer.tokenizerJson,
+    tokenizerJson: familyNamed(ck.family).tokenizer.tokenizerJson, clean: ck.textClean,
   });
   const saved: Pick<TrainSource, 'configFiles' | 'weightsFile' | 'hfPreprocessor'> = familyNamed(ck.family).train?.saveAs === 'open-clip-files'
     ? {

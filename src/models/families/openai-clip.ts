@@ -4,6 +4,7 @@
 import { dirname, join, resolve } from 'node:path';
 import type { Activation } from '../../graph/ops.js';
 import type { TensorSource } from '../../io/tensor.js';
+import { htmlUnescape } from '../../text/html-unescape.js';
 import { openaiPipeline, type RGBTriple } from '../../image/pipeline-config.js';
 import { weightFilesOf } from '../../io/sharded.js';
 import { buildTextGraph } from '../clip-graph.js';
@@ -222,6 +223,13 @@ function openaiCheckpoint(path: string, cfgJson: Json | undefined, weightsPath: 
 // --tokenizer DIR, else from the checkpoint's directory, else the runtime fetches them from the hub repo
 // `hf_model_name` into the hub cache (MissingHubFiles). The tower is bert-text.ts. ----
 
+/**
+ * open_clip's HFTokenizer cleans every text before the Hugging Face tokenizer: basic_clean (ftfy.fix_text, then
+ * html.unescape twice, strip) and whitespace_clean (runs of whitespace to one space). ftfy is not ported (as for
+ * OpenAI's SimpleTokenizer, text/openai-bpe.ts); the rest is.
+ */
+export const openClipHfClean = (text: string): string => htmlUnescape(htmlUnescape(text)).replace(/\s+/gu, ' ').trim();
+
 /** The files of the `hf_model_name` repo the tower needs: its architecture and its tokenizer. */
 export const HF_TEXT_FILES = ['config.json', 'tokenizer.json'] as const;
 
@@ -305,7 +313,7 @@ function hfTextCheckpoint(path: string, cfgJson: Json, weightsPath: string, loc:
     text: built((o) => buildBertTextGraph(config, w, { ...o, masked: true }), files, { ...textSource(config), masked: true }),
     textInputs: BERT_MASKED_INPUTS, outputs: OURS,
     tokenizerDir: findFile(textDir, ['tokenizer.json']) ? textDir : undefined,
-    tokenizerMode: 'hf',
+    tokenizerMode: 'hf', textClean: openClipHfClean,
     contextLength,
     preprocess: { kind: 'openai', size: config.vision.imageSize, mean, std },
     logitScale, score: SOFTMAX,
