@@ -170,7 +170,7 @@ export async function benchTorchTrain(model: TrainModel, batch: number, steps: n
     const rss = lines.find((l) => 'peak_rss_kb' in l);
     if (!res || !rss) throw new Error(`torch_clip_step.py printed no result: ${r.out.slice(0, 200)}`);
     return {
-      side: 'torch', model, batch, tokens, threads: res.threads!, warmupSteps: 3, steps,
+      side: 'torch', model, batch, tokens, threads: res.threads!, warmupSteps: TORCH_WARMUP_STEPS, steps,
       sPerStep: res.s_per_step!, samplesPerSec: res.samples_per_s!, peakRssMB: rss.peak_rss_kb! / 1024, params: res.params,
       loadAvg: loadavg()[0]!,
     };
@@ -214,6 +214,9 @@ export interface TrainBenchResult {
 export const FLOPS_NOTE = 'GFLOP/s = 3 x the forward FLOPs of the graph\'s MatMul/Gemm/Conv nodes (2 per multiply-add, shapes bound to the batch) per step / s per step; same count for both sides';
 
 /** Ours and torch threads: ours uses every core; torch's Debian build is fastest at 1 thread + 1 BLAS thread on 2 cores (its README). */
+/** Warm-up steps torch_clip_step.py runs before timing (../shared/bench). */
+const TORCH_WARMUP_STEPS = 3;
+
 function spawnTrainWorker(job: TrainJob, threads: number, torchThreads: number, warmup: number): Promise<TrainResult> {
   return new Promise((resolve, reject) => {
     const args = [fileURLToPath(import.meta.url), '--worker', job.side, '--model', job.model, '--batch', String(job.batch), '--steps', String(job.steps),
@@ -282,7 +285,8 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
     const label = `${job.side} ${job.model} batch ${job.batch}${job.recompute ? ' --recompute' : ''}${job.noArena ? ' --no-arena' : ''}`;
     progress(`--- train: ${label} (${job.steps} timed steps) ---`);
     try {
-      const r = await spawnTrainWorker(job, o.threads, o.torchThreads ?? 1, job.model === 'emoji' ? 2 : 1);
+      // Our warm-up matches torch_clip_step.py's 3 steps: the first steps grow ORT's arena and V8's heap.
+      const r = await spawnTrainWorker(job, o.threads, o.torchThreads ?? 1, TORCH_WARMUP_STEPS);
       const key = `${job.model}/${job.batch}`;
       if (r.gflopPerStep !== undefined) flops.set(key, r.gflopPerStep);
       else if (flops.has(key)) {
