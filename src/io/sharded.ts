@@ -131,7 +131,9 @@ export class ShardedSource implements TensorSource {
   info(name: string): { dtype: DType; shape: number[] } | undefined {
     const src = this.owner.get(name);
     if (!src) return undefined;
-    return src.info ? src.info(name) : { dtype: src.get(name).dtype, shape: src.get(name).shape };
+    if (src.info) return src.info(name);
+    const t = src.get(name); // a source without headers: read the tensor once
+    return { dtype: t.dtype, shape: t.shape };
   }
 
   get(name: string): RawTensor {

@@ -3,7 +3,7 @@
 // are tokenized, fed and scored, how images are preprocessed, which hub files it needs and how it trains.
 // Everything outside models/families/ asks the descriptor (through the registry, families/index.ts) instead
 // of naming a family. This file also holds the parts several descriptors share.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { isShardIndex, ShardedSource, shardIndexName, weightFilesOf } from '../io/sharded.js';
@@ -278,12 +278,20 @@ export class MissingHubFiles extends Error {
 export const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];
 
+/** A config file (config.json, open_clip_config.json, clip-pair.json, ...) is a few KiB. */
+const MAX_CONFIG_BYTES = 16 * 2 ** 20;
+
+/** A checkpoint's JSON config file, bounded in size and required to be an object; errors name the file. */
 export function readJson(path: string): Record<string, any> {
+  let json: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    if (statSync(path).size > MAX_CONFIG_BYTES) throw new Error(`larger than a config file should be (limit ${MAX_CONFIG_BYTES / 2 ** 20} MiB)`);
+    json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
+  return json as Record<string, any>;
 }
 
 export function findFile(dir: string, names: readonly string[]): string | undefined {

@@ -13,7 +13,7 @@ import { trainableTowersError } from './clip-loss.js';
 import { CONFIG_LIMITS, Fields } from '../models/config-fields.js';
 import { hfClipWeights } from '../models/families/hf-clip.js';
 import { familyNamed } from '../models/families/index.js';
-import type { LossKind, LossTowers } from '../models/family.js';
+import { readJson, type LossKind, type LossTowers } from '../models/family.js';
 import type { TowerWeights } from '../models/weights.js';
 import { loadTokenizer } from '../text/index.js';
 import { checkTokenizerFile } from '../text/validate.js';
@@ -55,21 +55,6 @@ function familyTraining(ck: Checkpoint): Pick<TrainSource, 'loss' | 'towers' | '
 }
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt', 'spiece.model'];
-
-/** A config.json is a few KiB. */
-const MAX_CONFIG_BYTES = 16 * 2 ** 20;
-
-function readJson(path: string): Record<string, any> {
-  let json: unknown;
-  try {
-    if (statSync(path).size > MAX_CONFIG_BYTES) throw new Error(`larger than a config file should be (limit ${MAX_CONFIG_BYTES / 2 ** 20} MiB)`);
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
-  return json as Record<string, any>;
-}
 
 function tokenizerFiles(dir: string): Record<string, Uint8Array> {
   // A sentencepiece spiece.model stands in for tokenizer.json where the family reads one (text/index.ts).
