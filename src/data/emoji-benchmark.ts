@@ -328,7 +328,7 @@ export async function runEmojiBenchmark(model: BenchmarkModel, opts: EmojiBenchm
 
 const pct = (x: number | null | undefined): string => (x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(2)}%`);
 
-function markdownTable(headers: string[], rows: string[][]): string {
+export function markdownTable(headers: string[], rows: string[][]): string {
   // Padded so the source reads as a table too (no wide characters in these cells).
   const widths = headers.map((h, c) => Math.max(3, h.length, ...rows.map((r) => (r[c] ?? '').length)));
   const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(widths[c]!)).join(' | ')} |`;

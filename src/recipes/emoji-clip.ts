@@ -1,8 +1,15 @@
 // The recipe behind the package's default model: a small CLIP trained from scratch on the emoji
-// benchmark that `npm run data` prepares (Noto + Twemoji images, emojibase/emojilib captions).
-// Everything that fixes the result is here (tokenizer corpus, config, hyperparameters, seed), so
-// `npm run train:emoji` reproduces the shipped weights from a clean clone.
-import { readManifest } from '../data/manifests.js';
+// benchmark that `npm run data` prepares (Noto + Twemoji images, emojibase/emojilib captions, and
+// the Tabler + MDI icon sets for vocabulary and line/glyph styles).
+// Everything that fixes the result is here (data mix, tokenizer corpus, config, hyperparameters, seed),
+// so `npm run train:emoji` reproduces the shipped weights from a clean clone; `npm run ablate:emoji`
+// trains variants of it (emoji-ablation.ts) to measure what each choice is worth.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Augment } from '../train/augment.js';
+import type { CaptionMode } from '../train/run.js';
+import { manifestPath, readManifest, toJsonl } from '../data/manifests.js';
+import { permutation, Rng } from '../tasks/rng.js';
 
 /** HF CLIPConfig (the subset we set; the rest takes transformers' defaults). */
 export const EMOJI_CLIP_CONFIG = {
@@ -18,11 +25,23 @@ export const EMOJI_CLIP_CONFIG = {
   },
 };
 
-/** Tokenizer: CLIP-style byte-level BPE trained on the training captions (and icon names when prepared). */
+/** Tokenizer: CLIP-style byte-level BPE trained on the training captions (the icons' too when they are in the mix). */
 export const EMOJI_TOKENIZER = { vocabSize: 6000, minFrequency: 2, contextLength: 32 };
 
-/** Training hyperparameters (see README "Default model" for how they were chosen). */
-export const EMOJI_TRAIN = {
+export interface EmojiTrain {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  warmup: number;
+  gradClip: number;
+  seed: number;
+  captions: CaptionMode;
+  augment: Augment;
+}
+
+/** Training hyperparameters (see README "Default model" and the model card's ablation for how they were chosen). */
+export const EMOJI_TRAIN: EmojiTrain = {
   epochs: 44,
   batchSize: 128,
   lr: 1e-3,
@@ -30,9 +49,49 @@ export const EMOJI_TRAIN = {
   warmup: 50,
   gradClip: 1.0,
   seed: 0,
-  captions: 'sample' as const,
-  augment: 'crop+style' as const,
+  captions: 'sample',
+  augment: 'crop+style',
 };
 
-/** Caption corpus for the tokenizer: every caption of the training split (what the text tower sees). */
-export const tokenizerCorpus = (root?: string): string[] => readManifest('train', root).flatMap((r) => r.captions);
+/**
+ * The training images: the emoji `train` split (Noto + Twemoji) and, with `icons` > 0, that fraction of
+ * the `icons` split (a seeded subset, the same every run). Never an image of the evaluation styles
+ * (OpenMoji, Fluent) or of Tux Paint.
+ */
+export interface EmojiData {
+  icons: number;
+}
+export const EMOJI_DATA: EmojiData = { icons: 0 };
+
+export interface EmojiRecipe {
+  config: typeof EMOJI_CLIP_CONFIG;
+  tokenizer: typeof EMOJI_TOKENIZER;
+  train: EmojiTrain;
+  data: EmojiData;
+}
+export const EMOJI_RECIPE: EmojiRecipe = { config: EMOJI_CLIP_CONFIG, tokenizer: EMOJI_TOKENIZER, train: EMOJI_TRAIN, data: EMOJI_DATA };
+
+/** Rows of the training mix: every emoji row, then the recipe's share of the icons. */
+export function trainingRows(data: EmojiData, root?: string): { image: string; captions: string[] }[] {
+  if (!(data.icons >= 0 && data.icons <= 1)) throw new Error(`recipe data.icons must be a fraction in [0, 1], got ${data.icons}`);
+  const emoji = readManifest('train', root).map((r) => ({ image: r.image, captions: r.captions }));
+  if (data.icons === 0) return emoji;
+  const icons = existsSync(manifestPath('icons', root)) ? readManifest('icons', root) : [];
+  if (!icons.length) throw new Error('the recipe mixes in icons but the data has none: run `npm run data` without --no-icons');
+  const order = permutation(icons.length, new Rng(0, 7));
+  const take = Math.round(data.icons * icons.length);
+  const picked = Array.from(order.subarray(0, take)).sort((a, b) => a - b).map((i) => icons[i]!);
+  return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions }))];
+}
+
+/** The training data file for `clip train`: the emoji manifest itself, or the mix written into `dir`. */
+export function trainingData(data: EmojiData, dir: string, root?: string): { path: string; images: number } {
+  const rows = trainingRows(data, root);
+  if (data.icons === 0) return { path: manifestPath('train', root), images: rows.length };
+  const path = join(dir, 'train-mix.jsonl');
+  writeFileSync(path, toJsonl(rows));
+  return { path, images: rows.length };
+}
+
+/** Caption corpus for the tokenizer: every caption of the training mix (what the text tower sees). */
+export const tokenizerCorpus = (data: EmojiData = EMOJI_DATA, root?: string): string[] => trainingRows(data, root).flatMap((r) => r.captions);

@@ -4,14 +4,17 @@
 // It works on the normalized [n, 3, S, S] floats the store hands out (every pipeline's output), so it
 // costs one bilinear resample per image (~0.1 ms at 64 px) and no re-decode.
 import { Rng } from '../tasks/rng.js';
+import { drawChanges, redraw } from './redraw.js';
 
 /**
  * none; crop: random zoomed crops; crop+style: crops, then half of the images get one drawing-style
  * change — dark outlines traced along color edges, grayscale, or a blur — so the image tower cannot
  * lean on one artist's rendering (emoji sets differ mostly in outlines, shading and detail).
+ * crop+redraw: crops, then three images in four get one or two of redraw.ts's ten changes (thin or
+ * thick outlines, line art, flat fills, one-colour glyph, stroke weight, hue, gray, blur).
  */
-export type Augment = 'none' | 'crop' | 'crop+style';
-export const AUGMENTS: Augment[] = ['none', 'crop', 'crop+style'];
+export type Augment = 'none' | 'crop' | 'crop+style' | 'crop+redraw';
+export const AUGMENTS: Augment[] = ['none', 'crop', 'crop+style', 'crop+redraw'];
 
 export interface CropRange {
   /** Window area relative to the image, [min, max]; above 1 the window reaches past the image (zoom out). */
@@ -145,5 +148,14 @@ export function augmentBatch(pixels: Float32Array, k: number, size: number, kind
   for (let i = 0; i < k; i++) {
     cropResize(pixels, i * per, size, drawWindow(size, rng), scratch, white);
     if (kind === 'crop+style' && rng.float() < 0.5) restyle(pixels, i * per, size, CHANGES[rng.below(CHANGES.length)]!, norm, scratch);
+    if (kind === 'crop+redraw') {
+      const changes = drawChanges(rng);
+      if (!changes.length) continue;
+      const o = i * per;
+      const n = size * size;
+      for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) scratch[c * n + p] = pixels[o + c * n + p]! * norm.std[c]! + norm.mean[c]!;
+      for (const ch of changes) redraw(scratch, size, ch, rng);
+      for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) pixels[o + c * n + p] = (scratch[c * n + p]! - norm.mean[c]!) / norm.std[c]!;
+    }
   }
 }

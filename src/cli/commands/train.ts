@@ -109,7 +109,7 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'seed for data order and scratch init', nonNegativeInt('--seed'))
     .addOption(new Option('--freeze <tower>', 'keep a tower fixed (vision = EasyNLP fix_vision); it gets no backward pass').choices(['vision', 'text']))
     .addOption(new Option('--captions <mode>', 'all: every caption is a pair each epoch; sample: every image once per epoch with a random one of its captions').choices(CAPTION_MODES))
-    .addOption(new Option('--augment <kind>', 'image augmentation: crop = random zoom in and out (window 60-180% of the image area, white margin); crop+style = crops, and half the images get dark outlines, grayscale or blur').choices(AUGMENTS))
+    .addOption(new Option('--augment <kind>', 'image augmentation: crop = random zoom in and out (window 60-180% of the image area, white margin); crop+style = crops, and half the images get dark outlines, grayscale or blur; crop+redraw = crops, and 3 in 4 images get one or two of ten drawing changes (outlines thin or thick, line art, flat fills, one-colour glyph, stroke weight, hue, gray, blur)').choices(AUGMENTS))
     .addOption(new Option('--loss <kind>', 'objective: softmax (CLIP\'s cross-entropy over the batch) or sigmoid (SigLIP\'s pairwise loss, needs a logit_bias); default: the model family\'s own').choices(LOSS_KINDS))
     .option('--save-every <steps>', 'also checkpoint every N steps', positiveInt('--save-every'))
     .option('--keep <n>', 'checkpoints kept (newest)', positiveInt('--keep'), 1)

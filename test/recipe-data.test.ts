@@ -1,0 +1,67 @@
+// The emoji recipe's training mix: every emoji row, plus a seeded share of the icons, never an
+// evaluation-style image; the tokenizer sees exactly the mix's captions.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import { layout } from '../src/data/paths.js';
+import { toJsonl } from '../src/data/manifests.js';
+import { tokenizerCorpus, trainingData, trainingRows } from '../src/recipes/emoji-clip.js';
+
+function fakeData(icons: number | null): string {
+  const root = mkdtempSync(join(tmpdir(), 'recipe-data-'));
+  const l = layout(root);
+  mkdirSync(l.manifests, { recursive: true });
+  const emoji = ['google', 'twitter'].flatMap((style) => [0, 1, 2].map((i) => ({ image: `/img/${style}/${i}.png`, style, captions: [`thing ${i}`, `an emoji of thing ${i}`] })));
+  writeFileSync(l.manifest('train'), toJsonl(emoji));
+  if (icons !== null) {
+    const rows = Array.from({ length: icons }, (_, i) => ({ image: `/img/mdi/${i}.png`, style: 'mdi', name: `icon-${i}`, category: '', keywords: [], captions: [`icon ${i}`] }));
+    writeFileSync(l.manifest('icons'), toJsonl(rows));
+  }
+  return root;
+}
+
+test('no icons: the emoji manifest itself', () => {
+  const root = fakeData(10);
+  try {
+    const d = trainingData({ icons: 0 }, join(root, 'out'), root);
+    assert.equal(d.path, layout(root).manifest('train'));
+    assert.equal(d.images, 6);
+    assert.deepEqual(tokenizerCorpus({ icons: 0 }, root), trainingRows({ icons: 0 }, root).flatMap((r) => r.captions));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a share of the icons: seeded, the same subset every time, written next to the run', () => {
+  const root = fakeData(40);
+  try {
+    const a = trainingRows({ icons: 0.5 }, root);
+    const b = trainingRows({ icons: 0.5 }, root);
+    assert.deepEqual(a, b);
+    assert.equal(a.length, 6 + 20);
+    assert.equal(a.filter((r) => r.image.includes('/mdi/')).length, 20);
+    const picked = a.slice(6).map((r) => Number(r.image.match(/(\d+)\.png$/)![1]));
+    assert.notDeepEqual(picked, Array.from({ length: 20 }, (_, i) => i), 'a random subset, not the first half');
+    assert.equal(trainingRows({ icons: 1 }, root).length, 46);
+    const out = join(root, 'out');
+    mkdirSync(out);
+    const d = trainingData({ icons: 0.5 }, out, root);
+    assert.equal(d.path, join(out, 'train-mix.jsonl'));
+    assert.equal(readFileSync(d.path, 'utf8').trim().split('\n').length, 26);
+    assert.ok(tokenizerCorpus({ icons: 0.5 }, root).includes(a[6]!.captions[0]!));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('icons asked for but not prepared, or a share outside [0, 1]: an error that says what to do', () => {
+  const root = fakeData(null);
+  try {
+    assert.throws(() => trainingRows({ icons: 0.5 }, root), /npm run data/);
+    assert.throws(() => trainingRows({ icons: 1.5 }, root), /fraction in \[0, 1\]/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
