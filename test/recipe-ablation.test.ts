@@ -2,18 +2,21 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { EMOJI_RECIPE } from '../src/recipes/emoji-clip.js';
-import { ablationRow, ablationTable, VARIANTS } from '../src/recipes/emoji-ablation.js';
+import { ABLATION_BASE, ablationRow, ablationTable, VARIANTS } from '../src/recipes/emoji-ablation.js';
 import type { EmojiBenchmarkReport } from '../src/data/emoji-benchmark.js';
 
-test('variants: unique names, base is the recipe, every other one differs and none mutates the recipe', () => {
-  const before = JSON.stringify(EMOJI_RECIPE);
+test('variants: unique names, base is the v1 recipe, every other one differs and none mutates either recipe', () => {
+  const recipe = JSON.stringify(EMOJI_RECIPE);
+  const base = JSON.stringify(ABLATION_BASE);
+  assert.deepEqual([ABLATION_BASE.train.augment, ABLATION_BASE.data.icons], ['crop+style', 0]);
   assert.equal(new Set(VARIANTS.map((v) => v.name)).size, VARIANTS.length);
   for (const v of VARIANTS) {
-    const r = v.apply(EMOJI_RECIPE);
-    if (v.name === 'base') assert.equal(JSON.stringify(r), before);
-    else assert.notEqual(JSON.stringify(r), before, v.name);
+    const r = v.apply(ABLATION_BASE);
+    if (v.name === 'base') assert.equal(JSON.stringify(r), base);
+    else assert.notEqual(JSON.stringify(r), base, v.name);
   }
-  assert.equal(JSON.stringify(EMOJI_RECIPE), before);
+  assert.equal(JSON.stringify(EMOJI_RECIPE), recipe);
+  assert.equal(JSON.stringify(ABLATION_BASE), base);
 });
 
 test('a row takes the pooled unseen-style scores by names, Tux Paint text→image R@5 and the seen label top-1', () => {

@@ -42,7 +42,7 @@ export interface EmojiTrain {
 
 /** Training hyperparameters (see README "Default model" and the model card's ablation for how they were chosen). */
 export const EMOJI_TRAIN: EmojiTrain = {
-  epochs: 44,
+  epochs: 48,
   batchSize: 128,
   lr: 1e-3,
   weightDecay: 0.1,
@@ -50,7 +50,7 @@ export const EMOJI_TRAIN: EmojiTrain = {
   gradClip: 1.0,
   seed: 0,
   captions: 'sample',
-  augment: 'crop+style',
+  augment: 'crop+redraw',
 };
 
 /**

@@ -15,12 +15,19 @@ const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 /** Where the luma gradient (Sobel) is strong: the borders between colour regions. */
 function edges(v: Float32Array, size: number, threshold: number): Uint8Array {
   const n = size * size;
-  const at = (x: number, y: number) => luma(v, n, Math.min(size - 1, Math.max(0, y)) * size + Math.min(size - 1, Math.max(0, x)));
+  // Luma once per pixel, with a one-pixel border that repeats the edge (clamped reads without branches).
+  const w = size + 2;
+  const l = new Float64Array(w * w);
+  for (let y = -1; y <= size; y++) {
+    const sy = Math.min(size - 1, Math.max(0, y));
+    for (let x = -1; x <= size; x++) l[(y + 1) * w + x + 1] = luma(v, n, sy * size + Math.min(size - 1, Math.max(0, x)));
+  }
   const m = new Uint8Array(n);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
-      const gx = at(x + 1, y - 1) + 2 * at(x + 1, y) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2 * at(x - 1, y) - at(x - 1, y + 1);
-      const gy = at(x - 1, y + 1) + 2 * at(x, y + 1) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2 * at(x, y - 1) - at(x + 1, y - 1);
+      const c = (y + 1) * w + x + 1;
+      const gx = l[c - w + 1]! + 2 * l[c + 1]! + l[c + w + 1]! - l[c - w - 1]! - 2 * l[c - 1]! - l[c + w - 1]!;
+      const gy = l[c + w - 1]! + 2 * l[c + w]! + l[c + w + 1]! - l[c - w - 1]! - 2 * l[c - w]! - l[c - w + 1]!;
       if (Math.hypot(gx, gy) > threshold) m[y * size + x] = 1;
     }
   }
@@ -46,20 +53,35 @@ function dilate(m: Uint8Array, size: number): Uint8Array {
   return out;
 }
 
-/** 3x3 min (darker strokes grow) or max (they shrink) per channel, edges clamped. */
-function rankFilter(v: Float32Array, size: number, pick: (a: number, b: number) => number): void {
+/** Channel c of v with a one-pixel border repeating the edge, so 3x3 windows read without clamping. */
+function padded(v: Float32Array, size: number, c: number, out: Float32Array): Float32Array {
   const n = size * size;
-  const src = v.slice();
+  const w = size + 2;
+  for (let y = -1; y <= size; y++) {
+    const row = c * n + Math.min(size - 1, Math.max(0, y)) * size;
+    for (let x = -1; x <= size; x++) out[(y + 1) * w + x + 1] = v[row + Math.min(size - 1, Math.max(0, x))]!;
+  }
+  return out;
+}
+
+/** A 3x3 window over each channel, edges clamped: min (darker strokes grow), max (they shrink) or mean (blur). */
+function filter3(v: Float32Array, size: number, kind: 'min' | 'max' | 'mean'): void {
+  const n = size * size;
+  const w = size + 2;
+  const p = new Float32Array(w * w);
   for (let c = 0; c < 3; c++) {
+    padded(v, size, c, p);
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {
-        let r = src[c * n + y * size + x]!;
-        for (let dy = -1; dy <= 1; dy++) {
+        const at = (y + 1) * w + x + 1;
+        let r = kind === 'mean' ? 0 : p[at]!;
+        for (let dy = -w; dy <= w; dy += w) {
           for (let dx = -1; dx <= 1; dx++) {
-            r = pick(r, src[c * n + Math.min(size - 1, Math.max(0, y + dy)) * size + Math.min(size - 1, Math.max(0, x + dx))]!);
+            const q = p[at + dy + dx]!;
+            r = kind === 'min' ? Math.min(r, q) : kind === 'max' ? Math.max(r, q) : r + q;
           }
         }
-        v[c * n + y * size + x] = r;
+        v[c * n + y * size + x] = kind === 'mean' ? r / 9 : r;
       }
     }
   }
@@ -94,8 +116,8 @@ export function redraw(v: Float32Array, size: number, change: RedrawChange, rng:
       for (let p = 0; p < n; p++) if (luma(v, n, p) < 0.92) for (let c = 0; c < 3; c++) v[c * n + p] = tone[c]!;
       return;
     }
-    case 'thicken': rankFilter(v, size, Math.min); return;
-    case 'thin': rankFilter(v, size, Math.max); return;
+    case 'thicken': filter3(v, size, 'min'); return;
+    case 'thin': filter3(v, size, 'max'); return;
     case 'hue': {
       // Rotate chroma in YIQ (white and grays stay put) and scale saturation.
       const a = ((rng.float() * 2 - 1) * 15 * Math.PI) / 180;
@@ -120,19 +142,7 @@ export function redraw(v: Float32Array, size: number, change: RedrawChange, rng:
     case 'gray':
       for (let p = 0; p < n; p++) { const y = luma(v, n, p); for (let c = 0; c < 3; c++) v[c * n + p] = y; }
       return;
-    case 'blur': {
-      const src = v.slice();
-      for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < size; y++) {
-          for (let x = 0; x < size; x++) {
-            let s = 0;
-            for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) s += src[c * n + Math.min(size - 1, Math.max(0, y + dy)) * size + Math.min(size - 1, Math.max(0, x + dx))]!;
-            v[c * n + y * size + x] = s / 9;
-          }
-        }
-      }
-      return;
-    }
+    case 'blur': filter3(v, size, 'mean'); return;
   }
 }
 
