@@ -13,7 +13,7 @@ function fakeData(icons: number | null): string {
   const root = mkdtempSync(join(tmpdir(), 'recipe-data-'));
   const l = layout(root);
   mkdirSync(l.manifests, { recursive: true });
-  const emoji = ['google', 'twitter'].flatMap((style) => [0, 1, 2].map((i) => ({ image: `/img/${style}/${i}.png`, style, captions: [`thing ${i}`, `an emoji of thing ${i}`] })));
+  const emoji = ['google', 'twitter'].flatMap((style) => [0, 1, 2].map((i) => ({ image: `/img/${style}/${i}.png`, style, groupName: 'objects', subgroupName: `kind ${i % 2}`, captions: [`thing ${i}`, `an emoji of thing ${i}`] })));
   writeFileSync(l.manifest('train'), toJsonl(emoji));
   if (icons !== null) {
     const rows = Array.from({ length: icons }, (_, i) => ({ image: `/img/mdi/${i}.png`, style: 'mdi', name: `icon-${i}`, category: '', keywords: [], captions: [`icon ${i}`] }));
@@ -51,6 +51,23 @@ test('a share of the icons: seeded, the same subset every time, written next to 
     assert.equal(d.path, join(out, 'train-mix.jsonl'));
     assert.equal(readFileSync(d.path, 'utf8').trim().split('\n').length, 26);
     assert.ok(tokenizerCorpus({ icons: 0.5 }, root).includes(a[6]!.captions[0]!));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('name captions: each emoji also captioned by its subgroup and group name alone', () => {
+  const root = fakeData(4);
+  try {
+    const rows = trainingRows({ icons: 0, nameCaptions: true }, root);
+    assert.equal(rows.length, 6);
+    assert.deepEqual(rows[1]!.captions, ['thing 1', 'an emoji of thing 1', 'kind 1', 'objects']);
+    assert.deepEqual(trainingRows({ icons: 0.5, nameCaptions: true }, root).slice(6).map((r) => r.captions.length), [1, 1], 'icons keep their own captions');
+    const out = join(root, 'out');
+    mkdirSync(out);
+    const d = trainingData({ icons: 0, nameCaptions: true }, out, root);
+    assert.equal(d.path, join(out, 'train-mix.jsonl'), 'the changed captions are what clip train reads');
+    assert.match(readFileSync(d.path, 'utf8'), /"kind 1","objects"/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -60,6 +60,11 @@ export const EMOJI_TRAIN: EmojiTrain = {
  */
 export interface EmojiData {
   icons: number;
+  /**
+   * Also caption each emoji by its subgroup and group name alone ("hearts", "food & drink"), not only
+   * inside "<label> (<group>, <subgroup>)", so the text tower learns what a category name looks like.
+   */
+  nameCaptions?: boolean;
 }
 export const EMOJI_DATA: EmojiData = { icons: 0 };
 
@@ -74,7 +79,7 @@ export const EMOJI_RECIPE: EmojiRecipe = { config: EMOJI_CLIP_CONFIG, tokenizer:
 /** Rows of the training mix: every emoji row, then the recipe's share of the icons. */
 export function trainingRows(data: EmojiData, root?: string): { image: string; captions: string[] }[] {
   if (!(data.icons >= 0 && data.icons <= 1)) throw new Error(`recipe data.icons must be a fraction in [0, 1], got ${data.icons}`);
-  const emoji = readManifest('train', root).map((r) => ({ image: r.image, captions: r.captions }));
+  const emoji = readManifest('train', root).map((r) => ({ image: r.image, captions: data.nameCaptions ? [...r.captions, r.subgroupName, r.groupName] : r.captions }));
   if (data.icons === 0) return emoji;
   const icons = existsSync(manifestPath('icons', root)) ? readManifest('icons', root) : [];
   if (!icons.length) throw new Error('the recipe mixes in icons but the data has none: run `npm run data` without --no-icons');
@@ -87,7 +92,7 @@ export function trainingRows(data: EmojiData, root?: string): { image: string; c
 /** The training data file for `clip train`: the emoji manifest itself, or the mix written into `dir`. */
 export function trainingData(data: EmojiData, dir: string, root?: string): { path: string; images: number } {
   const rows = trainingRows(data, root);
-  if (data.icons === 0) return { path: manifestPath('train', root), images: rows.length };
+  if (data.icons === 0 && !data.nameCaptions) return { path: manifestPath('train', root), images: rows.length };
   const path = join(dir, 'train-mix.jsonl');
   writeFileSync(path, toJsonl(rows));
   return { path, images: rows.length };
