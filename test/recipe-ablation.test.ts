@@ -8,7 +8,7 @@ import type { EmojiBenchmarkReport } from '../src/data/emoji-benchmark.js';
 test('variants: unique names, base is the v1 recipe, every other one differs and none mutates either recipe', () => {
   const recipe = JSON.stringify(EMOJI_RECIPE);
   const base = JSON.stringify(ABLATION_BASE);
-  assert.deepEqual([ABLATION_BASE.train.augment, ABLATION_BASE.data.icons], ['crop+style', 0]);
+  assert.deepEqual([ABLATION_BASE.train.augment, ABLATION_BASE.data.icons, ABLATION_BASE.config.vision_config.image_size], ['crop+style', 0, 48]);
   assert.equal(new Set(VARIANTS.map((v) => v.name)).size, VARIANTS.length);
   for (const v of VARIANTS) {
     const r = v.apply(ABLATION_BASE);

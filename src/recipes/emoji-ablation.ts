@@ -30,7 +30,10 @@ const vision = (r: EmojiRecipe, v: Partial<EmojiRecipe['config']['vision_config'
  * The first shipped recipe (emoji only, crop+style), which every variant changes in one respect; its
  * epochs do not matter here (the budget sets them).
  */
-export const ABLATION_BASE: EmojiRecipe = { ...EMOJI_RECIPE, train: { ...EMOJI_RECIPE.train, augment: 'crop+style' }, data: { icons: 0 } };
+export const ABLATION_BASE: EmojiRecipe = vision(
+  { ...EMOJI_RECIPE, train: { ...EMOJI_RECIPE.train, augment: 'crop+style' }, data: { icons: 0 } },
+  { image_size: 48, patch_size: 8, hidden_size: 192, intermediate_size: 768, num_attention_heads: 3, num_hidden_layers: 6 },
+);
 
 /** Each one change from ABLATION_BASE. */
 export const VARIANTS: Variant[] = [
