@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { BUNDLED_MODELS } from '../hub/bundled.js';
 import { clipCacheRoot } from '../data/paths.js';
+import { readManifest } from '../data/manifests.js';
 import { exportHalf } from '../train/export.js';
 import { EMOJI_RECIPE } from './emoji-clip.js';
 import { runRecipe, type RecipeRun } from './run-recipe.js';
@@ -37,7 +38,7 @@ function parseArgs(argv: string[]): { out: string; ship: boolean; threads?: numb
 function modelCard(r: RecipeRun, ablation: string | undefined): string {
   const { config: c, tokenizer: tok, train: t, data } = EMOJI_RECIPE;
   const icons = data.icons > 0
-    ? ` and ${r.images - 3812} icons of Tabler Icons (MIT) and Material Design Icons (Apache-2.0) with their names and tags as captions`
+    ? ` and ${r.images - readManifest('train').length} icons of Tabler Icons (MIT) and Material Design Icons (Apache-2.0) with their names and tags as captions`
     : '';
   return `# emoji-clip (bundled default model of clip-ts)
 
