@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { toFloat32 } from '../src/io/tensor.js';
+import type { ClipModel } from '../src/runtime/clip-model.js';
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length, `length ${a.length} != ${b.length}`);
@@ -71,4 +72,17 @@ export function assertParamsAfterStep(
     assert.ok(d <= 1e-5 + noise, `${what}[${i}] ${actual[i]} vs ${expected[i]} (grads ${g1[i]} vs ${g2[i]})`);
   }
   return stats;
+}
+
+/**
+ * The image half of a parity golden: our preprocessing of the files gives its `pixel_values` (< 1e-5), and
+ * the unnormalized image features its `image_features` (within `tol`).
+ */
+export async function assertImagesMatchGolden(m: ClipModel, photos: string[], g: ReturnType<typeof golden>, tol: number): Promise<void> {
+  const pixels = flat(await Promise.all(photos.map((f) => m.preprocessor(f, f))));
+  const d = maxAbsDiff(pixels, g.get('pixel_values'));
+  assert.ok(d < 1e-5, `pixel_values: max abs diff ${d}`);
+  const feats = await m.encodeImages(photos, { normalize: false });
+  for (const r of feats) assert.ok(r.embedding, r.error);
+  assertClose(flat(feats.map((r) => r.embedding!)), g.get('image_features'), tol, 'image_features');
 }

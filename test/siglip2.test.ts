@@ -17,7 +17,7 @@ import { buildClassifier, predict } from '../src/tasks/zeroshot.js';
 import { batchRow } from '../src/text/types.js';
 import { pickFiles } from '../src/hub/files.js';
 import { CLIP_BIN, fixture, SKIP_FIXTURES } from './fixtures.js';
-import { assertClose, flat, golden, readJson } from './helpers.js';
+import { assertClose, assertImagesMatchGolden, flat, golden, readJson } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Compiled tests run from dist/test; the goldens stay in the source tree.
@@ -100,11 +100,7 @@ test('SigLIP 2\'s rule: Gemma\'s default template (<bos> first, no <eos>) become
 for (const fused of [true, false]) {
   test(`siglip2-tiny reproduces the reference from image files and texts (${fused ? 'fused' : 'plain'} attention)`, { skip: SKIP_FIXTURES }, async () => {
     const model = await ClipModel.load(DIR, { fused });
-    const pixels = flat(await Promise.all(photos.map((f) => model.preprocessor(f, f))));
-    assertClose(pixels, g.get('pixel_values'), 1e-5, 'pixel_values');
-    const feats = await model.encodeImages(photos, { normalize: false });
-    for (const r of feats) assert.ok(r.embedding, r.error);
-    assertClose(flat(feats.map((r) => r.embedding!)), g.get('image_features'), TOL, 'image_features');
+    await assertImagesMatchGolden(model, photos, g, TOL);
     assertClose(flat(await model.encodeTexts(texts, { normalize: false, batchSize: 4 })), g.get('text_features'), TOL, 'text_features');
     const img = (await model.encodeImages(photos)).map((r) => r.embedding!);
     const clf = await buildClassifier(model, texts);
