@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { layout } from '../src/data/paths.js';
 import { toJsonl } from '../src/data/manifests.js';
-import { tokenizerCorpus, trainingData, trainingRows } from '../src/recipes/emoji-clip.js';
+import { trainingData, trainingRows } from '../src/recipes/emoji-clip.js';
 
 function fakeData(icons: number | null): string {
   const root = mkdtempSync(join(tmpdir(), 'recipe-data-'));
@@ -28,7 +28,7 @@ test('no icons: the emoji manifest itself', () => {
     const d = trainingData({ icons: 0 }, join(root, 'out'), root);
     assert.equal(d.path, layout(root).manifest('train'));
     assert.equal(d.images, 6);
-    assert.deepEqual(tokenizerCorpus({ icons: 0 }, root), trainingRows({ icons: 0 }, root).flatMap((r) => r.captions));
+    assert.deepEqual(d.corpus, trainingRows({ icons: 0 }, root).flatMap((r) => r.captions));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -50,7 +50,7 @@ test('a share of the icons: seeded, the same subset every time, written next to 
     const d = trainingData({ icons: 0.5 }, out, root);
     assert.equal(d.path, join(out, 'train-mix.jsonl'));
     assert.equal(readFileSync(d.path, 'utf8').trim().split('\n').length, 26);
-    assert.ok(tokenizerCorpus({ icons: 0.5 }, root).includes(a[6]!.captions[0]!));
+    assert.ok(d.corpus.includes(a[6]!.captions[0]!));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -120,17 +120,18 @@ async function main(): Promise<void> {
     const done = join(dir, 'report.json');
     // Variants left out by --only still get their row when an earlier run trained them.
     if (args.only && !args.only.includes(v.name) && !existsSync(done)) continue;
-    const r0 = v.apply(ABLATION_BASE);
-    // Same budget in samples: epochs of the variant's own data, rounded to the nearest whole epoch.
-    const images = trainingRows(r0.data).length;
-    const epochs = Math.max(1, Math.round(args.budget / images));
-    const recipe: EmojiRecipe = { ...r0, train: { ...r0.train, epochs } };
     let row: AblationRow;
     if (existsSync(done)) {
-      const rep = JSON.parse(readFileSync(done, 'utf8')) as EmojiBenchmarkReport & { recipe: { trainSeconds: number; samples: number } };
-      row = ablationRow(v, epochs, rep.recipe.samples, rep.recipe.trainSeconds, rep);
+      // The row says what that run did (its epochs and samples), whatever --budget is now.
+      const rep = JSON.parse(readFileSync(done, 'utf8')) as EmojiBenchmarkReport & { recipe: EmojiRecipe & { trainSeconds: number; samples: number } };
+      row = ablationRow(v, rep.recipe.train.epochs, rep.recipe.samples, rep.recipe.trainSeconds, rep);
       log(`${v.name}: done before (${done})`);
     } else {
+      const r0 = v.apply(ABLATION_BASE);
+      // Same budget in samples: epochs of the variant's own data, rounded to the nearest whole epoch.
+      const images = trainingRows(r0.data).length;
+      const epochs = Math.max(1, Math.round(args.budget / images));
+      const recipe: EmojiRecipe = { ...r0, train: { ...r0.train, epochs } };
       log(`${v.name}: ${v.change}; ${epochs} epochs of ${images} images`);
       const r = await runRecipe(recipe, dir, { threads: args.threads, modelName: `emoji-clip ablation ${v.name}`, log: (m) => log(`${v.name}: ${m}`) });
       row = ablationRow(v, epochs, r.samples, r.trainSeconds, r.report);

@@ -89,14 +89,15 @@ export function trainingRows(data: EmojiData, root?: string): { image: string; c
   return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions }))];
 }
 
-/** The training data file for `clip train`: the emoji manifest itself, or the mix written into `dir`. */
-export function trainingData(data: EmojiData, dir: string, root?: string): { path: string; images: number } {
+/**
+ * The training data file for `clip train` (the emoji manifest itself, or the mix written into `dir`) and
+ * the tokenizer's corpus: every caption of the mix (what the text tower sees). One read of the manifests.
+ */
+export function trainingData(data: EmojiData, dir: string, root?: string): { path: string; images: number; corpus: string[] } {
   const rows = trainingRows(data, root);
-  if (data.icons === 0 && !data.nameCaptions) return { path: manifestPath('train', root), images: rows.length };
+  const corpus = rows.flatMap((r) => r.captions);
+  if (data.icons === 0 && !data.nameCaptions) return { path: manifestPath('train', root), images: rows.length, corpus };
   const path = join(dir, 'train-mix.jsonl');
   writeFileSync(path, toJsonl(rows));
-  return { path, images: rows.length };
+  return { path, images: rows.length, corpus };
 }
-
-/** Caption corpus for the tokenizer: every caption of the training mix (what the text tower sees). */
-export const tokenizerCorpus = (data: EmojiData = EMOJI_DATA, root?: string): string[] => trainingRows(data, root).flatMap((r) => r.captions);

@@ -9,7 +9,7 @@ import { emojiBenchmarkTable, runEmojiBenchmark, type BenchmarkPart, type EmojiB
 import { renderTrainingCurve } from '../train/training-curve.js';
 import { trainClipBpe, writeClipBpe } from '../text/train-bpe.js';
 import { trainClip } from '../train/run.js';
-import { trainingData, tokenizerCorpus, type EmojiRecipe } from './emoji-clip.js';
+import { trainingData, type EmojiRecipe } from './emoji-clip.js';
 
 export interface RecipeRun {
   runDir: string;
@@ -39,7 +39,7 @@ export async function runRecipe(recipe: EmojiRecipe, out: string, opts: RecipeOp
   // 1. Data, tokenizer and config (deterministic: rewriting them on a resumed run changes nothing).
   const data = trainingData(recipe.data, out);
   const tokDir = join(out, 'tokenizer');
-  const bpe = trainClipBpe(tokenizerCorpus(recipe.data), recipe.tokenizer);
+  const bpe = trainClipBpe(data.corpus, recipe.tokenizer);
   writeClipBpe(tokDir, bpe);
   log(`data: ${data.images} images (${data.path}); tokenizer: ${bpe.stats.vocab} tokens (${bpe.stats.merges} merges over ${bpe.stats.words} distinct words) in ${tokDir}`);
   const configPath = join(out, 'config.json');
