@@ -96,6 +96,12 @@ export interface Normalization {
   std: readonly number[];
 }
 
+/** The [3, S, S] image at `offset` back in [0, 1] RGB, into `into`. */
+function toUnit(buf: Float32Array, offset: number, n: number, norm: Normalization, into: Float32Array): Float32Array {
+  for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) into[c * n + p] = buf[offset + c * n + p]! * norm.std[c]! + norm.mean[c]!;
+  return into;
+}
+
 export type StyleChange = 'outline' | 'gray' | 'blur';
 
 /** Luma of pixel p (values in [0, 1]). */
@@ -107,8 +113,7 @@ const luma = (v: Float32Array, n: number, p: number) => 0.299 * v[p]! + 0.587 * 
  */
 export function restyle(buf: Float32Array, offset: number, size: number, change: StyleChange, norm: Normalization, scratch: Float32Array): void {
   const n = size * size;
-  const v = scratch;
-  for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) v[c * n + p] = buf[offset + c * n + p]! * norm.std[c]! + norm.mean[c]!;
+  const v = toUnit(buf, offset, n, norm, scratch);
   const out = (c: number, p: number, x: number) => { buf[offset + c * n + p] = (x - norm.mean[c]!) / norm.std[c]!; };
   if (change === 'gray') {
     for (let p = 0; p < n; p++) { const y = luma(v, n, p); for (let c = 0; c < 3; c++) out(c, p, y); }
@@ -153,7 +158,7 @@ export function augmentBatch(pixels: Float32Array, k: number, size: number, kind
       if (!changes.length) continue;
       const o = i * per;
       const n = size * size;
-      for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) scratch[c * n + p] = pixels[o + c * n + p]! * norm.std[c]! + norm.mean[c]!;
+      toUnit(pixels, o, n, norm, scratch);
       for (const ch of changes) redraw(scratch, size, ch, rng);
       for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) pixels[o + c * n + p] = (scratch[c * n + p]! - norm.mean[c]!) / norm.std[c]!;
     }
