@@ -40,7 +40,7 @@ export const elementwiseRules: Record<string, GradRule> = {
     ];
   },
 
-  /** Variadic Sum (also what autodiff itself emits): every input gets the gradient, un-broadcast. */
+  /** Variadic Sum: every input gets the gradient, un-broadcast. */
   Sum: (c, n, [gy], need) => n.inputs.map((x, k) => (need[k] ? c.sumTo(gy!, n.outputs[0]!, x) : undefined)),
 
   Neg: (c, _n, [gy]) => [c.op('Neg', [gy!])],
