@@ -59,15 +59,20 @@ test('a share of the icons: seeded, the same subset every time, written next to 
 test('name captions: each emoji also captioned by its subgroup and group name alone', () => {
   const root = fakeData(4);
   try {
-    const rows = trainingRows({ icons: 0, nameCaptions: true }, root);
+    const rows = trainingRows({ icons: 0, nameCaptions: 1 }, root);
     assert.equal(rows.length, 6);
     assert.deepEqual(rows[1]!.captions, ['thing 1', 'an emoji of thing 1', 'kind 1', 'objects']);
-    assert.deepEqual(trainingRows({ icons: 0.5, nameCaptions: true }, root).slice(6).map((r) => r.captions.length), [1, 1], 'icons keep their own captions');
+    assert.deepEqual(trainingRows({ icons: 0.5, nameCaptions: 1 }, root).slice(6).map((r) => r.captions.length), [1, 1], 'icons keep their own captions');
     const out = join(root, 'out');
     mkdirSync(out);
-    const d = trainingData({ icons: 0, nameCaptions: true }, out, root);
+    const d = trainingData({ icons: 0, nameCaptions: 1 }, out, root);
     assert.equal(d.path, join(out, 'train-mix.jsonl'), 'the changed captions are what clip train reads');
     assert.match(readFileSync(d.path, 'utf8'), /"kind 1","objects"/);
+    // A share names a seeded subset: the same images every time, half of them here.
+    const half = trainingRows({ icons: 0, nameCaptions: 0.5 }, root).map((r) => r.captions.length);
+    assert.equal(half.filter((k) => k === 4).length, 3);
+    assert.deepEqual(trainingRows({ icons: 0, nameCaptions: 0.5 }, root).map((r) => r.captions.length), half);
+    assert.throws(() => trainingRows({ icons: 0, nameCaptions: 2 }, root), /nameCaptions must be a fraction/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -61,10 +61,12 @@ export const EMOJI_TRAIN: EmojiTrain = {
 export interface EmojiData {
   icons: number;
   /**
-   * Also caption each emoji by its subgroup and group name alone ("hearts", "food & drink"), not only
-   * inside "<label> (<group>, <subgroup>)", so the text tower learns what a category name looks like.
+   * The share of emoji images (a seeded subset, the same every run; 0 or absent: none) also captioned by
+   * their subgroup and group name alone ("hearts", "food & drink"), not only inside "<label> (<group>,
+   * <subgroup>)", so the text tower learns what a category name looks like. Every image captioned so
+   * draws a name in 1 of 3 epochs instead of its label, which costs label accuracy at a fixed budget.
    */
-  nameCaptions?: boolean;
+  nameCaptions?: number;
 }
 export const EMOJI_DATA: EmojiData = { icons: 0 };
 
@@ -79,14 +81,22 @@ export const EMOJI_RECIPE: EmojiRecipe = { config: EMOJI_CLIP_CONFIG, tokenizer:
 /** Rows of the training mix: every emoji row, then the recipe's share of the icons. */
 export function trainingRows(data: EmojiData, root?: string): { image: string; captions: string[] }[] {
   if (!(data.icons >= 0 && data.icons <= 1)) throw new Error(`recipe data.icons must be a fraction in [0, 1], got ${data.icons}`);
-  const emoji = readManifest('train', root).map((r) => ({ image: r.image, captions: data.nameCaptions ? [...r.captions, r.subgroupName, r.groupName] : r.captions }));
+  const names = data.nameCaptions ?? 0;
+  if (!(names >= 0 && names <= 1)) throw new Error(`recipe data.nameCaptions must be a fraction in [0, 1], got ${data.nameCaptions}`);
+  const manifest = readManifest('train', root);
+  const named = seededSubset(manifest.length, names, 8);
+  const emoji = manifest.map((r, i) => ({ image: r.image, captions: named.has(i) ? [...r.captions, r.subgroupName, r.groupName] : r.captions }));
   if (data.icons === 0) return emoji;
   const icons = existsSync(manifestPath('icons', root)) ? readManifest('icons', root) : [];
   if (!icons.length) throw new Error('the recipe mixes in icons but the data has none: run `npm run data` without --no-icons');
-  const order = permutation(icons.length, new Rng(0, 7));
-  const take = Math.round(data.icons * icons.length);
-  const picked = Array.from(order.subarray(0, take)).sort((a, b) => a - b).map((i) => icons[i]!);
+  const picked = [...seededSubset(icons.length, data.icons, 7)].sort((a, b) => a - b).map((i) => icons[i]!);
   return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions }))];
+}
+
+/** round(share * n) of the indices 0..n-1, drawn by a fixed stream (the same every run). */
+function seededSubset(n: number, share: number, stream: number): Set<number> {
+  if (share <= 0) return new Set();
+  return new Set(permutation(n, new Rng(0, stream)).subarray(0, Math.round(share * n)));
 }
 
 /**
