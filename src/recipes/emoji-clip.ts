@@ -21,7 +21,7 @@ export const EMOJI_CLIP_CONFIG = {
   },
   vision_config: {
     hidden_size: 192, intermediate_size: 768, num_attention_heads: 3, num_hidden_layers: 6,
-    image_size: 48, patch_size: 8, hidden_act: 'quick_gelu',
+    image_size: 40, patch_size: 8, hidden_act: 'quick_gelu',
   },
 };
 
@@ -42,7 +42,7 @@ export interface EmojiTrain {
 
 /** Training hyperparameters (see README "Default model" and the model card's ablation for how they were chosen). */
 export const EMOJI_TRAIN: EmojiTrain = {
-  epochs: 48,
+  epochs: 64,
   batchSize: 128,
   lr: 1e-3,
   weightDecay: 0.1,
@@ -68,7 +68,7 @@ export interface EmojiData {
    */
   nameCaptions?: number;
 }
-export const EMOJI_DATA: EmojiData = { icons: 0 };
+export const EMOJI_DATA: EmojiData = { icons: 0, nameCaptions: 0.5 };
 
 export interface EmojiRecipe {
   config: typeof EMOJI_CLIP_CONFIG;

@@ -58,7 +58,7 @@ zero-shot labels, search by text, grouping. It knows the words of emoji names an
 - Text tower: CLIP causal transformer, width ${c.text_config.hidden_size}, ${c.text_config.num_hidden_layers} layers, ${c.text_config.max_position_embeddings} tokens;
   byte-level BPE of ${tok.vocabSize} tokens trained on the captions by our own trainer.
 - Training: ${t.epochs} epochs of ${r.images} images, batch ${t.batchSize}, AdamW lr ${t.lr}, wd ${t.weightDecay}, warmup ${t.warmup}, seed ${t.seed},
-  captions sampled per image, augmentation ${t.augment}; ${r.steps} steps (${r.samples} samples), ${(r.trainSeconds / 60).toFixed(1)} min on 2 CPU cores.
+  captions sampled per image${data.nameCaptions ? ` (${Math.round(data.nameCaptions * 100)}% of the images, a seeded subset, also captioned by their subgroup and group names alone)` : ''}, augmentation ${t.augment}; ${r.steps} steps (${r.samples} samples), ${(r.trainSeconds / 60).toFixed(1)} min on 2 CPU cores.
 ${ablation ? `\n## Ablation (each change alone from the previous recipe, same sample budget, same seed)\n\n${ablation}\n` : ''}
 ## Evaluation (\`clip eval emoji\`, styles never seen in training: OpenMoji, Fluent Emoji Flat)
 
