@@ -53,7 +53,7 @@ export async function measureRate(fn: () => Promise<number>, opts: MeasureOption
   };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;

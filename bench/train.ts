@@ -21,7 +21,7 @@ import { LOSS } from '../src/train/clip-loss.js';
 import { Rng } from '../src/tasks/rng.js';
 import { matmulFlops } from './flops.js';
 import { ensureCheckpoint, SHARED } from './prepare.js';
-import { memory, progress } from './timing.js';
+import { median, memory, progress } from './timing.js';
 
 export const TRAIN_MODELS = ['emoji', 'vitb32'] as const;
 export type TrainModel = (typeof TRAIN_MODELS)[number];
@@ -316,12 +316,6 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
   }
   return result;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /**
  * The emoji-clip speed ratio over the alternating rounds: median samples/s of each side and their ratio,
