@@ -20,7 +20,7 @@ import { imageName, sharedConcepts } from '../src/data/rows.js';
 import { SOURCES } from '../src/data/sources.js';
 import { step } from '../src/data/steps.js';
 import { englishDescription } from '../src/data/tuxpaint.js';
-import { datasourceImages, openmojiImages } from '../src/data/vendors.js';
+import { datasourceImages, emojioneImages, openmojiImages } from '../src/data/vendors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'clip-data-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -99,6 +99,9 @@ test('vendor image maps: has_img flag and file presence, keys normalized', () =>
   assert.deepEqual([...o.keys()], ['0023-20e3']);
   assert.deepEqual(sharedConcepts(table, [g, o]).map((c) => c.key), ['0023-20e3']);
   assert.equal(imageName('animals/birds/blue jay'), 'animals__birds__blue_jay.png');
+  // EmojiOne: by file name; FE0F and case normalized, the first of two spellings kept, other files skipped.
+  const e = emojioneImages(['0023-20e3.png', '0023-fe0f-20e3.png', '1F600.png', 'sprite.png', '1f44b.svg'], '/e', '.png');
+  assert.deepEqual([...e], [['0023-20e3', '/e/0023-20e3.png'], ['1f600', '/e/1F600.png']]);
 });
 
 test('Fluent names join by chars.json, then label, shortcode and tone; disagreements are reported', () => {

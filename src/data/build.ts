@@ -19,7 +19,7 @@ import { countBy, drawnBy, emojiRow, imageName, sharedConcepts } from './rows.js
 import { SOURCES, source } from './sources.js';
 import { fingerprint, mapLimit, step, type StepReport, writeFileAtomic } from './steps.js';
 import { listStamps, stampsDir } from './tuxpaint.js';
-import { loadDatasource, loadOpenmoji } from './vendors.js';
+import { loadDatasource, loadEmojione, loadOpenmoji } from './vendors.js';
 
 /** Bump to rebuild images / manifests after changing how they are made. */
 const RENDER_VERSION = 1;
@@ -63,6 +63,7 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
   const table = loadConcepts(L.pkg('emojibase'), L.pkg('emojilib'));
   const google = loadDatasource(L.pkg('google'), 'google');
   const twitter = loadDatasource(L.pkg('twitter'), 'twitter');
+  const emojione = loadEmojione(L.pkg('emojione'));
   const openmoji = loadOpenmoji(L.pkg('openmoji'));
   const fluent = loadFluent(L.pkg('fluent'));
   const fj = joinFluent(fluent.json, fluent.chars, table);
@@ -78,12 +79,20 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
     openmoji: await renderStep('openmoji', [source('openmoji').version], shared.map((c) => ({
       out: imageName(c.key), render: async (dst: string) => svgToPng(await readFile(openmoji.get(c.key)!, 'utf8'), dst, EMOJI_SIZE),
     }))),
+    emojione: await renderStep('emojione', [source('emojione').version], vendorJobs(emojione.color)),
+    'emojione-bw': await renderStep('emojione-bw', [source('emojione').version], drawnBy(table, emojione.bw).map((c) => ({
+      out: imageName(c.key), render: async (dst: string) => svgToPng(await readFile(emojione.bw.get(c.key)!, 'utf8'), dst, EMOJI_SIZE),
+    }))),
     fluent: await renderStep('fluent', [source('fluent').version, shared.map((c) => fj.byKey.get(c.key))], shared.map((c) => ({
       out: imageName(c.key), render: (dst: string) => svgToPng(iconSvg(fluent.json, fj.byKey.get(c.key)!, EMOJI_SIZE), dst, EMOJI_SIZE),
     }))),
   };
   const rowsFor = (style: EmojiStyle, concepts: typeof shared) => concepts.map((c) => emojiRow(c, style, at[style](imageName(c.key))));
-  const train = [...rowsFor('google', drawnBy(table, google)), ...rowsFor('twitter', drawnBy(table, twitter))];
+  // Noto and Twemoji first, as before EmojiOne joined: a recipe that trains on those two sees the same rows.
+  const train = [
+    ...rowsFor('google', drawnBy(table, google)), ...rowsFor('twitter', drawnBy(table, twitter)),
+    ...rowsFor('emojione', drawnBy(table, emojione.color)), ...rowsFor('emojione-bw', drawnBy(table, emojione.bw)),
+  ];
   const zeroshot = (['google', 'twitter', 'openmoji', 'fluent'] as const).flatMap((s) => rowsFor(s, shared));
 
   const tux = await tuxpaintRows(o, L.pkg('tuxpaint'), renderStep);
@@ -96,7 +105,10 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
     background: 'white',
     sources: SOURCES.filter((s) => !s.optional || o.icons).map((s) => ({ id: s.id, name: s.name, version: s.version, license: s.license })),
     concepts: { emojibase: table.concepts.length, emojilibMatched: table.emojilibMatched, emojilibEntries: table.emojilibTotal },
-    styles: { google: drawnBy(table, google).length, twitter: drawnBy(table, twitter).length, openmoji: drawnBy(table, openmoji).length, fluent: fj.byKey.size },
+    styles: {
+      google: drawnBy(table, google).length, twitter: drawnBy(table, twitter).length, openmoji: drawnBy(table, openmoji).length, fluent: fj.byKey.size,
+      emojione: drawnBy(table, emojione.color).length, 'emojione-bw': drawnBy(table, emojione.bw).length,
+    },
     fluentJoin: { ...fj.stats, matchRate: Math.round((fj.stats.matched / fj.stats.names) * 10000) / 10000 },
     splits: {
       train: { rows: train.length, concepts: new Set(train.map((r) => r.key)).size, perStyle: countBy(train, (r) => r.style) },

@@ -51,6 +51,14 @@ export const SOURCES: readonly Source[] = [
     license: 'package MIT; Twemoji art CC-BY-4.0', use: 'train images (Twemoji)',
   },
   {
+    // EmojiOne 2 (the last version whose art is CC-BY-4.0): a third drawing style for training, flat
+    // colour, and a black-and-white line-art set of the same concepts. Neither is an evaluation style.
+    kind: 'npm', id: 'emojione', name: 'emojione', version: '2.2.7',
+    integrity: 'sha512-Gbf8qysc34+TFUS5HPwOUY62v8gjLuPmfVTWUR/zirULSYUe/D3MrvYo0W5Y2gScF1YI7EBe5t81IbD8q144Ag==',
+    members: ['package/LICENSE.md', 'package/assets/png/*.png', 'package/assets/svg_bw/*.svg'],
+    license: 'package MIT; EmojiOne 2 art CC-BY-4.0', use: 'train images (EmojiOne colour and black-and-white)',
+  },
+  {
     kind: 'npm', id: 'emojibase', name: 'emojibase-data', version: '17.0.0',
     integrity: 'sha512-Yvgb5AWoHViHV/gq1qr5ZAarcBip+B27/ZLRsUJkbgAEaLlZ/fof9g882LTpmEpyhBNEC0m2SEmItljHsTygjA==',
     members: ['package/LICENSE', 'package/en/data.json', 'package/en/messages.json', 'package/en/shortcodes/*.json', 'package/meta/groups.json'],

@@ -1,5 +1,5 @@
 // Which concepts each image package draws, and where its file is: key -> source image path.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { conceptKey } from './keys.js';
 
@@ -44,4 +44,27 @@ export function openmojiImages(entries: readonly OpenmojiEntry[], svgDir: string
 export function loadOpenmoji(pkgRoot: string): Map<string, string> {
   const entries = JSON.parse(readFileSync(join(pkgRoot, 'package', 'data', 'openmoji.json'), 'utf8')) as OpenmojiEntry[];
   return openmojiImages(entries, join(pkgRoot, 'package', 'color', 'svg'));
+}
+
+/**
+ * EmojiOne 2 names each file by its lower-case codepoints joined with '-' (FE0F mostly dropped, as in
+ * concept keys); files whose name is not a codepoint sequence are skipped.
+ */
+export function emojioneImages(files: readonly string[], dir: string, ext: '.png' | '.svg'): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of files) {
+    if (!f.endsWith(ext)) continue;
+    const stem = f.slice(0, -ext.length);
+    if (!/^[0-9a-f]{1,6}(-[0-9a-f]{1,6})*$/i.test(stem)) continue;
+    const key = conceptKey(stem);
+    // Two files for one concept (with and without FE0F): keep the first in sorted order.
+    if (!out.has(key)) out.set(key, join(dir, f));
+  }
+  return out;
+}
+
+export function loadEmojione(pkgRoot: string): { color: Map<string, string>; bw: Map<string, string> } {
+  const dir = (sub: string) => join(pkgRoot, 'package', 'assets', sub);
+  const list = (sub: string) => readdirSync(dir(sub)).sort();
+  return { color: emojioneImages(list('png'), dir('png'), '.png'), bw: emojioneImages(list('svg_bw'), dir('svg_bw'), '.svg') };
 }
