@@ -1,5 +1,6 @@
-// The emoji recipe's training mix: every emoji row, plus a seeded share of the icons, never an
-// evaluation-style image; the tokenizer sees exactly the mix's captions.
+// The emoji recipe's training mix: every emoji row of the recipe's styles, plus a seeded share of the
+// icons and whole icon categories, never an evaluation-style image; the tokenizer sees exactly the mix's
+// captions.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,26 +10,35 @@ import { layout } from '../src/data/paths.js';
 import { toJsonl } from '../src/data/manifests.js';
 import { trainingData, trainingRows } from '../src/recipes/emoji-clip.js';
 
-function fakeData(icons: number | null): string {
+function fakeData(icons: number | null, styles = ['google', 'twitter', 'emojione']): string {
   const root = mkdtempSync(join(tmpdir(), 'recipe-data-'));
   const l = layout(root);
   mkdirSync(l.manifests, { recursive: true });
-  const emoji = ['google', 'twitter'].flatMap((style) => [0, 1, 2].map((i) => ({ image: `/img/${style}/${i}.png`, style, groupName: 'objects', subgroupName: `kind ${i % 2}`, captions: [`thing ${i}`, `an emoji of thing ${i}`] })));
+  const emoji = styles.flatMap((style) => [0, 1, 2].map((i) => ({ image: `/img/${style}/${i}.png`, style, groupName: 'objects', subgroupName: `kind ${i % 2}`, captions: [`thing ${i}`, `an emoji of thing ${i}`] })));
   writeFileSync(l.manifest('train'), toJsonl(emoji));
   if (icons !== null) {
-    const rows = Array.from({ length: icons }, (_, i) => ({ image: `/img/mdi/${i}.png`, style: 'mdi', name: `icon-${i}`, category: '', keywords: [], captions: [`icon ${i}`] }));
+    const rows = Array.from({ length: icons }, (_, i) => ({ image: `/img/mdi/${i}.png`, style: 'mdi', name: `icon-${i}`, category: i % 10 === 3 ? 'Letters' : '', keywords: [], captions: [`icon ${i}`] }));
     writeFileSync(l.manifest('icons'), toJsonl(rows));
   }
   return root;
 }
 
-test('no icons: the emoji manifest itself', () => {
+test('no icons: the Noto and Twemoji rows of the train split, unless the recipe names other styles', () => {
   const root = fakeData(10);
   try {
-    const d = trainingData({ icons: 0 }, join(root, 'out'), root);
-    assert.equal(d.path, layout(root).manifest('train'));
+    const out = join(root, 'out');
+    mkdirSync(out);
+    const d = trainingData({ icons: 0 }, out, root);
+    assert.equal(d.path, join(out, 'train-mix.jsonl'), 'the split holds more styles than the recipe uses');
     assert.equal(d.images, 6);
     assert.deepEqual(d.corpus, trainingRows({ icons: 0 }, root).flatMap((r) => r.captions));
+    assert.deepEqual(readFileSync(d.path, 'utf8').trim().split('\n').map((l) => JSON.parse(l).image.split('/')[2]), ['google', 'google', 'google', 'twitter', 'twitter', 'twitter']);
+    const three = trainingRows({ icons: 0, styles: ['google', 'twitter', 'emojione'] }, root);
+    assert.equal(three.length, 9);
+    assert.deepEqual(three.slice(0, 6), trainingRows({ icons: 0 }, root), 'the default styles first, in the same order');
+    assert.equal(trainingRows({ icons: 0, styles: ['emojione'] }, root).length, 3);
+    assert.throws(() => trainingRows({ icons: 0, styles: ['openmoji' as never] }, root), /unknown style openmoji/);
+    assert.throws(() => trainingRows({ icons: 0, styles: ['emojione-bw'] }, root), /no emojione-bw images.*npm run data/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -51,6 +61,21 @@ test('a share of the icons: seeded, the same subset every time, written next to 
     assert.equal(d.path, join(out, 'train-mix.jsonl'));
     assert.equal(readFileSync(d.path, 'utf8').trim().split('\n').length, 26);
     assert.ok(d.corpus.includes(a[6]!.captions[0]!));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('icon categories: every icon of them, on top of the share, none twice', () => {
+  const root = fakeData(40);
+  try {
+    const rows = trainingRows({ icons: 0, iconCategories: ['Letters'] }, root);
+    assert.deepEqual(rows.slice(6).map((r) => r.image), [3, 13, 23, 33].map((i) => `/img/mdi/${i}.png`));
+    const both = trainingRows({ icons: 0.5, iconCategories: ['Letters'] }, root).slice(6).map((r) => r.image);
+    assert.equal(new Set(both).size, both.length, 'an icon in the share and the category comes once');
+    const share = trainingRows({ icons: 0.5 }, root).slice(6).map((r) => r.image);
+    assert.equal(both.length, new Set([...share, ...rows.slice(6).map((r) => r.image)]).size);
+    assert.throws(() => trainingRows({ icons: 0, iconCategories: ['Letters', 'Runes'] }, root), /no icon has the category "Runes"/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Augment } from '../train/augment.js';
 import type { CaptionMode } from '../train/run.js';
-import { manifestPath, readManifest, toJsonl } from '../data/manifests.js';
+import { manifestPath, readManifest, toJsonl, TRAIN_STYLES, type TrainStyle } from '../data/manifests.js';
 import { permutation, Rng } from '../tasks/rng.js';
 
 /** HF CLIPConfig (the subset we set; the rest takes transformers' defaults). */
@@ -38,6 +38,8 @@ export interface EmojiTrain {
   seed: number;
   captions: CaptionMode;
   augment: Augment;
+  /** Crop window area range (absent: the trainer's default, 0.6 to 1.8). */
+  cropScale?: [number, number];
 }
 
 /** Training hyperparameters (see README "Default model" and the model card's ablation for how they were chosen). */
@@ -59,6 +61,8 @@ export const EMOJI_TRAIN: EmojiTrain = {
  * (OpenMoji, Fluent) or of Tux Paint.
  */
 export interface EmojiData {
+  /** Styles of the emoji `train` split to train on (absent: Noto and Twemoji, `google` and `twitter`). */
+  styles?: TrainStyle[];
   icons: number;
   /**
    * The share of emoji images (a seeded subset, the same every run; 0 or absent: none) also captioned by
@@ -67,6 +71,11 @@ export interface EmojiData {
    * draws a name in 1 of 3 epochs instead of its label, which costs label accuracy at a fixed budget.
    */
   nameCaptions?: number;
+  /**
+   * Icon categories mixed in whole (e.g. the letter and digit glyphs: concepts emoji hardly have), on
+   * top of the `icons` share; icons both pick are taken once.
+   */
+  iconCategories?: string[];
 }
 export const EMOJI_DATA: EmojiData = { icons: 0, nameCaptions: 0.5 };
 
@@ -78,18 +87,31 @@ export interface EmojiRecipe {
 }
 export const EMOJI_RECIPE: EmojiRecipe = { config: EMOJI_CLIP_CONFIG, tokenizer: EMOJI_TOKENIZER, train: EMOJI_TRAIN, data: EMOJI_DATA };
 
-/** Rows of the training mix: every emoji row, then the recipe's share of the icons. */
+export const DEFAULT_TRAIN_STYLES: TrainStyle[] = ['google', 'twitter'];
+
+/** Rows of the training mix: every emoji row of the recipe's styles, then its icons. */
 export function trainingRows(data: EmojiData, root?: string): { image: string; captions: string[] }[] {
   if (!(data.icons >= 0 && data.icons <= 1)) throw new Error(`recipe data.icons must be a fraction in [0, 1], got ${data.icons}`);
   const names = data.nameCaptions ?? 0;
   if (!(names >= 0 && names <= 1)) throw new Error(`recipe data.nameCaptions must be a fraction in [0, 1], got ${data.nameCaptions}`);
-  const manifest = readManifest('train', root);
+  const styles = new Set<string>(data.styles ?? DEFAULT_TRAIN_STYLES);
+  const unknown = [...styles].filter((s) => !(TRAIN_STYLES as readonly string[]).includes(s));
+  if (unknown.length) throw new Error(`recipe data.styles: unknown style ${unknown.join(', ')} (known: ${TRAIN_STYLES.join(', ')})`);
+  const manifest = readManifest('train', root).filter((r) => styles.has(r.style));
+  const absent = [...styles].filter((s) => !manifest.some((r) => r.style === s));
+  if (absent.length) throw new Error(`recipe data.styles: the train split has no ${absent.join(', ')} images; rerun \`npm run data\``);
   const named = seededSubset(manifest.length, names, 8);
   const emoji = manifest.map((r, i) => ({ image: r.image, captions: named.has(i) ? [...r.captions, r.subgroupName, r.groupName] : r.captions }));
-  if (data.icons === 0) return emoji;
+  const categories = new Set(data.iconCategories ?? []);
+  if (data.icons === 0 && !categories.size) return emoji;
   const icons = existsSync(manifestPath('icons', root)) ? readManifest('icons', root) : [];
   if (!icons.length) throw new Error('the recipe mixes in icons but the data has none: run `npm run data` without --no-icons');
-  const picked = [...seededSubset(icons.length, data.icons, 7)].sort((a, b) => a - b).map((i) => icons[i]!);
+  const picks = seededSubset(icons.length, data.icons, 7);
+  const found = new Set<string>();
+  icons.forEach((r, i) => { if (categories.has(r.category)) { picks.add(i); found.add(r.category); } });
+  const missing = [...categories].filter((c) => !found.has(c));
+  if (missing.length) throw new Error(`recipe data.iconCategories: no icon has the category ${missing.map((c) => JSON.stringify(c)).join(', ')}`);
+  const picked = [...picks].sort((a, b) => a - b).map((i) => icons[i]!);
   return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions }))];
 }
 
@@ -100,14 +122,12 @@ function seededSubset(n: number, share: number, stream: number): Set<number> {
 }
 
 /**
- * The training data file for `clip train` (the emoji manifest itself, or the mix written into `dir`) and
- * the tokenizer's corpus: every caption of the mix (what the text tower sees). One read of the manifests.
+ * The training data file for `clip train` (the mix, written into `dir`: the train split holds more styles
+ * than a recipe may use) and the tokenizer's corpus: every caption of the mix (what the text tower sees). One read of the manifests.
  */
 export function trainingData(data: EmojiData, dir: string, root?: string): { path: string; images: number; corpus: string[] } {
   const rows = trainingRows(data, root);
-  const corpus = rows.flatMap((r) => r.captions);
-  if (data.icons === 0 && !data.nameCaptions) return { path: manifestPath('train', root), images: rows.length, corpus };
   const path = join(dir, 'train-mix.jsonl');
   writeFileSync(path, toJsonl(rows));
-  return { path, images: rows.length, corpus };
+  return { path, images: rows.length, corpus: rows.flatMap((r) => r.captions) };
 }

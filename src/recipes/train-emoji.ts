@@ -11,7 +11,8 @@ import { BUNDLED_MODELS } from '../hub/bundled.js';
 import { clipCacheRoot } from '../data/paths.js';
 import { readManifest } from '../data/manifests.js';
 import { exportHalf } from '../train/export.js';
-import { EMOJI_RECIPE } from './emoji-clip.js';
+import { DEFAULT_TRAIN_STYLES, EMOJI_RECIPE } from './emoji-clip.js';
+import type { TrainStyle } from '../data/manifests.js';
 import { runRecipe, type RecipeRun } from './run-recipe.js';
 import { ABLATION_FILE, defaultAblationDir } from './emoji-ablation.js';
 
@@ -34,22 +35,35 @@ function parseArgs(argv: string[]): { out: string; ship: boolean; threads?: numb
   return { out: resolve(out), ship, threads };
 }
 
+/** Who drew each training style, under which license (CC-BY asks for the credit). */
+const STYLE_CREDITS: Record<TrainStyle, string> = {
+  google: 'Noto Emoji (Apache-2.0) from emoji-datasource-google',
+  twitter: 'Twemoji (CC-BY 4.0, © Twitter, Inc. and other contributors) from emoji-datasource-twitter',
+  emojione: 'EmojiOne 2 colour (CC-BY 4.0, emoji artwork provided by EmojiOne) from the emojione 2.2.7 package',
+  'emojione-bw': 'EmojiOne 2 black-and-white (the same license and package)',
+};
+
 /** The model directory's README: what it is, how it was made, what it scores, and the data's licenses. */
 function modelCard(r: RecipeRun, ablation: string | undefined): string {
   const { config: c, tokenizer: tok, train: t, data } = EMOJI_RECIPE;
-  const icons = data.icons > 0
-    ? ` and ${r.images - readManifest('train').length} icons of Tabler Icons (MIT) and Material Design Icons (Apache-2.0) with their names and tags as captions`
+  const styles = data.styles ?? DEFAULT_TRAIN_STYLES;
+  const emoji = readManifest('train').filter((row) => (styles as string[]).includes(row.style)).length;
+  const iconCount = r.images - emoji;
+  const kinds = data.iconCategories?.length ? ` (${data.icons > 0 ? `${Math.round(data.icons * 100)}% of them, seeded, and ` : ''}all of the categories ${data.iconCategories.join(', ')})` : '';
+  const icons = iconCount > 0
+    ? ` and ${iconCount} icons of Tabler Icons (MIT) and Material Design Icons (Apache-2.0)${kinds} with their names and tags as captions`
     : '';
   return `# emoji-clip (bundled default model of clip-ts)
 
-A small CLIP trained from scratch by \`npm run train:emoji\` (src/recipes/) on 3,812 emoji images of two
-vendors — Noto Emoji (Apache-2.0) and Twemoji (CC-BY 4.0, © Twitter, Inc. and other contributors) from the
-emoji-datasource packages — captioned from emojibase-data and emojilib (MIT)${icons}. Weights stored as float16.
+A small CLIP trained from scratch by \`npm run train:emoji\` (src/recipes/) on ${emoji.toLocaleString('en-US')} emoji images in ${styles.length} styles:
+${styles.map((st) => `- ${STYLE_CREDITS[st]}`).join('\n')}
+
+captioned from emojibase-data and emojilib (MIT)${icons}. Weights stored as float16.
 
 ## What it is for
 
 Emoji-like drawings, icons and clip art on a light background (transparent images are composited on white):
-zero-shot labels, search by text, grouping. It knows the words of emoji names and keywords${data.icons > 0 ? ' and icon names' : ''}, in English.
+zero-shot labels, search by text, grouping. It knows the words of emoji names and keywords${iconCount > 0 ? ' and icon names' : ''}, in English.
 **Not for photos**: it never saw one (Fashion-MNIST below stays near chance), and not for other languages.
 
 ## How it was made
@@ -58,7 +72,7 @@ zero-shot labels, search by text, grouping. It knows the words of emoji names an
 - Text tower: CLIP causal transformer, width ${c.text_config.hidden_size}, ${c.text_config.num_hidden_layers} layers, ${c.text_config.max_position_embeddings} tokens;
   byte-level BPE of ${tok.vocabSize} tokens trained on the captions by our own trainer.
 - Training: ${t.epochs} epochs of ${r.images} images, batch ${t.batchSize}, AdamW lr ${t.lr}, wd ${t.weightDecay}, warmup ${t.warmup}, seed ${t.seed},
-  captions sampled per image${data.nameCaptions ? ` (${Math.round(data.nameCaptions * 100)}% of the images, a seeded subset, also captioned by their subgroup and group names alone)` : ''}, augmentation ${t.augment}; ${r.steps} steps (${r.samples} samples), ${(r.trainSeconds / 60).toFixed(1)} min on 2 CPU cores.
+  captions sampled per image${data.nameCaptions ? ` (${Math.round(data.nameCaptions * 100)}% of the images, a seeded subset, also captioned by their subgroup and group names alone)` : ''}, augmentation ${t.augment}${t.cropScale ? ` (crops ${t.cropScale.join(' to ')} of the area)` : ''}; ${r.steps} steps (${r.samples} samples), ${(r.trainSeconds / 60).toFixed(1)} min on 2 CPU cores.
 ${ablation ? `\n## Ablation (each change alone from the previous recipe, same sample budget, same seed)\n\n${ablation}\n` : ''}
 ## Evaluation (\`clip eval emoji\`, styles never seen in training: OpenMoji, Fluent Emoji Flat)
 
