@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
-import { augmentBatch, cropResize, drawWindow, restyle } from '../src/train/augment.js';
+import { augmentBatch, checkCropScale, cropResize, drawWindow, restyle } from '../src/train/augment.js';
 import { Rng, STREAM } from '../src/tasks/rng.js';
 import { trainClip } from '../src/train/run.js';
 import { shapeSet } from '../src/train/synthetic.js';
@@ -24,6 +24,20 @@ test('crop windows cover 60-180% of the area, inside the image along a side that
     if (area > 1) zoomOut++;
   }
   assert.ok(zoomOut > 600 && zoomOut < 1400, `${zoomOut} of 2000 zoom out`);
+});
+
+test('--crop-scale: windows follow the given range; ranges outside 0 < min <= max <= 4 are refused', () => {
+  const rng = new Rng(4, 2);
+  let over = 0;
+  for (let i = 0; i < 1000; i++) {
+    const w = drawWindow(40, rng, { scale: [1.5, 3], ratio: [3 / 4, 4 / 3] });
+    const area = (w.w * w.h) / 40 ** 2;
+    assert.ok(area >= 1.5 - 1e-9 && area <= 3 + 1e-9, `area ${area}`);
+    if (area > 1.8) over++;
+  }
+  assert.ok(over > 600, `${over} of 1000 zoom out past the default's 1.8`);
+  checkCropScale([0.5, 2.2]);
+  for (const bad of [[0, 1], [2, 1], [1, 5], [1], [Number.NaN, 2]]) assert.throws(() => checkCropScale(bad), /crop scale must be/, JSON.stringify(bad));
 });
 
 test('zooming out puts the image in the middle of a white margin', () => {

@@ -204,3 +204,25 @@ test('parameters and moments updated in place equal double-buffered updates bit 
   for (const [name, m] of a.state.m) assert.deepEqual([m, a.state.v.get(name)], [b.state.m.get(name), b.state.v.get(name)], name);
   await Promise.all([a.release(), b.release()]);
 });
+
+test('--crop-scale: checked when given, kept with the run, and a resume may not change it', { skip: SKIP_FIXTURES }, async () => {
+  const dir = tmp();
+  try {
+    writeFileSync(join(dir, 'train.tsv'), toEasyNlpTsv(await shapeSet(2, 32, 3)));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
+    const out = join(dir, 'run');
+    const args = (scale: string) => ['train', join(dir, 'train.tsv'), '--config', join(dir, 'config.json'), '--tokenizer', TOKENIZER, '-o', out,
+      '--epochs', '1', '--batch-size', '4', '--threads', '1', '--augment', 'crop', '--crop-scale', scale, '--json'];
+    const bad = await runClip(args('2,1'));
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /crop scale must be two numbers 0 < min <= max <= 4/);
+    const ok = await runClip(args('0.8,2.4'));
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(existsSync(join(out, 'model.safetensors')));
+    const changed = await runClip([...args('0.6,1.8'), '--resume']);
+    assert.notEqual(changed.code, 0);
+    assert.match(changed.stderr, /these differ from it: cropScale/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -48,7 +48,7 @@ export async function runRecipe(recipe: EmojiRecipe, out: string, opts: RecipeOp
   // 2. Train (the same as `clip train` with the flags printed here).
   const runDir = join(out, 'run');
   const t = recipe.train;
-  const flags = `--epochs ${t.epochs} --batch-size ${t.batchSize} --lr ${t.lr} --wd ${t.weightDecay} --warmup ${t.warmup} --grad-clip ${t.gradClip} --seed ${t.seed} --captions ${t.captions} --augment ${t.augment}`;
+  const flags = `--epochs ${t.epochs} --batch-size ${t.batchSize} --lr ${t.lr} --wd ${t.weightDecay} --warmup ${t.warmup} --grad-clip ${t.gradClip} --seed ${t.seed} --captions ${t.captions} --augment ${t.augment}${t.cropScale ? ` --crop-scale ${t.cropScale.join(',')}` : ''}`;
   log(`equivalent: clip train ${data.path} --config ${configPath} --tokenizer ${tokDir} --out ${runDir} ${flags} --resume`);
   let lastShown = 0;
   const result = await trainClip({ data: data.path, config: configPath, tokenizer: tokDir, ...t }, { out: runDir, resume: true, threads: opts.threads }, {

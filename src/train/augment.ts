@@ -29,6 +29,12 @@ export interface CropRange {
  */
 export const DEFAULT_CROP: CropRange = { scale: [0.6, 1.8], ratio: [3 / 4, 4 / 3] };
 
+/** A crop scale range a user gave: 0 < min <= max, and at most 4 (a drawing at half the side). */
+export function checkCropScale(scale: readonly number[]): void {
+  const [lo, hi] = scale;
+  if (scale.length !== 2 || !(lo! > 0) || !(hi! >= lo!) || !(hi! <= 4)) throw new Error(`crop scale must be two numbers 0 < min <= max <= 4 (window area / image area), got ${JSON.stringify(scale)}`);
+}
+
 /** One crop window in pixel units; it may extend past the image on either side when zooming out. */
 export interface Window {
   x: number;
@@ -52,8 +58,8 @@ export function drawWindow(size: number, rng: Rng, range: CropRange = DEFAULT_CR
 
 /**
  * Resample window `win` of one [3, S, S] image (at `offset` in `buf`) back to S x S, bilinearly with
- * half-pixel centers; outside the image is `fill` (per channel: normalized white). Zooming out by up to
- * 1.35x per side needs no antialiasing to speak of.
+ * half-pixel centers; outside the image is `fill` (per channel: normalized white). Zooming out by the
+ * default's 1.35x per side needs no antialiasing to speak of (a --crop-scale up to 4, 2x, thins lines a little).
  */
 export function cropResize(buf: Float32Array, offset: number, size: number, win: Window, scratch: Float32Array, fill: readonly number[] = [0, 0, 0]): void {
   const n = size * size;
@@ -145,13 +151,13 @@ const CHANGES: StyleChange[] = ['outline', 'gray', 'blur'];
  * Augment a [k, 3, S, S] batch in place; the draws come from `rng` (a per-batch stream: resume stays
  * exact). `norm` gives the value of white (the margin when zooming out) and the [0, 1] space of restyle.
  */
-export function augmentBatch(pixels: Float32Array, k: number, size: number, kind: Augment, rng: Rng, norm: Normalization): void {
+export function augmentBatch(pixels: Float32Array, k: number, size: number, kind: Augment, rng: Rng, norm: Normalization, crop: CropRange = DEFAULT_CROP): void {
   if (kind === 'none') return;
   const per = 3 * size * size;
   const scratch = new Float32Array(per);
   const white = [0, 1, 2].map((c) => (1 - norm.mean[c]!) / norm.std[c]!);
   for (let i = 0; i < k; i++) {
-    cropResize(pixels, i * per, size, drawWindow(size, rng), scratch, white);
+    cropResize(pixels, i * per, size, drawWindow(size, rng, crop), scratch, white);
     if (kind === 'crop+style' && rng.float() < 0.5) restyle(pixels, i * per, size, CHANGES[rng.below(CHANGES.length)]!, norm, scratch);
     if (kind === 'crop+redraw') {
       const changes = drawChanges(rng);

@@ -12,7 +12,7 @@ import { modelTensors, unreadTensors, writeModelDir, writeOptimizerState } from 
 import { readPairs, type DataFormat } from './data.js';
 import { hfPreprocessorJson } from './hf-config.js';
 import { PixelStore } from './pixels.js';
-import { augmentBatch, type Augment } from './augment.js';
+import { augmentBatch, checkCropScale, DEFAULT_CROP, type Augment, type CropRange } from './augment.js';
 import { permutation, Rng, STREAM } from '../tasks/rng.js';
 import { cosineLr, type CosineSchedule } from './schedule.js';
 import { fromCheckpoint, fromConfig, fromResume, type TrainSource } from './source.js';
@@ -54,6 +54,8 @@ export interface TrainSetup {
   captions?: CaptionMode;
   /** Image augmentation (augment.ts). */
   augment?: Augment;
+  /** The crops' window area relative to the image, [min, max] (default augment.ts's DEFAULT_CROP.scale). */
+  cropScale?: [number, number];
   /** The objective: softmax (CLIP) or the pairwise sigmoid (needs a logit_bias); default: the model family's own. */
   loss?: LossKind;
 }
@@ -133,6 +135,7 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
   for (const [k, v] of [['epochs', s.epochs], ['batchSize', s.batchSize]] as const) if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
   if (!(s.lr > 0) || s.weightDecay < 0 || s.warmup < 0 || (s.gradClip !== undefined && !(s.gradClip > 0))) throw new Error('lr must be > 0, weight decay and warmup >= 0, grad clip > 0');
   if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed >= 2 ** 32) throw new Error('seed must be an integer in [0, 2^32)');
+  if (s.cropScale !== undefined) checkCropScale(s.cropScale);
   if (s.loss !== undefined && !LOSS_KINDS.includes(s.loss)) throw new Error(`loss must be one of ${LOSS_KINDS.join(', ')}, got ${JSON.stringify(s.loss)}`);
   return { ...s, data: abs(s.data)!, val: abs(s.val), model: abs(s.model), config: abs(s.config), tokenizer: abs(s.tokenizer) };
 }
@@ -141,7 +144,7 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
  * What a resume may not change. Paths may (data that moved is recognized by its fingerprint; the model
  * or config is read from the checkpoint; validation does not steer training).
  */
-const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment', 'loss'];
+const FIXED: (keyof TrainSetup)[] = ['epochs', 'batchSize', 'lr', 'weightDecay', 'warmup', 'gradClip', 'seed', 'freeze', 'betas', 'eps', 'dataFormat', 'captions', 'augment', 'cropScale', 'loss'];
 
 /** The run's own setup with the paths given now; throws on a changed hyperparameter. */
 function resumeSetup(given: Partial<TrainSetup>, saved: TrainSetup, out: string): TrainSetup {
@@ -278,11 +281,12 @@ export async function trainClip(given: Partial<TrainSetup>, run: RunOptions, ev:
       return dir;
     };
 
+    const crop: CropRange = { ...DEFAULT_CROP, ...(setup.cropScale ? { scale: setup.cropScale } : {}) };
     const makeBatch = async (order: Uint32Array, e: number, b: number): Promise<TrainBatch | undefined> => {
       const pick = Array.from(order.subarray(b * batchSize, (b + 1) * batchSize));
       const { pixels, kept } = await store.gather(pick.map((k) => samples[k]!.image));
       if (kept.length < 2) return undefined;
-      augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess);
+      augmentBatch(pixels, kept.length, size, setup.augment ?? 'none', new Rng(setup.seed, STREAM.augment(e, b)), src.preprocess, crop);
       const tb = src.tokenizer.pad(kept.map((k) => samples[pick[k]!]!.ids), { pad: src.textPadding });
       return { pixelValues: pixels, inputIds: tb.inputIds, attentionMask: tb.attentionMask, n: kept.length, seqLen: tb.length, eot: tb.eotIndex };
     };

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { DATA_FORMATS } from '../../train/data.js';
 import { LOSS_KINDS } from '../../models/family.js';
-import { AUGMENTS } from '../../train/augment.js';
+import { AUGMENTS, checkCropScale } from '../../train/augment.js';
 import { CAPTION_MODES, SETUP_DEFAULTS, trainClip, type StepInfo, type TrainSetup } from '../../train/run.js';
 import { LAYOUT, type EpochRecord } from '../../train/state.js';
 import { positiveInt } from '../model-options.js';
@@ -29,11 +29,17 @@ Output directory:
 ${LAYOUT.replace(/^/gm, '  ')}
 Defaults: --epochs ${SETUP_DEFAULTS.epochs} --batch-size ${SETUP_DEFAULTS.batchSize} --lr ${SETUP_DEFAULTS.lr} --wd ${SETUP_DEFAULTS.weightDecay} --warmup ${SETUP_DEFAULTS.warmup} --seed ${SETUP_DEFAULTS.seed}; AdamW betas ${SETUP_DEFAULTS.betas.join(', ')}, eps ${SETUP_DEFAULTS.eps}.`;
 
+function cropScale(v: string): [number, number] {
+  const parts = v.split(',').map((x) => Number(x.trim()));
+  checkCropScale(parts);
+  return parts as [number, number];
+}
+
 /** Option name -> TrainSetup field, for the options that fix the trajectory. */
 const SETUP_FLAGS: [string, keyof TrainSetup][] = [
   ['model', 'model'], ['config', 'config'], ['tokenizer', 'tokenizer'], ['format', 'dataFormat'], ['val', 'val'], ['valFormat', 'valFormat'],
   ['epochs', 'epochs'], ['batchSize', 'batchSize'], ['lr', 'lr'], ['wd', 'weightDecay'], ['warmup', 'warmup'], ['gradClip', 'gradClip'],
-  ['seed', 'seed'], ['freeze', 'freeze'], ['captions', 'captions'], ['augment', 'augment'], ['loss', 'loss'],
+  ['seed', 'seed'], ['freeze', 'freeze'], ['captions', 'captions'], ['augment', 'augment'], ['cropScale', 'cropScale'], ['loss', 'loss'],
 ];
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
@@ -110,6 +116,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--freeze <tower>', 'keep a tower fixed (vision = EasyNLP fix_vision); it gets no backward pass').choices(['vision', 'text']))
     .addOption(new Option('--captions <mode>', 'all: every caption is a pair each epoch; sample: every image once per epoch with a random one of its captions').choices(CAPTION_MODES))
     .addOption(new Option('--augment <kind>', 'image augmentation: crop = random zoom in and out (window 60-180% of the image area, white margin); crop+style = crops, and half the images get dark outlines, grayscale or blur; crop+redraw = crops, and 3 in 4 images get one or two of ten drawing changes (outlines thin or thick, line art, flat fills, one-colour glyph, stroke weight, hue, gray, blur)').choices(AUGMENTS))
+    .option('--crop-scale <min,max>', 'crop window area relative to the image (default 0.6,1.8; above 1 zooms out onto a white margin)', cropScale)
     .addOption(new Option('--loss <kind>', 'objective: softmax (CLIP\'s cross-entropy over the batch) or sigmoid (SigLIP\'s pairwise loss, needs a logit_bias); default: the model family\'s own').choices(LOSS_KINDS))
     .option('--save-every <steps>', 'also checkpoint every N steps', positiveInt('--save-every'))
     .option('--keep <n>', 'checkpoints kept (newest)', positiveInt('--keep'), 1)
