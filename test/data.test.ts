@@ -203,6 +203,9 @@ test('prepared benchmark: summary counts agree with the manifests', { skip: SKIP
   assert.equal(s.splits['fashion-mnist'].rows, 8000);
   const lines = (split: string) => readFileSync(join(s.root, 'manifests', `${split}.jsonl`), 'utf8').split('\n').filter(Boolean).length;
   assert.equal(lines('train'), s.splits.train.rows);
+  const per = s.splits.train.perStyle;
+  assert.deepEqual(Object.keys(per), ['google', 'twitter', 'emojione', 'emojione-bw'], 'Noto and Twemoji first, then EmojiOne');
+  assert.ok(per.emojione! > 1300 && per['emojione-bw']! > 1300, JSON.stringify(per));
   assert.equal(lines('zeroshot'), z.rows);
   assert.equal(lines('tuxpaint'), s.splits.tuxpaint.pairs);
   const zs = readManifest('zeroshot');
