@@ -216,6 +216,9 @@ test('--crop-scale: checked when given, kept with the run, and a resume may not 
     const bad = await runClip(args('2,1'));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /crop scale must be two numbers 0 < min <= max <= 4/);
+    const noCrops = await runClip(args('0.8,2.4').map((a) => (a === 'crop' ? 'none' : a)));
+    assert.notEqual(noCrops.code, 0);
+    assert.match(noCrops.stderr, /--crop-scale sets the crops of --augment/);
     const ok = await runClip(args('0.8,2.4'));
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(existsSync(join(out, 'model.safetensors')));

@@ -9,10 +9,9 @@ import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { BUNDLED_MODELS } from '../hub/bundled.js';
 import { clipCacheRoot } from '../data/paths.js';
-import { readManifest } from '../data/manifests.js';
+import { readManifest, type TrainStyle } from '../data/manifests.js';
 import { exportHalf } from '../train/export.js';
 import { DEFAULT_TRAIN_STYLES, EMOJI_RECIPE } from './emoji-clip.js';
-import type { TrainStyle } from '../data/manifests.js';
 import { runRecipe, type RecipeRun } from './run-recipe.js';
 import { ABLATION_FILE, defaultAblationDir } from './emoji-ablation.js';
 

@@ -135,7 +135,11 @@ function normalizeSetup(given: Partial<TrainSetup>): TrainSetup {
   for (const [k, v] of [['epochs', s.epochs], ['batchSize', s.batchSize]] as const) if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
   if (!(s.lr > 0) || s.weightDecay < 0 || s.warmup < 0 || (s.gradClip !== undefined && !(s.gradClip > 0))) throw new Error('lr must be > 0, weight decay and warmup >= 0, grad clip > 0');
   if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed >= 2 ** 32) throw new Error('seed must be an integer in [0, 2^32)');
-  if (s.cropScale !== undefined) checkCropScale(s.cropScale);
+  if (s.cropScale !== undefined) {
+    checkCropScale(s.cropScale);
+    // Without crops the range would be ignored: say so rather than train something else than asked.
+    if ((s.augment ?? 'none') === 'none') throw new Error('--crop-scale sets the crops of --augment crop, crop+style or crop+redraw, and this run has no augmentation');
+  }
   if (s.loss !== undefined && !LOSS_KINDS.includes(s.loss)) throw new Error(`loss must be one of ${LOSS_KINDS.join(', ')}, got ${JSON.stringify(s.loss)}`);
   return { ...s, data: abs(s.data)!, val: abs(s.val), model: abs(s.model), config: abs(s.config), tokenizer: abs(s.tokenizer) };
 }
