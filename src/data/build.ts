@@ -11,8 +11,8 @@ import { fetchSource } from './fetch.js';
 import { iconSvg, joinFluent, loadFluent } from './fluent.js';
 import { iconCaptions, mdiIcons, tablerIcons, type IconEntry } from './icons.js';
 import { idxImage, readIdx } from './idx.js';
-import type { DataSummary, EmojiStyle, FashionRow, IconRow, RetrievalRow } from './manifests.js';
-import { toJsonl } from './manifests.js';
+import type { DataSummary, EmojiStyle, FashionRow, IconRow, RetrievalRow, TrainStyle } from './manifests.js';
+import { toJsonl, TRAIN_STYLES } from './manifests.js';
 import { layout } from './paths.js';
 import { grayToPng, rasterToPng, svgToPng } from './raster.js';
 import { countBy, drawnBy, emojiRow, imageName, sharedConcepts } from './rows.js';
@@ -70,29 +70,28 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
   o.log(`fluent join: ${fj.stats.matched}/${fj.stats.names} names matched (${fj.stats.byMethod.chars} chars.json, ${fj.stats.byMethod.label} label, ${fj.stats.byMethod.shortcode} shortcode, ${fj.stats.byMethod.tone} tone)`);
 
   const shared = sharedConcepts(table, [google, twitter, openmoji, fj.byKey]);
-  const vendorJobs = (m: Map<string, string>) => drawnBy(table, m).map((c) => ({
-    out: imageName(c.key), render: (dst: string) => rasterToPng(m.get(c.key)!, dst, EMOJI_SIZE),
+  // Every training style's images, in the train split's order (TRAIN_STYLES: Noto and Twemoji first, as before
+  // EmojiOne joined, so a recipe that trains on those two sees the same rows).
+  const trainImages: Record<TrainStyle, Map<string, string>> = { google, twitter, emojione: emojione.color, 'emojione-bw': emojione.bw };
+  const drawnIn = (style: TrainStyle) => drawnBy(table, trainImages[style]);
+  const rasterJobs = (style: TrainStyle) => drawnIn(style).map((c) => ({
+    out: imageName(c.key), render: (dst: string) => rasterToPng(trainImages[style].get(c.key)!, dst, EMOJI_SIZE),
+  }));
+  const svgJobs = (m: Map<string, string>, concepts: typeof shared) => concepts.map((c) => ({
+    out: imageName(c.key), render: async (dst: string) => svgToPng(await readFile(m.get(c.key)!, 'utf8'), dst, EMOJI_SIZE),
   }));
   const at: Record<EmojiStyle, (out: string) => string> = {
-    google: await renderStep('google', [source('google').version], vendorJobs(google)),
-    twitter: await renderStep('twitter', [source('twitter').version], vendorJobs(twitter)),
-    openmoji: await renderStep('openmoji', [source('openmoji').version], shared.map((c) => ({
-      out: imageName(c.key), render: async (dst: string) => svgToPng(await readFile(openmoji.get(c.key)!, 'utf8'), dst, EMOJI_SIZE),
-    }))),
-    emojione: await renderStep('emojione', [source('emojione').version], vendorJobs(emojione.color)),
-    'emojione-bw': await renderStep('emojione-bw', [source('emojione').version], drawnBy(table, emojione.bw).map((c) => ({
-      out: imageName(c.key), render: async (dst: string) => svgToPng(await readFile(emojione.bw.get(c.key)!, 'utf8'), dst, EMOJI_SIZE),
-    }))),
+    google: await renderStep('google', [source('google').version], rasterJobs('google')),
+    twitter: await renderStep('twitter', [source('twitter').version], rasterJobs('twitter')),
+    openmoji: await renderStep('openmoji', [source('openmoji').version], svgJobs(openmoji, shared)),
+    emojione: await renderStep('emojione', [source('emojione').version], rasterJobs('emojione')),
+    'emojione-bw': await renderStep('emojione-bw', [source('emojione').version], svgJobs(emojione.bw, drawnIn('emojione-bw'))),
     fluent: await renderStep('fluent', [source('fluent').version, shared.map((c) => fj.byKey.get(c.key))], shared.map((c) => ({
       out: imageName(c.key), render: (dst: string) => svgToPng(iconSvg(fluent.json, fj.byKey.get(c.key)!, EMOJI_SIZE), dst, EMOJI_SIZE),
     }))),
   };
   const rowsFor = (style: EmojiStyle, concepts: typeof shared) => concepts.map((c) => emojiRow(c, style, at[style](imageName(c.key))));
-  // Noto and Twemoji first, as before EmojiOne joined: a recipe that trains on those two sees the same rows.
-  const train = [
-    ...rowsFor('google', drawnBy(table, google)), ...rowsFor('twitter', drawnBy(table, twitter)),
-    ...rowsFor('emojione', drawnBy(table, emojione.color)), ...rowsFor('emojione-bw', drawnBy(table, emojione.bw)),
-  ];
+  const train = TRAIN_STYLES.flatMap((s) => rowsFor(s, drawnIn(s)));
   const zeroshot = (['google', 'twitter', 'openmoji', 'fluent'] as const).flatMap((s) => rowsFor(s, shared));
 
   const tux = await tuxpaintRows(o, L.pkg('tuxpaint'), renderStep);
@@ -106,8 +105,8 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
     sources: SOURCES.filter((s) => !s.optional || o.icons).map((s) => ({ id: s.id, name: s.name, version: s.version, license: s.license })),
     concepts: { emojibase: table.concepts.length, emojilibMatched: table.emojilibMatched, emojilibEntries: table.emojilibTotal },
     styles: {
-      google: drawnBy(table, google).length, twitter: drawnBy(table, twitter).length, openmoji: drawnBy(table, openmoji).length, fluent: fj.byKey.size,
-      emojione: drawnBy(table, emojione.color).length, 'emojione-bw': drawnBy(table, emojione.bw).length,
+      google: drawnIn('google').length, twitter: drawnIn('twitter').length, openmoji: drawnBy(table, openmoji).length, fluent: fj.byKey.size,
+      emojione: drawnIn('emojione').length, 'emojione-bw': drawnIn('emojione-bw').length,
     },
     fluentJoin: { ...fj.stats, matchRate: Math.round((fj.stats.matched / fj.stats.names) * 10000) / 10000 },
     splits: {

@@ -35,7 +35,7 @@ import { parseJsonl } from '../io/jsonl.js';
 export { parseJsonl };
 
 export type EmojiStyle = 'google' | 'twitter' | 'openmoji' | 'fluent' | 'emojione' | 'emojione-bw';
-/** The styles of the `train` split; a recipe picks which of them it trains on. */
+/** The styles of the `train` split, in its row order; a recipe picks which of them it trains on. */
 export const TRAIN_STYLES = ['google', 'twitter', 'emojione', 'emojione-bw'] as const;
 export type TrainStyle = (typeof TRAIN_STYLES)[number];
 

@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Augment } from '../train/augment.js';
 import type { CaptionMode } from '../train/run.js';
-import { manifestPath, readManifest, toJsonl, TRAIN_STYLES, type TrainStyle } from '../data/manifests.js';
+import { manifestPath, readManifest, toJsonl, TRAIN_STYLES, type EmojiRow, type TrainStyle } from '../data/manifests.js';
 import { permutation, Rng } from '../tasks/rng.js';
 
 /** HF CLIPConfig (the subset we set; the rest takes transformers' defaults). */
@@ -89,17 +89,23 @@ export const EMOJI_RECIPE: EmojiRecipe = { config: EMOJI_CLIP_CONFIG, tokenizer:
 
 export const DEFAULT_TRAIN_STYLES: TrainStyle[] = ['google', 'twitter'];
 
+/** The emoji rows of the train split in the recipe's styles, in the split's order. */
+export function emojiTrainRows(data: EmojiData, root?: string): EmojiRow[] {
+  const styles = new Set<string>(data.styles ?? DEFAULT_TRAIN_STYLES);
+  const unknown = [...styles].filter((s) => !(TRAIN_STYLES as readonly string[]).includes(s));
+  if (unknown.length) throw new Error(`recipe data.styles: unknown style ${unknown.join(', ')} (known: ${TRAIN_STYLES.join(', ')})`);
+  const rows = readManifest('train', root).filter((r) => styles.has(r.style));
+  const absent = [...styles].filter((s) => !rows.some((r) => r.style === s));
+  if (absent.length) throw new Error(`recipe data.styles: the train split has no ${absent.join(', ')} images; rerun \`npm run data\``);
+  return rows;
+}
+
 /** Rows of the training mix: every emoji row of the recipe's styles, then its icons. */
 export function trainingRows(data: EmojiData, root?: string): { image: string; captions: string[] }[] {
   if (!(data.icons >= 0 && data.icons <= 1)) throw new Error(`recipe data.icons must be a fraction in [0, 1], got ${data.icons}`);
   const names = data.nameCaptions ?? 0;
   if (!(names >= 0 && names <= 1)) throw new Error(`recipe data.nameCaptions must be a fraction in [0, 1], got ${data.nameCaptions}`);
-  const styles = new Set<string>(data.styles ?? DEFAULT_TRAIN_STYLES);
-  const unknown = [...styles].filter((s) => !(TRAIN_STYLES as readonly string[]).includes(s));
-  if (unknown.length) throw new Error(`recipe data.styles: unknown style ${unknown.join(', ')} (known: ${TRAIN_STYLES.join(', ')})`);
-  const manifest = readManifest('train', root).filter((r) => styles.has(r.style));
-  const absent = [...styles].filter((s) => !manifest.some((r) => r.style === s));
-  if (absent.length) throw new Error(`recipe data.styles: the train split has no ${absent.join(', ')} images; rerun \`npm run data\``);
+  const manifest = emojiTrainRows(data, root);
   const named = seededSubset(manifest.length, names, 8);
   const emoji = manifest.map((r, i) => ({ image: r.image, captions: named.has(i) ? [...r.captions, r.subgroupName, r.groupName] : r.captions }));
   const categories = new Set(data.iconCategories ?? []);

@@ -9,9 +9,9 @@ import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { BUNDLED_MODELS } from '../hub/bundled.js';
 import { clipCacheRoot } from '../data/paths.js';
-import { readManifest, type TrainStyle } from '../data/manifests.js';
+import type { TrainStyle } from '../data/manifests.js';
 import { exportHalf } from '../train/export.js';
-import { DEFAULT_TRAIN_STYLES, EMOJI_RECIPE } from './emoji-clip.js';
+import { DEFAULT_TRAIN_STYLES, EMOJI_RECIPE, emojiTrainRows } from './emoji-clip.js';
 import { runRecipe, type RecipeRun } from './run-recipe.js';
 import { ABLATION_FILE, defaultAblationDir } from './emoji-ablation.js';
 
@@ -46,7 +46,7 @@ const STYLE_CREDITS: Record<TrainStyle, string> = {
 function modelCard(r: RecipeRun, ablation: string | undefined): string {
   const { config: c, tokenizer: tok, train: t, data } = EMOJI_RECIPE;
   const styles = data.styles ?? DEFAULT_TRAIN_STYLES;
-  const emoji = readManifest('train').filter((row) => (styles as string[]).includes(row.style)).length;
+  const emoji = emojiTrainRows(data).length;
   const iconCount = r.images - emoji;
   const kinds = data.iconCategories?.length ? ` (${data.icons > 0 ? `${Math.round(data.icons * 100)}% of them, seeded, and ` : ''}all of the categories ${data.iconCategories.join(', ')})` : '';
   const icons = iconCount > 0
