@@ -275,6 +275,26 @@ const cases: Record<string, Case> = {
     inputs: { x: { shape: [1, 2, 7, 9], dims: ['b', 2, 'h', 'w'] }, w: { shape: [3, 2, 3, 3] } },
     build: (g, { x, w }) => g.op('Conv', [x!, w!], { kernel_shape: attr.ints([3, 3]), strides: attr.ints([3, 3]) }),
   },
+  // A convolutional stem: 3x3, stride 2, pad 1 (odd and even sizes: the transposed conv's output_padding).
+  'Conv 3x3 stride 2 pad 1 (float32)': {
+    f32: true,
+    inputs: { x: { shape: [2, 3, 8, 7] }, w: { shape: [4, 3, 3, 3] }, b: { shape: [4] } },
+    build: (g, { x, w, b }) => g.op('Conv', [x!, w!, b!], { kernel_shape: attr.ints([3, 3]), strides: attr.ints([2, 2]), pads: attr.ints([1, 1, 1, 1]) }),
+  },
+  'Conv 3x2 stride 1 with uneven pads (float32)': {
+    f32: true,
+    inputs: { x: { shape: [1, 2, 5, 6] }, w: { shape: [3, 2, 3, 2] } },
+    build: (g, { x, w }) => g.op('Conv', [x!, w!], { kernel_shape: attr.ints([3, 2]), strides: attr.ints([1, 1]), pads: attr.ints([0, 1, 2, 0]) }),
+  },
+  'Conv stack (two stride-2 layers with an activation between, float32)': {
+    f32: true,
+    inputs: { x: { shape: [2, 3, 9, 9] }, w1: { shape: [4, 3, 3, 3] }, b1: { shape: [4] }, w2: { shape: [5, 4, 3, 3] } },
+    build: (g, { x, w1, b1, w2 }) => {
+      const k = { kernel_shape: attr.ints([3, 3]), strides: attr.ints([2, 2]), pads: attr.ints([1, 1, 1, 1]) };
+      // quick_gelu, not the stem's ReLU: a finite difference across ReLU's kink is not its derivative.
+      return g.op('Conv', [activation(g, g.op('Conv', [x!, w1!, b1!], k), 'quick_gelu'), w2!], k);
+    },
+  },
   'L2 normalize (ReduceSumSquare, Sqrt, Div)': {
     inputs: { a: { shape: [3, 4] } },
     build: (g, { a }) => l2normalize(g, a!),

@@ -70,6 +70,15 @@ export class Fields {
     return checkNum(v, range, (msg) => this.fail(key, msg));
   }
 
+  /** A list of minLength..maxLength integers, each in [min, max]; required. */
+  intList(key: string, minLength: number, maxLength: number, min: number, max: number): number[] {
+    const v = this.obj[key];
+    if (!Array.isArray(v) || v.length < minLength || v.length > maxLength) {
+      this.fail(key, `must be a list of ${minLength} to ${maxLength} integers, got ${show(v)}`);
+    }
+    return v.map((x, i) => checkInt(x, min, max, (msg) => this.fail(`${key}[${i}]`, msg)));
+  }
+
   act(key: string, dflt: Activation): Activation {
     const v = this.obj[key] ?? dflt;
     if (!SUPPORTED_ACTS.includes(v as Activation)) this.fail(key, `"${String(v)}" is not a supported activation (${SUPPORTED_ACTS.join(', ')})`);

@@ -15,6 +15,29 @@ export interface VitConfig extends TransformerConfig {
   kind: 'vit';
   imageSize: number;
   patchSize: number;
+  /**
+   * A convolutional stem (clip-ts's extension, `vision_config.conv_stem`, after Xiao et al. 2021, "Early
+   * convolutions help transformers see better"): the output channels of 3x3, stride-2, pad-1 conv + ReLU
+   * layers run on the pixels; the patch embedding then covers patchSize / 2^layers cells of their output.
+   * Absent: CLIP's patchify.
+   */
+  convStem?: number[];
+}
+
+/** Most conv stem layers: each halves the resolution, and 2^layers must divide the patch size. */
+export const MAX_STEM_LAYERS = 6;
+
+/** The patch embedding's kernel and input channels: the stem's last layer when there is one. */
+export function vitPatchKernel(v: VitConfig): { size: number; channels: number } {
+  const stem = v.convStem ?? [];
+  return { size: v.patchSize / 2 ** stem.length, channels: stem.at(-1) ?? 3 };
+}
+
+/** Patches per side: each stem layer maps n pixels to ceil(n / 2), then the patch kernel tiles what is left. */
+export function vitGrid(v: VitConfig): number {
+  let n = v.imageSize;
+  for (const _ of v.convStem ?? []) n = Math.ceil(n / 2);
+  return Math.floor(n / vitPatchKernel(v).size);
 }
 
 export interface ResNetConfig {
@@ -100,12 +123,19 @@ export function hfTransformerFields(f: Fields, d: { width: number; layers: numbe
 /** HF CLIPVisionConfig (a CLIPConfig's or ChineseCLIPConfig's vision_config). */
 export function hfVisionConfig(v: Fields): VitConfig {
   const imageSize = v.int('image_size', 224, 1, CONFIG_LIMITS.imageSize);
-  return {
+  const patchSize = v.int('patch_size', 32, 1, imageSize);
+  const cfg: VitConfig = {
     kind: 'vit',
     ...hfTransformerFields(v, { width: 768, layers: 12, heads: 12, mlpWidth: 3072, act: 'quick_gelu', eps: 1e-5 }),
     imageSize,
-    patchSize: v.int('patch_size', 32, 1, imageSize),
+    patchSize,
   };
+  if (!v.has('conv_stem')) return cfg;
+  const stem = v.intList('conv_stem', 1, MAX_STEM_LAYERS, 1, CONFIG_LIMITS.width);
+  if (patchSize % 2 ** stem.length !== 0) {
+    v.fail('conv_stem', `has ${stem.length} stride-2 layers, so patch_size ${patchSize} must be a multiple of ${2 ** stem.length}`);
+  }
+  return { ...cfg, convStem: stem };
 }
 
 /** A HF BertConfig-style block (BertForSequenceClassification's config.json, Chinese-CLIP's text_config). */

@@ -1,7 +1,7 @@
 // The shape of every tensor a tower reads, as its config implies it. Checked against the checkpoint's
 // declared shapes when weights are mapped to a tower, before any graph is built or tensor read: a missing,
 // mis-shaped or surplus tensor (a block the config does not count) is refused with its name, never run.
-import type { BertConfig, ClipTextConfig, ResNetConfig, TextConfig, TransformerConfig, VisionConfig, VitConfig } from './config.js';
+import { vitGrid, vitPatchKernel, type BertConfig, type ClipTextConfig, type ResNetConfig, type TextConfig, type TransformerConfig, type VisionConfig, type VitConfig } from './config.js';
 import type { TowerWeights } from './weights.js';
 
 /** One tensor a tower reads and the shape its config implies (tower modules of their own kinds write these too). */
@@ -34,10 +34,16 @@ export function blocks(p: string, c: TransformerConfig, why: string): Expect[] {
 
 export function vitShapes(v: VitConfig, projectionDim: number): Expect[] {
   const D = v.width;
-  const grid = Math.floor(v.imageSize / v.patchSize);
+  const grid = vitGrid(v);
   const why = 'vision config';
+  const kernel = vitPatchKernel(v);
+  const stem = (v.convStem ?? []).flatMap((c, i): Expect[] => [
+    { name: `visual.stem.${i}.weight`, shape: [c, v.convStem![i - 1] ?? 3, 3, 3], why: 'vision conv_stem' },
+    { name: `visual.stem.${i}.bias`, shape: [c], why: 'vision conv_stem' },
+  ]);
   return [
-    { name: 'visual.patch.weight', shape: [D, 3, v.patchSize, v.patchSize], why },
+    ...stem,
+    { name: 'visual.patch.weight', shape: [D, kernel.channels, kernel.size, kernel.size], why: v.convStem ? 'vision width, conv_stem and patch_size' : why },
     { name: 'visual.cls', shape: [D], why },
     { name: 'visual.pos', shape: [grid * grid + 1, D], why: 'vision image_size / patch_size and width' },
     { name: 'visual.ln_pre.weight', shape: [D], why }, { name: 'visual.ln_pre.bias', shape: [D], why },
@@ -186,7 +192,11 @@ export function checkWeightShapes(w: TowerWeights, towers: TowerShapes): void {
     if (v.kind !== 'vit' && v.kind !== 'resnet') throw new Error(`${w.origin}: no shape rules here for a ${v.kind} image tower (its module checks them)`);
     expect.push(...(v.kind === 'vit' ? vitShapes(v, towers.projectionDim) : resnetShapes(v)));
     extra.push(...surplus('vision', v.layers));
-    if (v.kind === 'vit') extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('visual.')));
+    if (v.kind === 'vit') {
+      extra.push(...UNUSED_BIASES.filter((b) => b.name.startsWith('visual.')));
+      const stem = v.convStem?.length ?? 0;
+      extra.push({ name: `visual.stem.${stem}.weight`, what: stem ? `the config's conv_stem has ${stem} layers` : 'the config has no conv_stem' });
+    }
   }
   const t = towers.text;
   if (t) {

@@ -51,6 +51,7 @@ export const VARIANTS: Variant[] = [
   { name: 'no-augment', change: 'no augmentation', apply: (r) => ({ ...r, train: { ...r.train, augment: 'none' } }) },
   { name: 'vit-8x192', change: 'image tower 8 layers', apply: (r) => vision(r, { num_hidden_layers: 8 }) },
   { name: 'vit-4x256', change: 'image tower 4 layers of width 256', apply: (r) => vision(r, { num_hidden_layers: 4, hidden_size: 256, intermediate_size: 1024, num_attention_heads: 4 }) },
+  { name: 'conv-stem', change: 'conv stem (32, 64, 128 channels) instead of patchify', apply: (r) => vision(r, { conv_stem: [32, 64, 128] }) },
 ];
 
 export interface AblationRow {

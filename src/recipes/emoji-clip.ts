@@ -11,8 +11,20 @@ import type { CaptionMode } from '../train/run.js';
 import { manifestPath, readManifest, toJsonl, TRAIN_STYLES, type EmojiRow, type TrainStyle } from '../data/manifests.js';
 import { permutation, Rng } from '../tasks/rng.js';
 
+interface EmojiTowerConfig {
+  hidden_size: number; intermediate_size: number; num_attention_heads: number; num_hidden_layers: number; hidden_act: string;
+}
+
 /** HF CLIPConfig (the subset we set; the rest takes transformers' defaults). */
-export const EMOJI_CLIP_CONFIG = {
+export interface EmojiClipConfig {
+  projection_dim: number;
+  logit_scale_init_value: number;
+  text_config: EmojiTowerConfig & { max_position_embeddings: number };
+  /** conv_stem: clip-ts's convolutional stem (models/config.ts VitConfig.convStem); absent: patchify. */
+  vision_config: EmojiTowerConfig & { image_size: number; patch_size: number; conv_stem?: number[] };
+}
+
+export const EMOJI_CLIP_CONFIG: EmojiClipConfig = {
   projection_dim: 192,
   logit_scale_init_value: 2.6592,
   text_config: {
@@ -80,7 +92,7 @@ export interface EmojiData {
 export const EMOJI_DATA: EmojiData = { icons: 0, nameCaptions: 0.5 };
 
 export interface EmojiRecipe {
-  config: typeof EMOJI_CLIP_CONFIG;
+  config: EmojiClipConfig;
   tokenizer: typeof EMOJI_TOKENIZER;
   train: EmojiTrain;
   data: EmojiData;

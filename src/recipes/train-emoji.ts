@@ -46,6 +46,7 @@ const STYLE_CREDITS: Record<TrainStyle, string> = {
 function modelCard(r: RecipeRun, ablation: string | undefined): string {
   const { config: c, tokenizer: tok, train: t, data } = EMOJI_RECIPE;
   const styles = data.styles ?? DEFAULT_TRAIN_STYLES;
+  const stem = c.vision_config.conv_stem;
   const emoji = emojiTrainRows(data).length;
   const iconCount = r.images - emoji;
   const kinds = data.iconCategories?.length ? ` (${data.icons > 0 ? `${Math.round(data.icons * 100)}% of them, seeded, and ` : ''}all of the categories ${data.iconCategories.join(', ')})` : '';
@@ -67,7 +68,7 @@ zero-shot labels, search by text, grouping. It knows the words of emoji names an
 
 ## How it was made
 
-- Image tower: ViT, ${c.vision_config.image_size} px, patch ${c.vision_config.patch_size}, width ${c.vision_config.hidden_size}, ${c.vision_config.num_hidden_layers} layers.
+- Image tower: ViT, ${c.vision_config.image_size} px, patch ${c.vision_config.patch_size}${stem ? ` over a conv stem of ${stem.length} 3x3 stride-2 conv + ReLU layers (${stem.join(', ')} channels; \`vision_config.conv_stem\`, a clip-ts extension that transformers' CLIPModel does not read)` : ''}, width ${c.vision_config.hidden_size}, ${c.vision_config.num_hidden_layers} layers.
 - Text tower: CLIP causal transformer, width ${c.text_config.hidden_size}, ${c.text_config.num_hidden_layers} layers, ${c.text_config.max_position_embeddings} tokens;
   byte-level BPE of ${tok.vocabSize} tokens trained on the captions by our own trainer.
 - Training: ${t.epochs} epochs of ${r.images} images, batch ${t.batchSize}, AdamW lr ${t.lr}, wd ${t.weightDecay}, warmup ${t.warmup}, seed ${t.seed},

@@ -48,6 +48,8 @@ export function hfClipConfigJson(cfg: ClipConfig, base: Json = {}, tokens?: Toke
     hidden_act: v.act, hidden_size: v.width, image_size: v.imageSize, intermediate_size: v.mlpWidth,
     layer_norm_eps: v.eps, model_type: 'clip_vision_model', num_attention_heads: v.heads, num_channels: 3,
     num_hidden_layers: v.layers, patch_size: v.patchSize, projection_dim: cfg.projectionDim,
+    // Not a transformers field: from_pretrained would ignore it and the stem's weights (see config.ts convStem).
+    ...(v.convStem ? { conv_stem: v.convStem } : {}),
   };
   const { text_config: _t, vision_config: _v, ...rest } = base;
   return {

@@ -48,13 +48,21 @@ export function initSpecs(cfg: Json): Spec[] {
   const proj = cfg.projection_dim;
   const vRange = (v.initializer_range ?? 0.02) * f;
   const patches = (v.image_size / v.patch_size) ** 2;
+  // clip-ts's conv stem: He-normal kernels (std sqrt(2 / fan_in), for the ReLU after each), zero biases.
+  const stem: number[] = v.conv_stem ?? [];
+  const stemSpecs = stem.flatMap((ch, i): Spec[] => [
+    { name: `vision_model.embeddings.conv_stem.${i}.weight`, shape: [ch, stem[i - 1] ?? 3, 3, 3], init: Math.sqrt(2 / ((stem[i - 1] ?? 3) * 9)) },
+    { name: `vision_model.embeddings.conv_stem.${i}.bias`, shape: [ch], init: 'zero' },
+  ]);
+  const kernel = v.patch_size / 2 ** stem.length;
   return [
     { name: 'text_model.embeddings.token_embedding.weight', shape: [t.vocab_size, t.hidden_size], init: 0.02 * f },
     { name: 'text_model.embeddings.position_embedding.weight', shape: [t.max_position_embeddings, t.hidden_size], init: 0.02 * f },
     ...towerSpecs('text_model', t.num_hidden_layers, t.hidden_size, t.intermediate_size, f),
     ...norm('text_model.final_layer_norm', t.hidden_size),
     { name: 'vision_model.embeddings.class_embedding', shape: [v.hidden_size], init: v.hidden_size ** -0.5 * f },
-    { name: 'vision_model.embeddings.patch_embedding.weight', shape: [v.hidden_size, 3, v.patch_size, v.patch_size], init: vRange },
+    ...stemSpecs,
+    { name: 'vision_model.embeddings.patch_embedding.weight', shape: [v.hidden_size, stem.at(-1) ?? 3, kernel, kernel], init: vRange },
     { name: 'vision_model.embeddings.position_embedding.weight', shape: [patches + 1, v.hidden_size], init: vRange },
     ...norm('vision_model.pre_layrnorm', v.hidden_size),
     ...towerSpecs('vision_model', v.num_hidden_layers, v.hidden_size, v.intermediate_size, f),

@@ -1,4 +1,5 @@
-// MatMul (batched, broadcasting) and Conv (non-overlapping patch embedding).
+// MatMul (batched, broadcasting) and Conv (the non-overlapping patch embedding, and strided/padded
+// convolutions such as a convolutional stem).
 import { attr, type NodeDef } from '../graph.js';
 import { broadcastDims } from './shapes.js';
 import type { GradContext, GradRule } from './context.js';
@@ -52,9 +53,7 @@ function conv(c: GradContext, n: NodeDef, [gy]: (string | undefined)[], need: bo
   const plain = (ints('pads') ?? [0]).every((p) => p === 0) && (ints('dilations') ?? [1]).every((d) => d === 1)
     && ((n.attrs.group as { i?: number })?.i ?? 1) === 1 && ((n.attrs.auto_pad as { s?: string })?.s ?? 'NOTSET') !== 'SAME_UPPER'
     && ((n.attrs.auto_pad as { s?: string })?.s ?? 'NOTSET') !== 'SAME_LOWER';
-  if (!plain || strides[0] !== kh || strides[1] !== kw) {
-    throw new Error(`autodiff: Conv "${n.name}" is supported only as a non-overlapping patch embedding (stride = kernel, no padding, dilation or groups)`);
-  }
+  if (!plain || strides[0] !== kh || strides[1] !== kw) return stridedConv(c, n, gy!, need, W as number[]);
   // Runtime [B, oh, ow] from the output gradient; spatial extent actually covered by patches.
   const B = c.shape(gy!, 0, 1);
   const oh = c.shape(gy!, 2, 3);
@@ -86,6 +85,55 @@ function conv(c: GradContext, n: NodeDef, [gy]: (string | undefined)[], need: bo
     }
   }
   if (bias && need[2]) out[2] = c.reduceSum(gy!, [0, 2, 3], false);
+  return out;
+}
+
+/**
+ * Any other 2-D Conv without dilation or groups (e.g. 3x3, stride 2, pad 1). The input gradient is the
+ * transposed convolution with the same kernel, which ONNX has as ConvTranspose; output_padding restores the
+ * rows a strided Conv dropped. The kernel gradient is gy (as [O, B*oh*ow]) times the im2col matrix, whose
+ * kh*kw columns per channel are strided Slices of the padded input. Both need static spatial sizes.
+ */
+function stridedConv(c: GradContext, n: NodeDef, gy: string, need: boolean[], W: number[]): (string | undefined)[] {
+  const [x, , bias] = n.inputs as [string, string, string | undefined];
+  const [O, C, kh, kw] = W as [number, number, number, number];
+  const ints = (k: string) => (n.attrs[k] as { ints?: number[] } | undefined)?.ints;
+  const autoPad = (n.attrs.auto_pad as { s?: string } | undefined)?.s ?? 'NOTSET';
+  const group = (n.attrs.group as { i?: number } | undefined)?.i ?? 1;
+  if (group !== 1 || (ints('dilations') ?? [1, 1]).some((d) => d !== 1) || (autoPad !== 'NOTSET' && autoPad !== 'VALID')) {
+    throw new Error(`autodiff: Conv "${n.name}": groups, dilation and SAME padding have no gradient rule`);
+  }
+  const X = c.dims(x);
+  const [H, Wd] = [X?.[2], X?.[3]];
+  if (X?.length !== 4 || typeof H !== 'number' || typeof Wd !== 'number') {
+    throw new Error(`autodiff: Conv "${n.name}" with stride != kernel needs the input's static height and width`);
+  }
+  const [sh, sw] = ints('strides') ?? [1, 1];
+  const [pt, pl, pb, pr] = ints('pads') ?? [0, 0, 0, 0];
+  const oh = Math.floor((H + pt! + pb! - kh) / sh!) + 1;
+  const ow = Math.floor((Wd + pl! + pr! - kw) / sw!) + 1;
+  const out: (string | undefined)[] = [undefined, undefined, undefined];
+  if (need[0]) {
+    const outPad = [H - (sh! * (oh - 1) + kh - pt! - pb!), Wd - (sw! * (ow - 1) + kw - pl! - pr!)];
+    out[0] = c.op('ConvTranspose', [gy, n.inputs[1]!], {
+      kernel_shape: attr.ints([kh, kw]), strides: attr.ints([sh!, sw!]), pads: attr.ints([pt!, pl!, pb!, pr!]), output_padding: attr.ints(outPad),
+    });
+  }
+  if (need[1]) {
+    const xp = pt || pl || pb || pr ? c.op('Pad', [x, c.i64([0, 0, pt!, pl!, 0, 0, pb!, pr!])]) : x;
+    const taps: string[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const tap = c.op('Slice', [xp, c.i64([i, j]), c.i64([i + sh! * (oh - 1) + 1, j + sw! * (ow - 1) + 1]), c.i64([2, 3]), c.i64([sh!, sw!])]);
+        taps.push(c.op('Unsqueeze', [tap, c.i64([2])]));
+      }
+    }
+    // [B, C, kh*kw, oh, ow] -> [B*oh*ow, C*kh*kw], the column order of W's [O, C, kh, kw].
+    const cols = c.op('Reshape', [c.op('Transpose', [c.op('Concat', taps, { axis: attr.i(2) })], { perm: attr.ints([0, 3, 4, 1, 2]) }), c.i64([-1, C * kh * kw])]);
+    const gcolT = c.op('Reshape', [c.op('Transpose', [gy], { perm: attr.ints([1, 0, 2, 3]) }), c.i64([O, -1])]);
+    out[1] = c.op('Reshape', [c.op('MatMul', [gcolT, cols]), c.i64(W)]);
+  }
+  if (bias && need[2]) out[2] = c.reduceSum(gy, [0, 2, 3], false);
   return out;
 }
 

@@ -38,9 +38,14 @@ const DIRECT: Record<string, string> = {
   'text.proj.bias': 'text_projection.bias',
 };
 
+/** clip-ts's conv stem (config.ts VitConfig.convStem); not part of transformers' CLIPVisionEmbeddings. */
+const STEM = /^visual\.stem\.(\d+)\.(weight|bias)$/;
+
 /** Checkpoint key(s) behind a canonical name; qkv is packed from three HF tensors. */
 export function hfClipKeys(canonical: string): string[] | undefined {
   if (DIRECT[canonical]) return [DIRECT[canonical]];
+  const stem = STEM.exec(canonical);
+  if (stem) return [`vision_model.embeddings.conv_stem.${stem[1]}.${stem[2]}`];
   const m = BLOCK.exec(canonical);
   if (!m) return undefined;
   const [, tower, i, part] = m;
