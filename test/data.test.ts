@@ -21,6 +21,8 @@ import { SOURCES } from '../src/data/sources.js';
 import { step } from '../src/data/steps.js';
 import { englishDescription } from '../src/data/tuxpaint.js';
 import { datasourceImages, emojioneImages, openmojiImages } from '../src/data/vendors.js';
+import { clipartCaptions, clipartMetadata, thumbnail, tuxDuplicates, usableTitle } from '../src/data/openclipart.js';
+import { TUX_DUPLICATE_THRESHOLD } from '../src/data/build.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'clip-data-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -211,4 +213,40 @@ test('prepared benchmark: summary counts agree with the manifests', { skip: SKIP
   const zs = readManifest('zeroshot');
   assert.equal(emojiClasses(zs, 'subgroup').classes.length, z.subgroups);
   for (const r of [zs[0]!, zs[zs.length - 1]!, readManifest('train')[0]!, readManifest('tuxpaint')[0]!]) assert.ok(existsSync(r.image), r.image);
+});
+
+test('prepared clip art: titled drawings with captions, none close to a Tux Paint stamp', { skip: SKIP_DATA || (readSummary().splits.clipart ? false : 'prepared without icons') }, async () => {
+  const c = readSummary().splits.clipart!;
+  const rows = readManifest('clipart');
+  assert.equal(rows.length, c.rows);
+  assert.ok(c.rows > 2500 && c.tuxDuplicates > 50, JSON.stringify(c));
+  assert.ok(rows.every((r) => r.captions[0] === r.title.toLowerCase() && !r.id.startsWith('computer/icons/')));
+  // Recomputed from the files: no kept drawing is within the threshold of a stamp.
+  const stamps = await Promise.all(readManifest('tuxpaint').map((r) => thumbnail(r.image)));
+  const kept = await Promise.all(rows.filter((_, i) => i % 10 === 0).map((r) => thumbnail(r.image)));
+  assert.deepEqual(tuxDuplicates(kept, stamps, TUX_DUPLICATE_THRESHOLD), []);
+});
+
+test('Open Clip Art metadata: the work\'s title and keywords; theme and author titles refused; near-duplicates by pixels', async () => {
+  const svg = `<svg><metadata><rdf:RDF><cc:Work rdf:about=""><dc:title>Red &amp; white_mushroom</dc:title><dc:subject><rdf:Bag>
+    <rdf:li>hash</rdf:li><rdf:li>Fungus</rdf:li><rdf:li>red &amp; white mushroom</rdf:li><rdf:li>unsorted</rdf:li><rdf:li>fungus</rdf:li><rdf:li>42</rdf:li>
+    </rdf:Bag></dc:subject></cc:Work><cc:Agent><dc:title>Open Clip Art Library</dc:title></cc:Agent></rdf:RDF></metadata></svg>`;
+  assert.deepEqual(clipartMetadata(svg), { title: 'Red & white mushroom', keywords: ['fungus'] });
+  assert.deepEqual(clipartCaptions({ title: 'Red & white mushroom', keywords: ['fungus'] }), ['red & white mushroom', 'a clip art of red & white mushroom', 'red & white mushroom: fungus']);
+  assert.equal(clipartMetadata('<svg><cc:Agent><dc:title>Someone</dc:title></cc:Agent></svg>').title, undefined, 'only the work\'s own title');
+  for (const t of ['lemon svg theme', 'part of the flat icon collection (wed aug 25 23:23:49 2004)', 'clipart by nicu buculei - fc23', 'etiquette icons']) assert.equal(usableTitle(t), undefined, t);
+  assert.equal(usableTitle('06_waninggibbous_openclipart'), '06 waninggibbous');
+  // Thumbnails: a stamp drawn larger, and as another file, still matches; an unrelated drawing and a blank do not.
+  const dir = mkdtempSync(join(tmpdir(), 'clipart-'));
+  try {
+    const draw = (name: string, body: string, size: number) => svgToPng(`<svg viewBox="0 0 10 10">${body}</svg>`, join(dir, name), size).then(() => thumbnail(join(dir, name)));
+    const apple = '<circle cx="5" cy="5" r="3.5" fill="red"/><rect x="4.6" y="0.5" width="0.8" height="2"/>';
+    const stamp = await draw('stamp.png', apple, 224);
+    const same = await draw('same.png', apple, 64);
+    const other = await draw('other.png', '<path d="M0 10 L5 0 L10 10 Z" fill="green"/>', 64);
+    const blank = await draw('blank.png', '', 64);
+    assert.deepEqual(tuxDuplicates([other, same, blank], [stamp], TUX_DUPLICATE_THRESHOLD), [1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -66,6 +66,24 @@ test('a share of the icons: seeded, the same subset every time, written next to 
   }
 });
 
+test('a share of the clip art: seeded, after the emoji and icons; none asked, none read', () => {
+  const root = fakeData(10);
+  try {
+    assert.throws(() => trainingRows({ icons: 0, clipart: 0.5 }, root), /clip art but the data has none/);
+    const rows = Array.from({ length: 20 }, (_, i) => ({ image: `/img/openclipart/${i}.png`, id: `x/${i}`, category: 'x', title: `t${i}`, keywords: [], captions: [`t${i}`] }));
+    writeFileSync(layout(root).manifest('clipart'), toJsonl(rows));
+    assert.deepEqual(trainingRows({ icons: 0 }, root), trainingRows({ icons: 0, clipart: 0 }, root));
+    const a = trainingRows({ icons: 0.5, clipart: 0.25 }, root);
+    assert.deepEqual(a, trainingRows({ icons: 0.5, clipart: 0.25 }, root));
+    assert.equal(a.length, 6 + 5 + 5);
+    assert.ok(a.slice(11).every((r) => r.image.includes('/openclipart/')) && a.slice(6, 11).every((r) => r.image.includes('/mdi/')));
+    assert.equal(trainingRows({ icons: 0, clipart: 1 }, root).length, 26);
+    assert.throws(() => trainingRows({ icons: 0, clipart: 2 }, root), /data.clipart must be a fraction/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('icon categories: every icon of them, on top of the share, none twice', () => {
   const root = fakeData(40);
   try {

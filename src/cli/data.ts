@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run data`: prepare the offline image–text benchmark in the cache (see manifests.ts for the
 // layout). Progress goes to stderr; the summary table to stdout.
-//   --no-icons        skip the optional Tabler/MDI vocabulary
+//   --no-icons        skip the optional Tabler/MDI vocabulary and the Open Clip Art drawings
 //   --concurrency N   images rendered at once (default 2: other work shares the machine)
 //   --only fashion-mnist   only Fashion-MNIST's linear-probe splits (probe/fashion-mnist/{train,test}.csv)
 import { setPriority } from 'node:os';
@@ -63,6 +63,8 @@ function report(s: DataSummary): string {
     ['fashion-mnist', f.rows, `${f.classes} classes`, `left out: ${f.leftOut.join(', ')}`],
   ];
   if (s.splits.icons) rows.push(['icons', s.splits.icons.rows, '', per(s.splits.icons.perStyle)]);
+  const c = s.splits.clipart;
+  if (c) rows.push(['clipart', c.rows, '', `${c.tuxDuplicates} left out as close to a Tux Paint stamp, ${c.untitled} untitled, ${c.repeated} repeated titles`]);
   const j = s.fluentJoin;
   return [
     table(['split', 'rows', 'classes', 'detail'], rows),

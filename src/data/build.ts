@@ -1,6 +1,7 @@
 // The whole preparation: fetch pinned packages, join the emoji sources into one concept table,
 // render every image once (white background), then write the manifests and summary. Each stage is
 // a step (steps.ts), so a rerun only redoes what is missing or out of date.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -11,7 +12,8 @@ import { fetchSource } from './fetch.js';
 import { iconSvg, joinFluent, loadFluent } from './fluent.js';
 import { iconCaptions, mdiIcons, tablerIcons, type IconEntry } from './icons.js';
 import { idxImage, readIdx } from './idx.js';
-import type { DataSummary, EmojiStyle, FashionRow, IconRow, RetrievalRow, TrainStyle } from './manifests.js';
+import { clipartCaptions, openclipartEntries, thumbnail, tuxDuplicates } from './openclipart.js';
+import type { ClipartRow, DataSummary, EmojiStyle, FashionRow, IconRow, RetrievalRow, TrainStyle } from './manifests.js';
 import { toJsonl, TRAIN_STYLES } from './manifests.js';
 import { layout } from './paths.js';
 import { grayToPng, rasterToPng, svgToPng } from './raster.js';
@@ -98,6 +100,7 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
   const fashion = await fashionRows(table, L.pkg('fashion-mnist'), renderStep);
   await fashionProbeSplits(o.root, renderStep, steps);
   const icons = o.icons ? await iconRows(L, renderStep) : undefined;
+  const clipart = o.icons ? await clipartRows(o, L.pkg('openclipart'), renderStep, tux.rows) : undefined;
 
   const summary: DataSummary = {
     root: o.root,
@@ -122,12 +125,14 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
         leftOut: FASHION_CLASSES.filter((c) => !c.key).map((c) => c.name),
       },
       ...(icons ? { icons: { rows: icons.length, perStyle: countBy(icons, (r) => r.style) } } : {}),
+      ...(clipart ? { clipart: clipart.stats } : {}),
     },
   };
 
   const files: Record<string, string> = {
     'train.jsonl': toJsonl(train), 'zeroshot.jsonl': toJsonl(zeroshot), 'tuxpaint.jsonl': toJsonl(tux.rows),
     'fashion-mnist.jsonl': toJsonl(fashion), ...(icons ? { 'icons.jsonl': toJsonl(icons) } : {}),
+    ...(clipart ? { 'clipart.jsonl': toJsonl(clipart.rows) } : {}),
   };
   await step('manifests', L.manifests, { v: MANIFEST_VERSION, files: fingerprint(files), summary: fingerprint(summary) }, async (tmp) => {
     for (const [name, text] of Object.entries(files)) writeFileAtomic(join(tmp, name), text);
@@ -234,4 +239,33 @@ async function iconRows(L: ReturnType<typeof layout>, renderStep: RenderStep): P
     for (const e of list) rows.push({ image: at(imageName(e.name)), style, name: e.name, category: e.category, keywords: e.keywords, captions: iconCaptions(e) });
   }
   return rows;
+}
+
+/**
+ * Thumbnail correlation at which a clip-art drawing counts as a Tux Paint stamp. Read off the closest pairs:
+ * the same file at another size scores 0.99-1.0; the pairs from 0.6 to 0.85 that also share a word with the
+ * stamp's caption were looked at and are other drawings of the concept (Christmas trees, pumpkins, laptops),
+ * not copies. Cautious: some unrelated simple shapes (round buttons, flags) score above it and go too.
+ */
+export const TUX_DUPLICATE_THRESHOLD = 0.85;
+
+async function clipartRows(o: BuildOptions, pkg: string, renderStep: RenderStep, tux: readonly RetrievalRow[]): Promise<{ rows: ClipartRow[]; stats: NonNullable<DataSummary['splits']['clipart']> }> {
+  const { entries, untitled, tooLarge, repeated } = openclipartEntries(pkg);
+  const names = entries.map((e) => imageName(e.id.replaceAll('/', '--')));
+  if (new Set(names).size !== names.length) throw new Error('openclipart: two drawings map to the same image name');
+  // A drawing librsvg cannot render is skipped (counted), not fatal: the set is optional extra data.
+  const at = await renderStep('openclipart', [source('openclipart').version, EMOJI_SIZE, 1], entries.map((e, i) => ({
+    out: names[i]!,
+    render: (dst: string) => readFile(e.source, 'utf8').then((svg) => svgToPng(svg, dst, EMOJI_SIZE)).catch(() => undefined),
+  })));
+  const rendered = entries.map((_, i) => i).filter((i) => existsSync(at(names[i]!)));
+  const stamps = await mapLimit(tux.map((r) => r.image), o.concurrency, thumbnail);
+  const thumbs = await mapLimit(rendered.map((i) => at(names[i]!)), o.concurrency, thumbnail);
+  const dup = new Set(tuxDuplicates(thumbs, stamps, TUX_DUPLICATE_THRESHOLD).map((k) => rendered[k]!));
+  o.log(`openclipart: ${entries.length} titled drawings, ${entries.length - rendered.length} unrenderable, ${dup.size} close to a Tux Paint stamp (left out)`);
+  const rows = rendered.filter((i) => !dup.has(i)).map((i) => {
+    const e = entries[i]!;
+    return { image: at(names[i]!), id: e.id, category: e.category, title: e.title, keywords: e.keywords, captions: clipartCaptions(e) };
+  });
+  return { rows, stats: { rows: rows.length, untitled, tooLarge, repeated, unrenderable: entries.length - rendered.length, tuxDuplicates: dup.size } };
 }

@@ -27,6 +27,8 @@
 //   tuxpaint       RetrievalRow: Tux Paint stamps with their one-sentence English description.
 //   fashion-mnist  FashionRow: test-split images of the 8 classes mapped to an emoji concept (fashion.ts).
 //   icons          IconRow: Tabler and MDI icons with names/tags (only when built with icons).
+//   clipart        ClipartRow: Open Clip Art Library drawings, titles/keywords as captions, none close to a
+//                  Tux Paint stamp (only when built with icons).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataRoot, layout } from './paths.js';
@@ -83,16 +85,27 @@ export interface IconRow {
   captions: string[];
 }
 
+export interface ClipartRow {
+  image: string;
+  /** Path in the package without extension. */
+  id: string;
+  category: string;
+  title: string;
+  keywords: string[];
+  captions: string[];
+}
+
 export interface SplitRows {
   train: EmojiRow;
   zeroshot: EmojiRow;
   tuxpaint: RetrievalRow;
   'fashion-mnist': FashionRow;
   icons: IconRow;
+  clipart: ClipartRow;
 }
 
 export type Split = keyof SplitRows;
-export const SPLITS: readonly Split[] = ['train', 'zeroshot', 'tuxpaint', 'fashion-mnist', 'icons'];
+export const SPLITS: readonly Split[] = ['train', 'zeroshot', 'tuxpaint', 'fashion-mnist', 'icons', 'clipart'];
 
 export interface DataSummary {
   root: string;
@@ -118,6 +131,7 @@ export interface DataSummary {
     tuxpaint: { pairs: number; uniqueCaptions: number; png: number; svg: number; noImage: number; noEnglish: number };
     'fashion-mnist': { rows: number; classes: number; perClass: Record<string, number>; leftOut: string[] };
     icons?: { rows: number; perStyle: Record<string, number> };
+    clipart?: { rows: number; untitled: number; tooLarge: number; repeated: number; unrenderable: number; tuxDuplicates: number };
   };
 }
 

@@ -95,6 +95,15 @@ export const SOURCES: readonly Source[] = [
     license: 'Apache-2.0', use: 'extra vocabulary (icons)', optional: true,
   },
   {
+    // Clip art in many hands with titles and keywords: optional training data of Tux Paint's kind (its
+    // near-duplicates of Tux Paint stamps are dropped by pixels, see openclipart.ts).
+    kind: 'deb', id: 'openclipart', name: 'openclipart-svg', version: '1:0.18+dfsg-19',
+    sha256: '989712d90d57dfa3230049f553bb43b76c30ee4d4b8c5f6e106e33f7db5cbdc5',
+    pool: 'pool/main/o/openclipart/openclipart-svg_0.18+dfsg-19_all.deb',
+    members: ['./usr/share/openclipart/svg/*', './usr/share/doc/openclipart-svg/copyright'],
+    license: 'public domain (Open Clip Art Library)', use: 'extra training drawings (clip art)', optional: true,
+  },
+  {
     kind: 'deb', id: 'tuxpaint', name: 'tuxpaint-stamps-default', version: '2022.06.04-1',
     sha256: '6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34',
     pool: 'pool/main/t/tuxpaint-stamps/tuxpaint-stamps-default_2022.06.04-1_all.deb',

@@ -88,6 +88,11 @@ export interface EmojiData {
    * top of the `icons` share; icons both pick are taken once.
    */
   iconCategories?: string[];
+  /**
+   * The share of the Open Clip Art drawings (`clipart` split: titled clip art, none close to a Tux Paint
+   * stamp) mixed in, a seeded subset; 0 or absent: none.
+   */
+  clipart?: number;
 }
 export const EMOJI_DATA: EmojiData = { icons: 0, nameCaptions: 0.5 };
 
@@ -120,8 +125,9 @@ export function trainingRows(data: EmojiData, root?: string): { image: string; c
   const manifest = emojiTrainRows(data, root);
   const named = seededSubset(manifest.length, names, 8);
   const emoji = manifest.map((r, i) => ({ image: r.image, captions: named.has(i) ? [...r.captions, r.subgroupName, r.groupName] : r.captions }));
+  const clipart = clipartRows(data.clipart ?? 0, root);
   const categories = new Set(data.iconCategories ?? []);
-  if (data.icons === 0 && !categories.size) return emoji;
+  if (data.icons === 0 && !categories.size) return [...emoji, ...clipart];
   const icons = existsSync(manifestPath('icons', root)) ? readManifest('icons', root) : [];
   if (!icons.length) throw new Error('the recipe mixes in icons but the data has none: run `npm run data` without --no-icons');
   const picks = seededSubset(icons.length, data.icons, 7);
@@ -130,7 +136,17 @@ export function trainingRows(data: EmojiData, root?: string): { image: string; c
   const missing = [...categories].filter((c) => !found.has(c));
   if (missing.length) throw new Error(`recipe data.iconCategories: no icon has the category ${missing.map((c) => JSON.stringify(c)).join(', ')}`);
   const picked = [...picks].sort((a, b) => a - b).map((i) => icons[i]!);
-  return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions }))];
+  return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions })), ...clipart];
+}
+
+/** The recipe's seeded share of the `clipart` split. */
+export function clipartRows(share: number, root?: string): { image: string; captions: string[] }[] {
+  if (!(share >= 0 && share <= 1)) throw new Error(`recipe data.clipart must be a fraction in [0, 1], got ${share}`);
+  if (share === 0) return [];
+  const rows = existsSync(manifestPath('clipart', root)) ? readManifest('clipart', root) : [];
+  if (!rows.length) throw new Error('the recipe mixes in clip art but the data has none: run `npm run data` without --no-icons');
+  const picks = seededSubset(rows.length, share, 9);
+  return rows.filter((_, i) => picks.has(i)).map((r) => ({ image: r.image, captions: r.captions }));
 }
 
 /** round(share * n) of the indices 0..n-1, drawn by a fixed stream (the same every run). */

@@ -11,7 +11,7 @@ import { BUNDLED_MODELS } from '../hub/bundled.js';
 import { clipCacheRoot } from '../data/paths.js';
 import type { TrainStyle } from '../data/manifests.js';
 import { exportHalf } from '../train/export.js';
-import { DEFAULT_TRAIN_STYLES, EMOJI_RECIPE, emojiTrainRows } from './emoji-clip.js';
+import { clipartRows, DEFAULT_TRAIN_STYLES, EMOJI_RECIPE, emojiTrainRows } from './emoji-clip.js';
 import { runRecipe, type RecipeRun } from './run-recipe.js';
 import { ABLATION_FILE, defaultAblationDir } from './emoji-ablation.js';
 
@@ -48,7 +48,8 @@ function modelCard(r: RecipeRun, ablation: string | undefined): string {
   const styles = data.styles ?? DEFAULT_TRAIN_STYLES;
   const stem = c.vision_config.conv_stem;
   const emoji = emojiTrainRows(data).length;
-  const iconCount = r.images - emoji;
+  const clipart = clipartRows(data.clipart ?? 0).length;
+  const iconCount = r.images - emoji - clipart;
   const kinds = data.iconCategories?.length ? ` (${data.icons > 0 ? `${Math.round(data.icons * 100)}% of them, seeded, and ` : ''}all of the categories ${data.iconCategories.join(', ')})` : '';
   const icons = iconCount > 0
     ? ` and ${iconCount} icons of Tabler Icons (MIT) and Material Design Icons (Apache-2.0)${kinds} with their names and tags as captions`
@@ -58,7 +59,7 @@ function modelCard(r: RecipeRun, ablation: string | undefined): string {
 A small CLIP trained from scratch by \`npm run train:emoji\` (src/recipes/) on ${emoji.toLocaleString('en-US')} emoji images in ${styles.length} styles:
 ${styles.map((st) => `- ${STYLE_CREDITS[st]}`).join('\n')}
 
-captioned from emojibase-data and emojilib (MIT)${icons}. Weights stored as float16.
+captioned from emojibase-data and emojilib (MIT)${icons}${clipart ? `, and ${clipart} drawings of the Open Clip Art Library (public domain, Debian's openclipart-svg; their titles and keywords as captions; none that looks like a Tux Paint stamp)` : ''}. Weights stored as float16.
 
 ## What it is for
 
