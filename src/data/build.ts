@@ -253,11 +253,15 @@ async function clipartRows(o: BuildOptions, pkg: string, renderStep: RenderStep,
   const { entries, untitled, tooLarge, repeated } = openclipartEntries(pkg);
   const names = entries.map((e) => imageName(e.id.replaceAll('/', '--')));
   if (new Set(names).size !== names.length) throw new Error('openclipart: two drawings map to the same image name');
-  // A drawing librsvg cannot render is skipped (counted), not fatal: the set is optional extra data.
+  // A drawing librsvg cannot render is skipped (counted and named), not fatal: the set is optional extra data.
+  const failed: string[] = [];
   const at = await renderStep('openclipart', [source('openclipart').version, EMOJI_SIZE, 1], entries.map((e, i) => ({
     out: names[i]!,
-    render: (dst: string) => readFile(e.source, 'utf8').then((svg) => svgToPng(svg, dst, EMOJI_SIZE)).catch(() => undefined),
+    render: (dst: string) => readFile(e.source, 'utf8').then((svg) => svgToPng(svg, dst, EMOJI_SIZE)).catch((err: Error) => {
+      failed.push(`${e.id}: ${err.message}`);
+    }),
   })));
+  if (failed.length) o.log(`openclipart: ${failed.length} drawings not rendered, e.g. ${failed.slice(0, 3).join('; ')}`);
   const rendered = entries.map((_, i) => i).filter((i) => existsSync(at(names[i]!)));
   const stamps = await mapLimit(tux.map((r) => r.image), o.concurrency, thumbnail);
   const thumbs = await mapLimit(rendered.map((i) => at(names[i]!)), o.concurrency, thumbnail);
