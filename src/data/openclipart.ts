@@ -17,7 +17,7 @@ export interface ClipartEntry {
   source: string;
 }
 
-/** Files above this are skipped (a handful of traced photos); the rest are a few hundred KB at most. */
+/** Files above this are skipped (12 in this version): bounded reads and renders for optional extra data. */
 export const MAX_SVG_BYTES = 1 << 20;
 /** Drawings kept per identical title. */
 export const MAX_PER_TITLE = 5;
@@ -70,7 +70,7 @@ export function clipartCaptions(e: Pick<ClipartEntry, 'title' | 'keywords'>): st
   return kw.length ? [t, `a clip art of ${t}`, `${t}: ${kw.join(', ')}`] : [t, `a clip art of ${t}`];
 }
 
-/** Every titled drawing under the package's svg folder, sorted by id; what was skipped and why. */
+/** Every drawing with a usable title under the package's svg folder, sorted by id; counts of what was skipped (untitled: no usable title, or an icon theme). */
 export function openclipartEntries(pkgRoot: string): { entries: ClipartEntry[]; untitled: number; tooLarge: number; repeated: number } {
   const root = join(pkgRoot, 'usr', 'share', 'openclipart', 'svg');
   const files: string[] = [];
