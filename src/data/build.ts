@@ -100,7 +100,7 @@ export async function buildData(o: BuildOptions): Promise<BuildResult> {
   const fashion = await fashionRows(table, L.pkg('fashion-mnist'), renderStep);
   await fashionProbeSplits(o.root, renderStep, steps);
   const icons = o.icons ? await iconRows(L, renderStep) : undefined;
-  const clipart = o.icons ? await clipartRows(o, L.pkg('openclipart'), renderStep, tux.rows) : undefined;
+  const clipart = o.icons ? await openclipartSplit(o, L.pkg('openclipart'), renderStep, tux.rows, steps) : undefined;
 
   const summary: DataSummary = {
     root: o.root,
@@ -249,7 +249,9 @@ async function iconRows(L: ReturnType<typeof layout>, renderStep: RenderStep): P
  */
 export const TUX_DUPLICATE_THRESHOLD = 0.85;
 
-async function clipartRows(o: BuildOptions, pkg: string, renderStep: RenderStep, tux: readonly RetrievalRow[]): Promise<{ rows: ClipartRow[]; stats: NonNullable<DataSummary['splits']['clipart']> }> {
+async function openclipartSplit(
+  o: BuildOptions, pkg: string, renderStep: RenderStep, tux: readonly RetrievalRow[], steps: StepReport[],
+): Promise<{ rows: ClipartRow[]; stats: NonNullable<DataSummary['splits']['clipart']> }> {
   const { entries, untitled, tooLarge, repeated } = openclipartEntries(pkg);
   const names = entries.map((e) => imageName(e.id.replaceAll('/', '--')));
   if (new Set(names).size !== names.length) throw new Error('openclipart: two drawings map to the same image name');
@@ -263,11 +265,16 @@ async function clipartRows(o: BuildOptions, pkg: string, renderStep: RenderStep,
   })));
   if (failed.length) o.log(`openclipart: ${failed.length} drawings not rendered, e.g. ${failed.slice(0, 3).join('; ')}`);
   const rendered = entries.map((_, i) => i).filter((i) => existsSync(at(names[i]!)));
-  const stamps = await mapLimit(tux.map((r) => r.image), o.concurrency, thumbnail);
-  const thumbs = await mapLimit(rendered.map((i) => at(names[i]!)), o.concurrency, thumbnail);
-  const dup = new Set(tuxDuplicates(thumbs, stamps, TUX_DUPLICATE_THRESHOLD).map((k) => rendered[k]!));
+  // A step of its own (the answer lives in its stamp): ~9k thumbnails would otherwise be redone on every run.
+  const inputs = { threshold: TUX_DUPLICATE_THRESHOLD, clipart: [source('openclipart').version, EMOJI_SIZE, rendered.map((i) => names[i])], tux: [source('tuxpaint').version, STAMP_SIZE, tux.map((r) => r.id)] };
+  const dupNames = await step('openclipart: Tux Paint look-alikes', layout(o.root).derived('openclipart-tux-duplicates'), inputs, async () => {
+    const stamps = await mapLimit(tux.map((r) => r.image), o.concurrency, thumbnail);
+    const thumbs = await mapLimit(rendered.map((i) => at(names[i]!)), o.concurrency, thumbnail);
+    return tuxDuplicates(thumbs, stamps, TUX_DUPLICATE_THRESHOLD).map((k) => names[rendered[k]!]!);
+  }, steps);
+  const dup = new Set(dupNames);
   o.log(`openclipart: ${entries.length} titled drawings, ${entries.length - rendered.length} unrenderable, ${dup.size} close to a Tux Paint stamp (left out)`);
-  const rows = rendered.filter((i) => !dup.has(i)).map((i) => {
+  const rows = rendered.filter((i) => !dup.has(names[i]!)).map((i) => {
     const e = entries[i]!;
     return { image: at(names[i]!), id: e.id, category: e.category, title: e.title, keywords: e.keywords, captions: clipartCaptions(e) };
   });

@@ -18,4 +18,6 @@ export const layout = (root: string) => ({
   manifests: join(root, 'manifests'),
   manifest: (split: string) => join(root, 'manifests', `${split}.jsonl`),
   summary: join(root, 'manifests', 'summary.json'),
+  /** Results computed from other steps' outputs (e.g. which drawings look like a Tux Paint stamp). */
+  derived: (name: string) => join(root, 'derived', name),
 });

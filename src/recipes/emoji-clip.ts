@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Augment } from '../train/augment.js';
 import type { CaptionMode } from '../train/run.js';
-import { manifestPath, readManifest, toJsonl, TRAIN_STYLES, type EmojiRow, type TrainStyle } from '../data/manifests.js';
+import { manifestPath, readManifest, toJsonl, TRAIN_STYLES, type EmojiRow, type SplitRows, type TrainStyle } from '../data/manifests.js';
 import { permutation, Rng } from '../tasks/rng.js';
 
 interface EmojiTowerConfig {
@@ -128,8 +128,7 @@ export function trainingRows(data: EmojiData, root?: string): { image: string; c
   const clipart = clipartRows(data.clipart ?? 0, root);
   const categories = new Set(data.iconCategories ?? []);
   if (data.icons === 0 && !categories.size) return [...emoji, ...clipart];
-  const icons = existsSync(manifestPath('icons', root)) ? readManifest('icons', root) : [];
-  if (!icons.length) throw new Error('the recipe mixes in icons but the data has none: run `npm run data` without --no-icons');
+  const icons = extraSplit('icons', 'icons', root);
   const picks = seededSubset(icons.length, data.icons, 7);
   const found = new Set<string>();
   icons.forEach((r, i) => { if (categories.has(r.category)) { picks.add(i); found.add(r.category); } });
@@ -139,12 +138,18 @@ export function trainingRows(data: EmojiData, root?: string): { image: string; c
   return [...emoji, ...picked.map((r) => ({ image: r.image, captions: r.captions })), ...clipart];
 }
 
+/** An optional split (built by `npm run data` unless --no-icons) that the recipe mixes in: absent or empty is an error. */
+function extraSplit<S extends 'icons' | 'clipart'>(split: S, what: string, root?: string): SplitRows[S][] {
+  const rows = existsSync(manifestPath(split, root)) ? readManifest(split, root) : [];
+  if (!rows.length) throw new Error(`the recipe mixes in ${what} but the data has none: run \`npm run data\` without --no-icons`);
+  return rows;
+}
+
 /** The recipe's seeded share of the `clipart` split. */
 export function clipartRows(share: number, root?: string): { image: string; captions: string[] }[] {
   if (!(share >= 0 && share <= 1)) throw new Error(`recipe data.clipart must be a fraction in [0, 1], got ${share}`);
   if (share === 0) return [];
-  const rows = existsSync(manifestPath('clipart', root)) ? readManifest('clipart', root) : [];
-  if (!rows.length) throw new Error('the recipe mixes in clip art but the data has none: run `npm run data` without --no-icons');
+  const rows = extraSplit('clipart', 'clip art', root);
   const picks = seededSubset(rows.length, share, 9);
   return rows.filter((_, i) => picks.has(i)).map((r) => ({ image: r.image, captions: r.captions }));
 }
